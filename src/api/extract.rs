@@ -1,0 +1,385 @@
+//! Extractors: JSON bodies with case-insensitive keys, query parameters, and the
+//! authenticated caller. Each rejects with our own error format, naming the problem.
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::request::Parts;
+use serde_json::{Map, Value};
+
+use crate::api::AppState;
+use crate::auth::Principal;
+use crate::error::{Error, Result};
+
+/// Reads a request body of at most `limit` bytes.
+pub async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes> {
+    if let Some(len) = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > limit as u64
+    {
+        return Err(Error::invalid(format!(
+            "request body is {len} bytes; the limit is {limit} bytes"
+        )));
+    }
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| {
+            Error::invalid(format!(
+                "request body could not be read or is larger than {limit} bytes"
+            ))
+        })
+}
+
+/// Checks that the request says its body is JSON (a cross-site HTML form cannot).
+pub fn require_json_content_type(parts_headers: &axum::http::HeaderMap) -> Result<()> {
+    let ct = parts_headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut pieces = ct.split(';').map(str::trim);
+    let essence = pieces.next().unwrap_or("");
+    if !essence.eq_ignore_ascii_case("application/json") {
+        let got = if ct.is_empty() {
+            "none".to_string()
+        } else {
+            format!("'{}'", truncate(ct, 80))
+        };
+        return Err(Error::invalid(format!(
+            "Content-Type must be application/json (got {got})"
+        )));
+    }
+    for p in pieces {
+        if let Some((k, v)) = p.split_once('=')
+            && k.trim().eq_ignore_ascii_case("charset")
+            && !v.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        {
+            return Err(Error::invalid("Content-Type charset must be utf-8"));
+        }
+    }
+    Ok(())
+}
+
+/// Cuts `s` to at most `n` characters (for echoing header values in messages).
+pub fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n).collect::<String>() + "…"
+    }
+}
+
+/// A JSON object body whose keys are matched case-insensitively, as ASP.NET clients expect.
+#[derive(Debug, Clone, Default)]
+pub struct Fields {
+    /// Lower-cased key → value.
+    map: HashMap<String, Value>,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Fields
+where
+    AppState: axum::extract::FromRef<S>,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self> {
+        let state = <AppState as axum::extract::FromRef<S>>::from_ref(state);
+        require_json_content_type(req.headers())?;
+        let bytes = read_body(req, state.settings.body_limit).await?;
+        Fields::parse(&bytes)
+    }
+}
+
+impl Fields {
+    /// Parses a JSON object.
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(Error::invalid(
+                "request body is empty; expected a JSON object",
+            ));
+        }
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::invalid(format!("request body is not valid JSON: {e}")))?;
+        match value {
+            Value::Object(obj) => Self::from_object(obj),
+            other => Err(Error::invalid(format!(
+                "request body must be a JSON object, not {}",
+                json_type(&other)
+            ))),
+        }
+    }
+
+    /// From an already parsed object.
+    pub fn from_object(obj: Map<String, Value>) -> Result<Self> {
+        let mut map = HashMap::with_capacity(obj.len());
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for (k, v) in obj {
+            let lower = k.to_lowercase();
+            if let Some(prev) = seen.get(&lower) {
+                return Err(Error::invalid(format!(
+                    "{prev} and {k} name the same field"
+                )));
+            }
+            seen.insert(lower.clone(), k);
+            map.insert(lower, v);
+        }
+        Ok(Self { map })
+    }
+
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.map.get(&name.to_lowercase()).filter(|v| !v.is_null())
+    }
+
+    /// True when the field is present and not null.
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// An optional string (null or absent is `None`).
+    pub fn opt_str(&self, name: &str) -> Result<Option<String>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(Error::invalid(format!(
+                "{name} must be a string, not {}",
+                json_type(v)
+            ))),
+        }
+    }
+
+    /// A required, non-blank string of at most `max` characters without control characters.
+    pub fn req_str(&self, name: &str, max: usize) -> Result<String> {
+        let s = self
+            .opt_str(name)?
+            .ok_or_else(|| Error::invalid(format!("{name} is required")))?;
+        check_text(name, &s, max)?;
+        Ok(s.trim().to_string())
+    }
+
+    /// An optional boolean.
+    pub fn opt_bool(&self, name: &str) -> Result<Option<bool>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(Error::invalid(format!(
+                "{name} must be true or false, not {}",
+                json_type(v)
+            ))),
+        }
+    }
+
+    /// An optional integer (a JSON number, or a string of digits as some clients send ids).
+    pub fn opt_i64(&self, name: &str) -> Result<Option<i64>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| Error::invalid(format!("{name} must be an integer"))),
+            Some(Value::String(s)) => s
+                .trim()
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| Error::invalid(format!("{name} must be an integer"))),
+            Some(v) => Err(Error::invalid(format!(
+                "{name} must be an integer, not {}",
+                json_type(v)
+            ))),
+        }
+    }
+
+    /// An optional array of strings.
+    pub fn opt_str_list(&self, name: &str) -> Result<Option<Vec<String>>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(Error::invalid(format!(
+                        "{name} must be a list of strings, found {}",
+                        json_type(other)
+                    ))),
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some),
+            Some(v) => Err(Error::invalid(format!(
+                "{name} must be a list of strings, not {}",
+                json_type(v)
+            ))),
+        }
+    }
+}
+
+/// Checks a text field: non-blank, at most `max` characters, no control characters.
+pub fn check_text(name: &str, s: &str, max: usize) -> Result<()> {
+    if s.trim().is_empty() {
+        return Err(Error::invalid(format!("{name} must not be blank")));
+    }
+    if s.chars().count() > max {
+        return Err(Error::invalid(format!(
+            "{name} must be at most {max} characters"
+        )));
+    }
+    if s.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
+        return Err(Error::invalid(format!(
+            "{name} must not contain control characters"
+        )));
+    }
+    Ok(())
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Query parameters, matched case-insensitively (`callbackUrl` = `CallbackUrl`).
+#[derive(Debug, Clone, Default)]
+pub struct QueryParams(HashMap<String, String>);
+
+impl QueryParams {
+    /// Parses a raw query string. A repeated parameter keeps its first value.
+    pub fn parse(query: Option<&str>) -> Self {
+        let mut map = HashMap::new();
+        for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            map.entry(k.to_lowercase())
+                .or_insert_with(|| v.into_owned());
+        }
+        Self(map)
+    }
+    /// The value of `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(&name.to_lowercase()).map(String::as_str)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = Error;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self> {
+        Ok(Self::parse(parts.uri.query()))
+    }
+}
+
+/// The bearer token of a request: `?token=` (as the seed) or `Authorization: Bearer`.
+pub fn bearer_token(parts: &Parts) -> Result<String> {
+    let query = QueryParams::parse(parts.uri.query())
+        .get("token")
+        .map(str::to_string);
+    let header = match parts.headers.get(AUTHORIZATION) {
+        None => None,
+        Some(v) => {
+            let v = v
+                .to_str()
+                .map_err(|_| Error::Token("the Authorization header is malformed".into()))?;
+            let (scheme, rest) = v.trim().split_once(' ').unwrap_or((v, ""));
+            if !scheme.eq_ignore_ascii_case("bearer") || rest.trim().is_empty() {
+                return Err(Error::Token(
+                    "the Authorization header must be 'Bearer TOKEN'".into(),
+                ));
+            }
+            Some(rest.trim().to_string())
+        }
+    };
+    match (query, header) {
+        (Some(q), Some(h)) if q != h => Err(Error::Token(
+            "the token query parameter and the Authorization header disagree".into(),
+        )),
+        (Some(t), _) | (None, Some(t)) => Ok(t),
+        (None, None) => Err(Error::Token(
+            "a token is required: pass ?token=TOKEN or an Authorization: Bearer header".into(),
+        )),
+    }
+}
+
+/// Any authenticated caller (active user, valid token).
+#[derive(Debug, Clone)]
+pub struct Auth(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Auth
+where
+    AppState: axum::extract::FromRef<S>,
+{
+    type Rejection = Error;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        let state = <AppState as axum::extract::FromRef<S>>::from_ref(state);
+        let token = bearer_token(parts)?;
+        Ok(Auth(state.auth.authenticate(&token).await?))
+    }
+}
+
+/// An active owner or admin of their account.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin
+where
+    AppState: axum::extract::FromRef<S>,
+{
+    type Rejection = Error;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        let Auth(p) = Auth::from_request_parts(parts, state).await?;
+        if !p.role().is_admin() {
+            return Err(Error::Access(format!(
+                "this requires an admin of account '{}'; {} is a standard user",
+                p.account_identifier, p.user.email
+            )));
+        }
+        Ok(Admin(p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_match_case_insensitively() -> Result<()> {
+        let f = Fields::parse(br#"{"clientid": "a", "OPENIDURL": "b", "Active": true}"#)?;
+        assert_eq!(f.req_str("ClientId", 10)?, "a");
+        assert_eq!(f.opt_str("OpenIdURL")?.as_deref(), Some("b"));
+        assert_eq!(f.opt_bool("active")?, Some(true));
+        Ok(())
+    }
+
+    #[test]
+    fn names_the_field_and_the_problem() {
+        let msg = |r: Result<()>| r.err().map(|e| e.to_string()).unwrap_or_default();
+        let f = Fields::parse(br#"{"ClientId": 5, "Active": "yes", "Blank": "  "}"#)
+            .unwrap_or_default();
+        assert_eq!(
+            msg(f.req_str("ClientId", 9).map(|_| ())),
+            "ClientId must be a string, not a number"
+        );
+        assert_eq!(
+            msg(f.opt_bool("Active").map(|_| ())),
+            "Active must be true or false, not a string"
+        );
+        assert_eq!(
+            msg(f.req_str("Blank", 9).map(|_| ())),
+            "Blank must not be blank"
+        );
+        assert_eq!(
+            msg(f.req_str("Missing", 9).map(|_| ())),
+            "Missing is required"
+        );
+    }
+
+    #[test]
+    fn refuses_non_objects_and_duplicate_keys() {
+        for bad in [&b""[..], b"[]", b"\"x\"", b"{", b"{\"a\":1,\"A\":2}"] {
+            assert!(Fields::parse(bad).is_err());
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Local-API hardening: Host and Origin checks, request timeout, redacted access log.
+//!
+//! Any web page the user opens can send requests to loopback, and DNS rebinding can make a
+//! hostile name resolve to 127.0.0.1. So a request must name the agent itself in `Host`,
+//! and a browser request must come from the agent's own UI origin — except the SAML ACS,
+//! which the identity provider's page posts to.
+
+use axum::extract::{Request, State};
+use axum::http::header::{HOST, ORIGIN};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::api::AppState;
+use crate::api::extract::truncate;
+use crate::error::Error;
+
+/// Paths that browsers reach from other origins by design (the IdP's auto-posting form).
+const CROSS_ORIGIN_PATHS: &[&str] = &["/sso/saml/acs"];
+
+/// Origins of the desktop app's own windows (Tauri) besides the agent's `http://` origins.
+const APP_ORIGINS: &[&str] = &[
+    "tauri://localhost",
+    "http://tauri.localhost",
+    "https://tauri.localhost",
+];
+
+/// Host names under which the agent may be addressed on `port`.
+fn allowed_hosts(state: &AppState) -> Vec<String> {
+    let port = state.local_addr.port();
+    let mut hosts = vec![
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ];
+    let ip = state.local_addr.ip();
+    if !ip.is_loopback() && !ip.is_unspecified() {
+        hosts.push(state.local_addr.to_string());
+    }
+    hosts
+}
+
+/// True when `origin` is one of the agent's own UI origins.
+pub fn is_own_origin(state: &AppState, origin: &str) -> bool {
+    APP_ORIGINS.iter().any(|o| o.eq_ignore_ascii_case(origin))
+        || allowed_hosts(state)
+            .iter()
+            .any(|h| origin.eq_ignore_ascii_case(&format!("http://{h}")))
+}
+
+/// Refuses requests with a foreign `Host` (DNS rebinding) or a foreign `Origin`.
+pub async fn host_and_origin(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if host.is_empty() {
+        return Error::Security("the Host header is required".into()).into_response();
+    }
+    if !allowed_hosts(&state)
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(host))
+    {
+        return Error::Security(format!(
+            "Host '{}' is not this agent; use http://localhost:{}",
+            truncate(host, 100),
+            state.local_addr.port()
+        ))
+        .into_response();
+    }
+    if let Some(origin) = req.headers().get(ORIGIN) {
+        let origin = origin.to_str().unwrap_or("(not text)");
+        if !CROSS_ORIGIN_PATHS.contains(&req.uri().path()) && !is_own_origin(&state, origin) {
+            return Error::Security(format!(
+                "requests from origin '{}' are not allowed",
+                truncate(origin, 100)
+            ))
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Cuts off requests that take longer than the configured timeout.
+pub async fn timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = state.settings.request_timeout;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            let mut r = Error::invalid(format!(
+                "the request took longer than {} s and was cancelled",
+                limit.as_secs()
+            ))
+            .into_response();
+            *r.status_mut() = axum::http::StatusCode::REQUEST_TIMEOUT;
+            r
+        }
+    }
+}
+
+/// Query parameters whose values are safe to log; every other value is redacted.
+const LOGGABLE_PARAMS: &[&str] = &["provider", "account", "page", "pagesize"];
+
+/// The query string with every value redacted except [`LOGGABLE_PARAMS`].
+pub fn redact_query(query: &str) -> String {
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| {
+            if LOGGABLE_PARAMS.contains(&k.to_lowercase().as_str()) {
+                format!("{k}={}", truncate(&v, 64))
+            } else {
+                format!("{k}=[redacted]")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// One log line per request: method, path, redacted query, status, duration.
+pub async fn access_log(req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(redact_query).unwrap_or_default();
+    let resp = next.run(req).await;
+    tracing::info!(
+        target: "amove_agent::access",
+        %method,
+        path = %truncate(&path, 200),
+        query = %query,
+        status = resp.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_tokens_codes_and_unknown_params() {
+        let q = redact_query("token=abc.def&authorizationCode=xyz&provider=okta&Token=2");
+        assert_eq!(
+            q,
+            "token=[redacted]&authorizationCode=[redacted]&provider=okta&Token=[redacted]"
+        );
+        assert!(!q.contains("abc") && !q.contains("xyz"));
+    }
+}

@@ -1,0 +1,412 @@
+//! The twelve identity provider configuration endpoints (admin): Okta, Entra ID, SAML.
+//!
+//! `setup_*` creates, `get_*` reads (or `null`), `update_*` replaces (the body carries the
+//! `Id`), `delete_*` removes. The client secret is write-only: reads show a fixed mask, and an
+//! update that sends the mask or omits the secret keeps the stored one.
+
+use axum::extract::State;
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::api::AppState;
+use crate::api::extract::{Admin, Fields, check_text};
+use crate::auth::Principal;
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use crate::sso::{cert, urls};
+use crate::store::audit::{self, NewEvent};
+use crate::store::idp::{self, IdpConfig, Kind};
+
+/// What a read shows in place of the client secret.
+pub const SECRET_MASK: &str = "********";
+/// Microsoft Graph's global endpoint, the default `GraphURL`.
+pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com";
+
+const MAX_ID: usize = 256;
+const MAX_SECRET: usize = 2048;
+const MAX_ENTITY_ID: usize = 1024;
+
+/// Routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/sso/setup_okta", post(setup_okta))
+        .route("/sso/get_okta", get(get_okta))
+        .route("/sso/update_okta", put(update_okta))
+        .route("/sso/delete_okta", delete(delete_okta))
+        .route("/sso/setup_entraId", post(setup_entra_id))
+        .route("/sso/get_entraId", get(get_entra_id))
+        .route("/sso/update_entraId", put(update_entra_id))
+        .route("/sso/delete_entraId", delete(delete_entra_id))
+        .route("/sso/setup_saml", post(setup_saml))
+        .route("/sso/get_saml", get(get_saml))
+        .route("/sso/update_saml", put(update_saml))
+        .route("/sso/delete_saml", delete(delete_saml))
+}
+
+async fn setup_okta(State(s): State<AppState>, Admin(p): Admin, f: Fields) -> Result<Json<Value>> {
+    setup(s, p, Kind::Okta, f).await
+}
+async fn get_okta(State(s): State<AppState>, Admin(p): Admin) -> Result<Json<Value>> {
+    read(s, p, Kind::Okta).await
+}
+async fn update_okta(State(s): State<AppState>, Admin(p): Admin, f: Fields) -> Result<Json<Value>> {
+    update(s, p, Kind::Okta, f).await
+}
+async fn delete_okta(State(s): State<AppState>, Admin(p): Admin) -> Result<()> {
+    remove(s, p, Kind::Okta).await
+}
+async fn setup_entra_id(
+    State(s): State<AppState>,
+    Admin(p): Admin,
+    f: Fields,
+) -> Result<Json<Value>> {
+    setup(s, p, Kind::Entra, f).await
+}
+async fn get_entra_id(State(s): State<AppState>, Admin(p): Admin) -> Result<Json<Value>> {
+    read(s, p, Kind::Entra).await
+}
+async fn update_entra_id(
+    State(s): State<AppState>,
+    Admin(p): Admin,
+    f: Fields,
+) -> Result<Json<Value>> {
+    update(s, p, Kind::Entra, f).await
+}
+async fn delete_entra_id(State(s): State<AppState>, Admin(p): Admin) -> Result<()> {
+    remove(s, p, Kind::Entra).await
+}
+async fn setup_saml(State(s): State<AppState>, Admin(p): Admin, f: Fields) -> Result<Json<Value>> {
+    setup(s, p, Kind::Saml, f).await
+}
+async fn get_saml(State(s): State<AppState>, Admin(p): Admin) -> Result<Json<Value>> {
+    read(s, p, Kind::Saml).await
+}
+async fn update_saml(State(s): State<AppState>, Admin(p): Admin, f: Fields) -> Result<Json<Value>> {
+    update(s, p, Kind::Saml, f).await
+}
+async fn delete_saml(State(s): State<AppState>, Admin(p): Admin) -> Result<()> {
+    remove(s, p, Kind::Saml).await
+}
+
+/// What the client secret of a request asks for.
+enum SecretChange {
+    /// Keep the stored secret (omitted, or the mask sent back).
+    Keep,
+    /// Store this one.
+    Set(Secret),
+}
+
+/// A validated configuration from a request body.
+struct Validated {
+    config: IdpConfig,
+    secret: SecretChange,
+    /// Human summary for the audit trail (never secrets).
+    summary: String,
+}
+
+/// Validates a request body into a configuration; every invalid field is reported at once.
+fn validate(
+    kind: Kind,
+    f: &Fields,
+    account_id: i64,
+    now: i64,
+    is_update: bool,
+) -> Result<Validated> {
+    let mut errors = Vec::new();
+    let mut take = |r: Result<Option<String>>| match r {
+        Ok(v) => v,
+        Err(e) => {
+            errors.push(e.to_string());
+            None
+        }
+    };
+    let active = match f.opt_bool("Active") {
+        Ok(v) => v.unwrap_or(false),
+        Err(e) => {
+            take(Err(e));
+            false
+        }
+    };
+    let mut config = IdpConfig {
+        id: 0,
+        account_id,
+        kind,
+        active,
+        client_id: None,
+        client_secret_enc: None,
+        openid_url: None,
+        graph_url: None,
+        certificate: None,
+        next_certificate: None,
+        sp_entity_id: None,
+        idp_sso_url: None,
+        idp_entity_id: None,
+        updated_at: now,
+    };
+    let mut secret = SecretChange::Keep;
+    let summary;
+    if kind.is_oidc() {
+        config.client_id = take(f.req_str("ClientId", MAX_ID).map(Some));
+        match f.opt_str("ClientSecret") {
+            Ok(None) if !is_update => {
+                take(Err(Error::invalid("ClientSecret is required"))).map_or((), |_| ())
+            }
+            Ok(None) => {}
+            Ok(Some(s)) if is_update && s == SECRET_MASK => {}
+            Ok(Some(s)) => match check_text("ClientSecret", &s, MAX_SECRET) {
+                Ok(()) if s == SECRET_MASK => {
+                    take(Err(Error::invalid(
+                        "ClientSecret must be the real secret, not the mask",
+                    )));
+                }
+                Ok(()) => secret = SecretChange::Set(Secret::new(s)),
+                Err(e) => {
+                    take(Err(e));
+                }
+            },
+            Err(e) => {
+                take(Err(e));
+            }
+        }
+        config.openid_url = take(url_field(f, "OpenIdURL", true));
+        if kind == Kind::Entra {
+            config.graph_url = take(url_field(f, "GraphURL", false))
+                .or_else(|| Some(DEFAULT_GRAPH_URL.to_string()));
+        }
+        summary = format!(
+            "ClientId={}, OpenIdURL={}, Active={active}",
+            config.client_id.as_deref().unwrap_or(""),
+            config.openid_url.as_deref().unwrap_or("")
+        );
+    } else {
+        config.certificate = take(cert_field(f, "Certificate", true, now));
+        config.next_certificate = take(cert_field(f, "NextCertificate", false, now));
+        config.sp_entity_id = take(f.req_str("SPEntityId", MAX_ENTITY_ID).map(Some));
+        config.idp_sso_url = take(url_field(f, "IdPSSOURL", true));
+        config.idp_entity_id = take(match f.opt_str("IdPEntityId") {
+            Ok(Some(s)) if s.trim().is_empty() => Ok(None),
+            Ok(Some(s)) => {
+                check_text("IdPEntityId", &s, MAX_ENTITY_ID).map(|()| Some(s.trim().to_string()))
+            }
+            other => other,
+        });
+        summary = format!(
+            "SPEntityId={}, IdPSSOURL={}, Active={active}",
+            config.sp_entity_id.as_deref().unwrap_or(""),
+            config.idp_sso_url.as_deref().unwrap_or("")
+        );
+    }
+    if !errors.is_empty() {
+        return Err(if errors.len() == 1 {
+            Error::Invalid(errors.remove(0))
+        } else {
+            Error::Fields(errors)
+        });
+    }
+    Ok(Validated {
+        config,
+        secret,
+        summary,
+    })
+}
+
+fn url_field(f: &Fields, name: &str, required: bool) -> Result<Option<String>> {
+    let raw = match f.opt_str(name)? {
+        Some(s) if !s.trim().is_empty() => s,
+        Some(_) if required => return Err(Error::invalid(format!("{name} must not be blank"))),
+        None if required => return Err(Error::invalid(format!("{name} is required"))),
+        _ => return Ok(None),
+    };
+    if raw.len() > 2048 {
+        return Err(Error::invalid(format!(
+            "{name} must be at most 2048 characters"
+        )));
+    }
+    urls::parse_idp_url(name, &raw)
+        .map(|u| Some(u.to_string()))
+        .map_err(Error::Invalid)
+}
+
+fn cert_field(f: &Fields, name: &str, required: bool, now: i64) -> Result<Option<String>> {
+    let raw = match f.opt_str(name)? {
+        Some(s) if !s.trim().is_empty() => s,
+        Some(_) if required => return Err(Error::invalid(format!("{name} must not be blank"))),
+        None if required => return Err(Error::invalid(format!("{name} is required"))),
+        _ => return Ok(None),
+    };
+    let c = cert::parse(name, &raw).map_err(Error::Invalid)?;
+    if c.is_expired(now) {
+        return Err(Error::invalid(format!(
+            "{name} expired on {}; upload the IdP's current certificate",
+            crate::clock::rfc3339(c.not_after)
+        )));
+    }
+    Ok(Some(c.pem))
+}
+
+fn secret_context(account_id: i64, kind: Kind) -> String {
+    format!("idp_configs:{account_id}:{}:client_secret", kind.as_str())
+}
+
+/// The API's view of a configuration.
+pub fn view(state: &AppState, c: &IdpConfig) -> Value {
+    match c.kind {
+        Kind::Okta => json!({
+            "Id": c.id,
+            "ClientId": c.client_id,
+            "ClientSecret": SECRET_MASK,
+            "OpenIdURL": c.openid_url,
+            "Active": c.active,
+        }),
+        Kind::Entra => json!({
+            "Id": c.id,
+            "ClientId": c.client_id,
+            "ClientSecret": SECRET_MASK,
+            "OpenIdURL": c.openid_url,
+            "GraphURL": c.graph_url,
+            "Active": c.active,
+        }),
+        Kind::Saml => json!({
+            "Id": c.id,
+            "Certificate": c.certificate,
+            "NextCertificate": c.next_certificate,
+            "SPEntityId": c.sp_entity_id,
+            "IdPSSOURL": c.idp_sso_url,
+            "IdPEntityId": c.idp_entity_id,
+            "Active": c.active,
+            "AcsURL": format!("{}/sso/saml/acs", state.base_url()),
+        }),
+    }
+}
+
+fn action(kind: Kind, verb: &str) -> String {
+    format!("idp.{}.{verb}", kind.as_str())
+}
+
+async fn setup(state: AppState, p: Principal, kind: Kind, f: Fields) -> Result<Json<Value>> {
+    let now = state.now();
+    let account_id = p.account_id();
+    let v = validate(kind, &f, account_id, now, false)?;
+    let mut config = v.config;
+    if let SecretChange::Set(s) = &v.secret {
+        config.client_secret_enc = Some(
+            state
+                .sealer
+                .seal_secret(s, &secret_context(account_id, kind))?,
+        );
+    }
+    let actor = p.user.email.clone();
+    let saved = state
+        .db
+        .write(move |tx| {
+            if idp::get(tx, account_id, kind)?.is_some() {
+                return Err(Error::Duplicate(format!(
+                    "a {} configuration already exists for this account; update or delete it",
+                    kind.label()
+                )));
+            }
+            config.id = idp::insert(tx, &config, now)?;
+            audit::record(
+                tx,
+                &NewEvent::ok(Some(account_id), &actor, &action(kind, "create"), v.summary),
+                now,
+            )?;
+            Ok(config)
+        })
+        .await?;
+    Ok(Json(view(&state, &saved)))
+}
+
+async fn read(state: AppState, p: Principal, kind: Kind) -> Result<Json<Value>> {
+    let account_id = p.account_id();
+    let c = state
+        .db
+        .read(move |c| idp::get(c, account_id, kind))
+        .await?;
+    Ok(Json(c.map(|c| view(&state, &c)).unwrap_or(Value::Null)))
+}
+
+async fn update(state: AppState, p: Principal, kind: Kind, f: Fields) -> Result<Json<Value>> {
+    let now = state.now();
+    let account_id = p.account_id();
+    let id = f
+        .opt_i64("Id")?
+        .ok_or_else(|| Error::invalid("Id is required"))?;
+    let v = validate(kind, &f, account_id, now, true)?;
+    let mut config = v.config;
+    config.id = id;
+    let (new_secret, summary) = match &v.secret {
+        SecretChange::Set(s) => (
+            Some(
+                state
+                    .sealer
+                    .seal_secret(s, &secret_context(account_id, kind))?,
+            ),
+            format!("{}, ClientSecret changed", v.summary),
+        ),
+        SecretChange::Keep => (None, v.summary),
+    };
+    let actor = p.user.email.clone();
+    let saved = state
+        .db
+        .write(move |tx| {
+            let existing = idp::get(tx, account_id, kind)?
+                .filter(|e| e.id == id)
+                .ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "no {} configuration with Id {id} in this account",
+                        kind.label()
+                    ))
+                })?;
+            config.client_secret_enc = new_secret.or(existing.client_secret_enc);
+            idp::update(tx, &config, now)?;
+            audit::record(
+                tx,
+                &NewEvent::ok(Some(account_id), &actor, &action(kind, "update"), summary),
+                now,
+            )?;
+            Ok(config)
+        })
+        .await?;
+    Ok(Json(view(&state, &saved)))
+}
+
+async fn remove(state: AppState, p: Principal, kind: Kind) -> Result<()> {
+    let now = state.now();
+    let account_id = p.account_id();
+    let actor = p.user.email.clone();
+    state
+        .db
+        .write(move |tx| {
+            let gone = idp::delete(tx, account_id, kind)?.ok_or_else(|| {
+                Error::NotFound(format!(
+                    "there is no {} configuration to delete",
+                    kind.label()
+                ))
+            })?;
+            audit::record(
+                tx,
+                &NewEvent::ok(
+                    Some(account_id),
+                    &actor,
+                    &action(kind, "delete"),
+                    format!("Id={}", gone.id),
+                ),
+                now,
+            )?;
+            Ok(())
+        })
+        .await
+}
+
+/// Opens the stored client secret of an OIDC configuration (for the sign-in code exchange).
+pub fn client_secret(state: &AppState, c: &IdpConfig) -> Result<Secret> {
+    let sealed = c
+        .client_secret_enc
+        .as_deref()
+        .ok_or_else(|| Error::internal("OIDC configuration without a client secret"))?;
+    state
+        .sealer
+        .open_secret(sealed, &secret_context(c.account_id, c.kind))
+}

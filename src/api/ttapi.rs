@@ -1,0 +1,491 @@
+//! The token exchange API (SSOCircle style): a password or a session JWT in, a long-lived
+//! access token out; plus listing and revoking those tokens.
+//!
+//! `POST /sso/ttapi/2.0/authz/0/authn` keeps its own OAuth-style error format
+//! (`400 {"error", "error_description"}`), as its seed says.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::header::{CACHE_CONTROL, PRAGMA, RETRY_AFTER, SET_COOKIE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::api::AppState;
+use crate::api::extract::{Auth, read_body};
+use crate::auth::{self, Principal, password};
+use crate::clock::rfc3339;
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use crate::store::audit::{self, NewEvent};
+use crate::store::users::{Status, User};
+use crate::store::{accounts, tokens, users};
+
+/// The password grant.
+pub const GRANT_PASSWORD: &str = "password";
+/// The session-token grant.
+pub const GRANT_SESSION_TOKEN: &str = "urn:ssocircle:api:sessiontoken";
+/// Largest token exchange body.
+const BODY_LIMIT: usize = 16 * 1024;
+
+/// Routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/sso/ttapi/2.0/authz/0/authn", post(post_authn))
+        .route("/sso/ttapi/tokens", get(get_tokens))
+        .route("/sso/ttapi/tokens/{id}", delete(delete_token))
+}
+
+/// An OAuth-style error of the token exchange.
+#[derive(Debug)]
+pub struct OAuthError {
+    error: &'static str,
+    description: String,
+    retry_after: Option<u64>,
+}
+
+impl OAuthError {
+    fn new(error: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            error,
+            description: description.into(),
+            retry_after: None,
+        }
+    }
+    fn invalid_request(d: impl Into<String>) -> Self {
+        Self::new("invalid_request", d)
+    }
+    fn invalid_grant(d: impl Into<String>) -> Self {
+        Self::new("invalid_grant", d)
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.error, "error_description": self.description });
+        let mut r = (StatusCode::BAD_REQUEST, Json(body)).into_response();
+        let h = r.headers_mut();
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(s) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&s.to_string())
+        {
+            h.insert(RETRY_AFTER, v);
+        }
+        r
+    }
+}
+
+/// The parameters of a token request, from a form body (even when labelled JSON, as the
+/// seed's sample sends it) or a JSON object. Names are matched case-insensitively.
+#[derive(Debug, Default)]
+struct AuthnParams {
+    grant_type: Option<String>,
+    username: Option<String>,
+    password: Option<Secret>,
+    scope: Option<String>,
+}
+
+fn parse_params(body: &[u8]) -> Result<AuthnParams, OAuthError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| OAuthError::invalid_request("the request body is not UTF-8 text"))?;
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    if text.trim_start().starts_with('{') {
+        let obj: serde_json::Map<String, Value> = serde_json::from_str(text).map_err(|e| {
+            OAuthError::invalid_request(format!("the request body is not a valid JSON object: {e}"))
+        })?;
+        for (k, v) in obj {
+            match v {
+                Value::String(s) => pairs.push((k, s)),
+                Value::Null => {}
+                _ => {
+                    return Err(OAuthError::invalid_request(format!("{k} must be a string")));
+                }
+            }
+        }
+    } else {
+        // Sample clients wrap long tokens across lines; a line break is never part of one.
+        for (k, v) in form_urlencoded::parse(text.trim().as_bytes()) {
+            pairs.push((k.into_owned(), v.into_owned()));
+        }
+    }
+    let mut p = AuthnParams::default();
+    for (k, v) in pairs {
+        let slot = match k.to_lowercase().as_str() {
+            "grant_type" => &mut p.grant_type,
+            "username" => &mut p.username,
+            "scope" => &mut p.scope,
+            "password" => {
+                if p.password.is_some() {
+                    return Err(OAuthError::invalid_request(
+                        "password is given more than once",
+                    ));
+                }
+                let cleaned: String = v.chars().filter(|c| *c != '\r' && *c != '\n').collect();
+                p.password = Some(Secret::new(cleaned));
+                continue;
+            }
+            // Unknown parameters are ignored (RFC 6749 §3.2).
+            _ => continue,
+        };
+        if slot.is_some() {
+            return Err(OAuthError::invalid_request(format!(
+                "{k} is given more than once"
+            )));
+        }
+        *slot = Some(v.trim().to_string());
+    }
+    Ok(p)
+}
+
+fn check_scope(scope: &str) -> Result<(), OAuthError> {
+    if scope.len() > 256 {
+        return Err(OAuthError::invalid_request(
+            "scope is too long (at most 256 characters)",
+        ));
+    }
+    // RFC 6749 §3.3: scope tokens are %x21 / %x23-5B / %x5D-7E, separated by spaces.
+    if !scope
+        .chars()
+        .all(|c| c == ' ' || (c.is_ascii_graphic() && c != '"' && c != '\\'))
+    {
+        return Err(OAuthError::invalid_request(
+            "scope contains characters that are not allowed",
+        ));
+    }
+    Ok(())
+}
+
+async fn post_authn(State(state): State<AppState>, req: Request) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let body = match read_body(req, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(e) => return OAuthError::invalid_request(e.to_string()).into_response(),
+    };
+    match authn(&state, &peer, &body).await {
+        Ok(resp) => resp,
+        Err(AuthnFailure::OAuth(e)) => e.into_response(),
+        Err(AuthnFailure::Internal(e)) => e.into_response(),
+    }
+}
+
+enum AuthnFailure {
+    OAuth(OAuthError),
+    Internal(Error),
+}
+
+impl From<OAuthError> for AuthnFailure {
+    fn from(e: OAuthError) -> Self {
+        Self::OAuth(e)
+    }
+}
+
+impl From<Error> for AuthnFailure {
+    fn from(e: Error) -> Self {
+        Self::Internal(e)
+    }
+}
+
+async fn authn(state: &AppState, peer: &str, body: &[u8]) -> Result<Response, AuthnFailure> {
+    let p = parse_params(body)?;
+    let grant = p
+        .grant_type
+        .clone()
+        .filter(|g| !g.is_empty())
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+    let scope = p.scope.clone().unwrap_or_default();
+    check_scope(&scope)?;
+    let user = match grant.as_str() {
+        GRANT_PASSWORD => password_grant(state, peer, p).await?,
+        GRANT_SESSION_TOKEN => session_token_grant(state, p).await?,
+        other => {
+            let shown: String = other.chars().take(64).collect();
+            return Err(OAuthError::new(
+                "unsupported_grant_type",
+                format!("grant_type '{shown}' is not supported; use 'password' or '{GRANT_SESSION_TOKEN}'"),
+            )
+            .into());
+        }
+    };
+    let (token, id) = issue(state, &user, &grant, &scope).await?;
+    tracing::info!(user = %user.email, token_id = id, grant = %grant, "access token issued");
+    let mut r = (StatusCode::OK, Json(json!({ "access_token": token }))).into_response();
+    let h = r.headers_mut();
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    let cookie = format!("SSOCTT={token}; Path=/; HttpOnly; SameSite=Strict");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        h.insert(SET_COOKIE, v);
+    }
+    Ok(r)
+}
+
+/// Resolves `userid@account` or a full email to a user.
+fn resolve_username(c: &rusqlite::Connection, username: &str) -> Result<Option<User>, Error> {
+    if let Some((local, ident)) = username.rsplit_once('@')
+        && let Some(account) = accounts::by_identifier(c, ident)?
+    {
+        let mut found = users::by_local_part(c, account.id, local)?;
+        match found.len() {
+            1 => return Ok(found.pop()),
+            0 => {}
+            _ => return Err(Error::invalid("ambiguous")),
+        }
+    }
+    users::by_email(c, username)
+}
+
+async fn password_grant(
+    state: &AppState,
+    peer: &str,
+    p: AuthnParams,
+) -> Result<User, AuthnFailure> {
+    let username = p.username.filter(|u| !u.is_empty()).ok_or_else(|| {
+        OAuthError::invalid_request("username is required for the password grant")
+    })?;
+    if username.len() > 320 {
+        return Err(OAuthError::invalid_request("username is too long").into());
+    }
+    let pw = p
+        .password
+        .filter(|s| !s.expose().is_empty())
+        .ok_or_else(|| OAuthError::invalid_request("password is required"))?;
+    let now = state.now();
+    let user_key = format!("user:{}", username.to_lowercase());
+    let client_key = format!("client:{peer}");
+    for (throttle, key) in [
+        (&state.auth.throttle, &user_key),
+        (&state.auth.client_throttle, &client_key),
+    ] {
+        if let Err(secs) = throttle.check(key, now) {
+            let mut e = OAuthError::invalid_grant(format!(
+                "too many failed sign-in attempts; try again in {secs} seconds"
+            ));
+            e.retry_after = Some(secs);
+            return Err(e.into());
+        }
+    }
+    let name = username.clone();
+    let resolved = state.db.read(move |c| resolve_username(c, &name)).await;
+    let user = match resolved {
+        Ok(u) => u,
+        Err(Error::Invalid(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "the username matches several users of the account; use the full email address",
+            )
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Hash verification is CPU-bound (tens of ms): keep it off the async workers.
+    let (user, ok) = tokio::task::spawn_blocking(move || {
+        let ok = match user.as_ref().and_then(|u| u.password_hash.as_deref()) {
+            Some(phc) => password::verify(&pw, phc),
+            None => {
+                password::verify_dummy(&pw);
+                false
+            }
+        };
+        (user, ok)
+    })
+    .await
+    .map_err(|e| Error::internal(format!("password task: {e}")))?;
+    let refusal = match (&user, ok) {
+        (None, _) => Some("unknown user"),
+        (Some(u), _) if u.password_hash.is_none() => Some("user has no local password (SSO only)"),
+        (Some(_), false) => Some("wrong password"),
+        (Some(u), true) if u.status != Status::Active => Some("user is inactive"),
+        _ => None,
+    };
+    if let Some(reason) = refusal {
+        if reason != "user is inactive" {
+            state.auth.throttle.fail(&user_key, now);
+            state.auth.client_throttle.fail(&client_key, now);
+        }
+        let account_id = user.as_ref().map(|u| u.account_id);
+        let detail = format!(
+            "password grant for '{}' refused: {reason}",
+            crate::api::extract::truncate(&username, 100)
+        );
+        let ev = NewEvent::refused(account_id, &username, "token.issue", detail);
+        state
+            .db
+            .write(move |tx| audit::record(tx, &ev, now))
+            .await?;
+        let msg = if reason == "user is inactive" {
+            "the user is inactive; ask an admin"
+        } else {
+            "invalid username or password"
+        };
+        return Err(OAuthError::invalid_grant(msg).into());
+    }
+    state.auth.throttle.succeed(&user_key);
+    user.ok_or_else(|| Error::internal("user vanished").into())
+}
+
+async fn session_token_grant(state: &AppState, p: AuthnParams) -> Result<User, AuthnFailure> {
+    let token = p
+        .password
+        .filter(|s| !s.expose().trim().is_empty())
+        .ok_or_else(|| OAuthError::invalid_request("password (the session token) is required"))?;
+    let principal = match state.auth.authenticate(token.expose().trim()).await {
+        Ok(pr) if matches!(pr.credential, auth::Credential::Session { .. }) => pr,
+        Ok(_) => {
+            return Err(OAuthError::invalid_grant(
+                "password must be a session token from /sso/authenticate, not an access token",
+            )
+            .into());
+        }
+        Err(Error::Internal(m)) => return Err(Error::Internal(m).into()),
+        Err(e) => return Err(OAuthError::invalid_grant(e.to_string()).into()),
+    };
+    if let Some(u) = p.username.filter(|u| !u.is_empty())
+        && !u.eq_ignore_ascii_case(&principal.user.email)
+        && !u.eq_ignore_ascii_case(&format!(
+            "{}@{}",
+            principal.user.email.split('@').next().unwrap_or(""),
+            principal.account_identifier
+        ))
+    {
+        return Err(OAuthError::invalid_grant("username does not match the session token").into());
+    }
+    Ok(principal.user)
+}
+
+async fn issue(state: &AppState, user: &User, grant: &str, scope: &str) -> Result<(String, i64)> {
+    let (token, hash) = auth::new_access_token()?;
+    let now = state.now();
+    let (account_id, user_id, email) = (user.account_id, user.id, user.email.clone());
+    let (grant, scope) = (grant.to_string(), scope.to_string());
+    let id = state
+        .db
+        .write(move |tx| {
+            let ttl = accounts::by_id(tx, account_id)?.and_then(|a| a.access_token_ttl_secs);
+            let id = tokens::insert(
+                tx,
+                &tokens::NewAccessToken {
+                    account_id,
+                    user_id,
+                    token_hash: &hash,
+                    grant_type: &grant,
+                    scope: &scope,
+                    expires_at: ttl.map(|t| now + t),
+                },
+                now,
+            )?;
+            let detail = format!("access token {id} issued (grant {grant}, scope '{scope}')");
+            audit::record(
+                tx,
+                &NewEvent::ok(Some(account_id), &email, "token.issue", detail),
+                now,
+            )?;
+            Ok(id)
+        })
+        .await?;
+    Ok((token, id))
+}
+
+fn token_view(t: &tokens::AccessToken, now: i64) -> Value {
+    let status = if t.revoked_at.is_some() {
+        "revoked"
+    } else if t.expires_at.is_some_and(|e| e <= now) {
+        "expired"
+    } else {
+        "active"
+    };
+    json!({
+        "Id": t.id,
+        "UserId": t.user_id,
+        "Username": t.user_email,
+        "GrantType": t.grant_type,
+        "Scope": t.scope,
+        "CreatedAt": rfc3339(t.created_at),
+        "ExpiresAt": t.expires_at.map(rfc3339),
+        "LastUsedAt": t.last_used_at.map(rfc3339),
+        "RevokedAt": t.revoked_at.map(rfc3339),
+        "Status": status,
+    })
+}
+
+/// Admins see every token of their account; other users their own.
+async fn get_tokens(State(state): State<AppState>, Auth(p): Auth) -> Result<Json<Value>> {
+    let now = state.now();
+    let account_id = p.account_id();
+    let only = (!p.role().is_admin()).then_some(p.user.id);
+    let list = state
+        .db
+        .read(move |c| tokens::list(c, account_id, only))
+        .await?;
+    Ok(Json(Value::Array(
+        list.iter().map(|t| token_view(t, now)).collect(),
+    )))
+}
+
+async fn delete_token(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<()> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| Error::invalid("Id must be an integer"))?;
+    revoke_token(&state, &p, id).await
+}
+
+/// Revokes the access token `id` of the caller's account (admins: any; users: their own).
+pub async fn revoke_token(state: &AppState, p: &Principal, id: i64) -> Result<()> {
+    let now = state.now();
+    let account_id = p.account_id();
+    let (caller_id, is_admin, actor) = (p.user.id, p.role().is_admin(), p.user.email.clone());
+    state
+        .db
+        .write(move |tx| {
+            let t = tokens::get(tx, account_id, id)?
+                .filter(|t| is_admin || t.user_id == caller_id)
+                .ok_or_else(|| Error::NotFound(format!("no access token with Id {id}")))?;
+            if t.revoked_at.is_none() {
+                tokens::revoke(tx, id, now)?;
+                let detail = format!("access token {id} of {} revoked", t.user_email);
+                audit::record(
+                    tx,
+                    &NewEvent::ok(Some(account_id), &actor, "token.revoke", detail),
+                    now,
+                )?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_seeds_form_body_labelled_json() -> Result<(), String> {
+        let body = b"grant_type=urn:ssocircle:api:sessiontoken&scope=SAML&password=\nAQIC5wM2LY4Sfcy3.*AAJTSQ\nACMDIA.*";
+        let p = parse_params(body).map_err(|e| e.description)?;
+        assert_eq!(p.grant_type.as_deref(), Some(GRANT_SESSION_TOKEN));
+        assert_eq!(p.scope.as_deref(), Some("SAML"));
+        assert_eq!(
+            p.password.map(|s| s.expose().to_string()).as_deref(),
+            Some("AQIC5wM2LY4Sfcy3.*AAJTSQACMDIA.*")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn parses_json_objects_and_refuses_repeats() {
+        let p = parse_params(br#"{"Grant_Type":"password","username":"a@b","password":"x"}"#);
+        assert!(p.is_ok_and(|p| p.grant_type.as_deref() == Some("password")));
+        assert!(parse_params(b"grant_type=password&grant_type=password").is_err());
+        assert!(parse_params(br#"{"grant_type": 5}"#).is_err());
+    }
+}

@@ -1,0 +1,366 @@
+//! Who is calling: session JWTs, long-lived access tokens, passwords, throttling.
+//!
+//! [`AuthService::authenticate`] turns a bearer token into a [`Principal`] checked against
+//! the database (user active, token not revoked); the API's extractors call it.
+
+pub mod password;
+pub mod session;
+pub mod throttle;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::clock::Clock;
+use crate::crypto::{random_token, sha256_hex};
+use crate::error::{Error, Result};
+use crate::store::users::{Role, Status, User};
+use crate::store::{Db, accounts, sessions, tokens, users};
+use session::{SessionClaims, SessionKeys};
+
+/// Prefix of the agent's long-lived access tokens (helps secret scanners spot leaks).
+pub const ACCESS_TOKEN_PREFIX: &str = "amv_";
+const CACHE_MAX: usize = 4096;
+/// Failures per client address before it is slowed down.
+pub const CLIENT_FREE_FAILURES: u32 = 50;
+
+/// The credential a request came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A session JWT.
+    Session {
+        /// Its id.
+        jti: String,
+        /// Its expiry.
+        exp: i64,
+    },
+    /// A long-lived access token.
+    AccessToken {
+        /// Its row id.
+        id: i64,
+    },
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The user.
+    pub user: User,
+    /// The account identifier.
+    pub account_identifier: String,
+    /// What it authenticated with.
+    pub credential: Credential,
+}
+
+impl Principal {
+    /// The user's account id.
+    pub fn account_id(&self) -> i64 {
+        self.user.account_id
+    }
+    /// The user's role (as stored now, not as at sign-in).
+    pub fn role(&self) -> Role {
+        self.user.role
+    }
+}
+
+/// Verifies and issues credentials.
+pub struct AuthService {
+    db: Db,
+    keys: SessionKeys,
+    clock: Arc<dyn Clock>,
+    session_ttl_secs: i64,
+    revoked: RwLock<HashSet<String>>,
+    /// Verified session claims by token hash: a signature check costs more than the lookup.
+    verified: Mutex<HashMap<String, SessionClaims>>,
+    /// Failed password attempts per username.
+    pub throttle: throttle::Throttle,
+    /// Failed password attempts per client address (all local processes share loopback,
+    /// so this limit is higher).
+    pub client_throttle: throttle::Throttle,
+}
+
+impl AuthService {
+    /// A service over `db` whose session revocations are loaded from the database.
+    pub fn new(
+        db: Db,
+        keys: SessionKeys,
+        clock: Arc<dyn Clock>,
+        session_ttl_secs: i64,
+    ) -> Result<Self> {
+        let now = clock.now();
+        let revoked = db.write_blocking(|tx| {
+            sessions::purge(tx, now)?;
+            sessions::live(tx, now)
+        })?;
+        Ok(Self {
+            db,
+            keys,
+            clock,
+            session_ttl_secs,
+            revoked: RwLock::new(revoked.into_iter().collect()),
+            verified: Mutex::new(HashMap::new()),
+            throttle: throttle::Throttle::new(),
+            client_throttle: throttle::Throttle::with_free_failures(CLIENT_FREE_FAILURES),
+        })
+    }
+
+    /// The clock this service uses.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Checks a bearer token (session JWT or access token) and loads its user.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(Error::Token("the token is empty".into()));
+        }
+        if token.len() > 4096 {
+            return Err(Error::Token("the token is malformed".into()));
+        }
+        if token.starts_with(ACCESS_TOKEN_PREFIX) {
+            self.authenticate_access_token(token).await
+        } else if token.split('.').count() == 3 {
+            let claims = self.verify_session(token)?;
+            self.principal_from_session(claims).await
+        } else {
+            Err(Error::Token("the token is malformed".into()))
+        }
+    }
+
+    /// Verifies a session JWT's signature, expiry and revocation (no database access).
+    pub fn verify_session(&self, token: &str) -> Result<SessionClaims> {
+        let now = self.clock.now();
+        let key = sha256_hex(token);
+        let cached = self.lock_cache().get(&key).cloned();
+        let claims = match cached {
+            Some(c) => c,
+            None => {
+                let c = self.keys.verify(token, now)?;
+                let mut cache = self.lock_cache();
+                if cache.len() >= CACHE_MAX {
+                    cache.clear();
+                }
+                cache.insert(key, c.clone());
+                c
+            }
+        };
+        if claims.exp <= now {
+            return Err(Error::Token(
+                "the session token has expired; sign in again".into(),
+            ));
+        }
+        if self
+            .revoked
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&claims.jti)
+        {
+            return Err(Error::Token("the session token has been revoked".into()));
+        }
+        Ok(claims)
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionClaims>> {
+        self.verified.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn principal_from_session(&self, claims: SessionClaims) -> Result<Principal> {
+        let user_id: i64 = claims
+            .sub
+            .parse()
+            .map_err(|_| Error::Token("the session token is invalid".into()))?;
+        let aid = claims.aid;
+        let found = self
+            .db
+            .read(move |c| {
+                let Some(u) = users::by_id(c, user_id)? else {
+                    return Ok(None);
+                };
+                let acct = accounts::by_id(c, u.account_id)?;
+                Ok(acct.map(|a| (u, a.identifier)))
+            })
+            .await?;
+        let Some((user, account_identifier)) = found else {
+            return Err(Error::Token(
+                "the session token's user no longer exists".into(),
+            ));
+        };
+        if user.account_id != aid {
+            return Err(Error::Token("the session token is invalid".into()));
+        }
+        check_active(&user)?;
+        Ok(Principal {
+            user,
+            account_identifier,
+            credential: Credential::Session {
+                jti: claims.jti,
+                exp: claims.exp,
+            },
+        })
+    }
+
+    async fn authenticate_access_token(&self, token: &str) -> Result<Principal> {
+        let hash = sha256_hex(token);
+        let now = self.clock.now();
+        let found = self
+            .db
+            .read(move |c| {
+                let Some(t) = tokens::by_hash(c, &hash)? else {
+                    return Ok(None);
+                };
+                let Some(u) = users::by_id(c, t.user_id)? else {
+                    return Ok(None);
+                };
+                let acct = accounts::by_id(c, u.account_id)?;
+                Ok(acct.map(|a| (t, u, a.identifier)))
+            })
+            .await?;
+        let Some((t, user, account_identifier)) = found else {
+            return Err(Error::Token("the access token is invalid".into()));
+        };
+        if t.revoked_at.is_some() {
+            return Err(Error::Token("the access token has been revoked".into()));
+        }
+        if t.expires_at.is_some_and(|e| e <= now) {
+            return Err(Error::Token("the access token has expired".into()));
+        }
+        check_active(&user)?;
+        if t.last_used_at.is_none_or(|l| now - l >= 60) {
+            let id = t.id;
+            // Best effort bookkeeping: a failure here must not fail the request.
+            if let Err(e) = self.db.write(move |tx| tokens::touch(tx, id, now)).await {
+                tracing::warn!(error = %e, "could not record access token use");
+            }
+        }
+        Ok(Principal {
+            user,
+            account_identifier,
+            credential: Credential::AccessToken { id: t.id },
+        })
+    }
+
+    /// Mints a session JWT for `user`, signed in through `amr` (`okta`, `saml`, `password`…).
+    pub fn mint_session(
+        &self,
+        user: &User,
+        account_identifier: &str,
+        amr: &str,
+    ) -> Result<(String, SessionClaims)> {
+        let claims = session::claims_for(
+            user.id,
+            &user.email,
+            account_identifier,
+            user.account_id,
+            user.role.as_str(),
+            amr,
+        );
+        self.keys
+            .mint(claims, self.clock.now(), self.session_ttl_secs)
+    }
+
+    /// Revokes a session JWT by id until its expiry.
+    pub async fn revoke_session(&self, jti: &str, exp: i64) -> Result<()> {
+        let j = jti.to_string();
+        self.db
+            .write(move |tx| sessions::revoke(tx, &j, exp))
+            .await?;
+        self.revoked
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(jti.to_string());
+        Ok(())
+    }
+}
+
+/// A new access token and the hash it is stored under.
+pub fn new_access_token() -> Result<(String, String)> {
+    let token = format!("{ACCESS_TOKEN_PREFIX}{}", random_token()?);
+    let hash = sha256_hex(&token);
+    Ok((token, hash))
+}
+
+fn check_active(user: &User) -> Result<()> {
+    if user.status != Status::Active {
+        return Err(Error::Auth(format!(
+            "the user {} is inactive; ask an admin",
+            user.email
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::users::NewUser;
+
+    fn setup() -> Result<(AuthService, ManualClock, User)> {
+        let db = Db::open_in_memory()?;
+        let clock = ManualClock::new(1_000_000);
+        let user = db.write_blocking(|tx| {
+            let aid = accounts::insert(tx, "acme", "Acme", 0)?;
+            let id = users::insert(
+                tx,
+                &NewUser {
+                    account_id: aid,
+                    email: "ann@acme.test".into(),
+                    first_name: "Ann".into(),
+                    last_name: "A".into(),
+                    role: Role::Admin,
+                    password_hash: None,
+                },
+                0,
+            )?;
+            users::by_id(tx, id)?.ok_or_else(|| Error::internal("missing"))
+        })?;
+        let svc = AuthService::new(db, SessionKeys::ephemeral()?, Arc::new(clock.clone()), 3600)?;
+        Ok((svc, clock, user))
+    }
+
+    #[tokio::test]
+    async fn session_token_authenticates_until_expiry() -> Result<()> {
+        let (svc, clock, user) = setup()?;
+        let (t, _) = svc.mint_session(&user, "acme", "password")?;
+        assert_eq!(svc.authenticate(&t).await?.user.id, user.id);
+        clock.advance(3600);
+        assert!(matches!(svc.authenticate(&t).await, Err(Error::Token(_))));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn revoked_session_is_refused_even_when_cached() -> Result<()> {
+        let (svc, _clock, user) = setup()?;
+        let (t, c) = svc.mint_session(&user, "acme", "password")?;
+        svc.authenticate(&t).await?;
+        svc.revoke_session(&c.jti, c.exp).await?;
+        assert!(
+            matches!(svc.authenticate(&t).await, Err(Error::Token(m)) if m.contains("revoked"))
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn inactive_user_is_refused() -> Result<()> {
+        let (svc, _clock, user) = setup()?;
+        let (t, _) = svc.mint_session(&user, "acme", "password")?;
+        let id = user.id;
+        svc.db
+            .write(move |tx| users::set_status(tx, id, Status::Inactive, 1))
+            .await?;
+        assert!(matches!(svc.authenticate(&t).await, Err(Error::Auth(_))));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn garbage_tokens_are_token_errors() -> Result<()> {
+        let (svc, _, _) = setup()?;
+        for t in ["", "x", "a.b.c", "amv_nope", &"a".repeat(5000)] {
+            assert!(
+                matches!(svc.authenticate(t).await, Err(Error::Token(_))),
+                "{t}"
+            );
+        }
+        Ok(())
+    }
+}

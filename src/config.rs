@@ -1,0 +1,83 @@
+//! Runtime settings of the agent: address, data directory, lifetimes and limits.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The address the agent listens on when none is given.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:29123";
+/// How long a session JWT from sign-in lasts unless configured otherwise.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+/// Largest JSON body the API reads.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+/// Largest SAML ACS form body (signed responses with many attributes are large).
+pub const DEFAULT_ACS_BODY_LIMIT: usize = 1024 * 1024;
+/// A request that takes longer than this is cut off.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Settings of one running agent.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to bind (port 0 picks a free one).
+    pub addr: SocketAddr,
+    /// Directory holding the database and keys.
+    pub data_dir: PathBuf,
+    /// Lifetime of session JWTs.
+    pub session_ttl: Duration,
+    /// Largest JSON request body.
+    pub body_limit: usize,
+    /// Largest SAML ACS body.
+    pub acs_body_limit: usize,
+    /// Cut-off for a whole request.
+    pub request_timeout: Duration,
+}
+
+impl Settings {
+    /// Defaults for `data_dir`, everything else as documented.
+    pub fn new(addr: SocketAddr, data_dir: PathBuf) -> Self {
+        Self {
+            addr,
+            data_dir,
+            session_ttl: DEFAULT_SESSION_TTL,
+            body_limit: DEFAULT_BODY_LIMIT,
+            acs_body_limit: DEFAULT_ACS_BODY_LIMIT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+/// The platform's per-user data directory for the agent
+/// (`~/.local/share/amove-agent`, `~/Library/Application Support/amove-agent`,
+/// `%APPDATA%\amove-agent`), or `./amove-agent-data` when the platform has none.
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .map(|d| d.join("amove-agent"))
+        .unwrap_or_else(|| PathBuf::from("amove-agent-data"))
+}
+
+/// Parses a `--addr` value: `IP:PORT`, or `localhost:PORT` meaning 127.0.0.1.
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    let candidate = match s.strip_prefix("localhost:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => s.to_string(),
+    };
+    candidate
+        .parse()
+        .map_err(|_| format!("invalid address {s:?}: expected IP:PORT, e.g. 127.0.0.1:29123"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_addresses() {
+        assert_eq!(parse_addr("127.0.0.1:0").map(|a| a.port()), Ok(0));
+        assert_eq!(
+            parse_addr("localhost:29123").map(|a| a.to_string()),
+            Ok("127.0.0.1:29123".into())
+        );
+        assert!(parse_addr("nonsense").is_err());
+    }
+}

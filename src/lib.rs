@@ -1,0 +1,18 @@
+//! Amove desktop agent core: the local SSO API, its storage and its protocol logic — no GUI.
+//!
+//! The desktop shell (`src-tauri/`) and the headless `amove-agent` binary both start the
+//! same server through [`server::run`]; tests drive [`api::router`] or the real binary.
+
+pub mod api;
+pub mod auth;
+pub mod bootstrap;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod secret;
+pub mod server;
+pub mod sso;
+pub mod store;
+
+pub use error::{Error, Result};

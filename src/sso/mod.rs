@@ -1,0 +1,5 @@
+//! Identity-provider protocol logic (URLs, certificates; OIDC and SAML as they land).
+//! Nothing here knows about HTTP requests or responses: it takes plain values.
+
+pub mod cert;
+pub mod urls;

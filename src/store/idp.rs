@@ -1,0 +1,228 @@
+//! Identity provider configurations: one per kind per account, at most one active.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::error::{Error, Result};
+use crate::store::constraint_message;
+
+/// The three kinds of identity provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Okta (OIDC).
+    Okta,
+    /// Microsoft Entra ID (OIDC).
+    Entra,
+    /// SAML 2.0.
+    Saml,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 3] = [Kind::Okta, Kind::Entra, Kind::Saml];
+
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Okta => "okta",
+            Kind::Entra => "entra",
+            Kind::Saml => "saml",
+        }
+    }
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "okta" => Some(Kind::Okta),
+            "entra" => Some(Kind::Entra),
+            "saml" => Some(Kind::Saml),
+            _ => None,
+        }
+    }
+    /// How people call it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Okta => "Okta",
+            Kind::Entra => "Entra ID",
+            Kind::Saml => "SAML",
+        }
+    }
+    /// True for the OpenID Connect kinds.
+    pub fn is_oidc(self) -> bool {
+        !matches!(self, Kind::Saml)
+    }
+}
+
+/// A stored configuration. OIDC kinds use the `client_*`, `openid_url` and `graph_url`
+/// fields; SAML the certificate and URL fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdpConfig {
+    /// Row id (the API's `Id`).
+    pub id: i64,
+    /// Owning account.
+    pub account_id: i64,
+    /// Kind.
+    pub kind: Kind,
+    /// Whether sign-in uses it.
+    pub active: bool,
+    /// OIDC client id.
+    pub client_id: Option<String>,
+    /// OIDC client secret, sealed (see `crypto::seal`).
+    pub client_secret_enc: Option<String>,
+    /// OIDC discovery URL (or issuer).
+    pub openid_url: Option<String>,
+    /// Microsoft Graph base URL (Entra ID).
+    pub graph_url: Option<String>,
+    /// The IdP's signing certificate (PEM).
+    pub certificate: Option<String>,
+    /// The IdP's next signing certificate during a rollover (PEM).
+    pub next_certificate: Option<String>,
+    /// The agent's SAML entity id at the IdP.
+    pub sp_entity_id: Option<String>,
+    /// The IdP's SSO URL (HTTP-Redirect binding).
+    pub idp_sso_url: Option<String>,
+    /// The IdP's entity id; when set, responses must name it as Issuer.
+    pub idp_entity_id: Option<String>,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, account_id, kind, active, client_id, client_secret_enc, openid_url, \
+     graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, idp_entity_id, updated_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<IdpConfig> {
+    let kind: String = r.get(2)?;
+    Ok(IdpConfig {
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        kind: Kind::parse(&kind).unwrap_or(Kind::Saml),
+        active: r.get(3)?,
+        client_id: r.get(4)?,
+        client_secret_enc: r.get(5)?,
+        openid_url: r.get(6)?,
+        graph_url: r.get(7)?,
+        certificate: r.get(8)?,
+        next_certificate: r.get(9)?,
+        sp_entity_id: r.get(10)?,
+        idp_sso_url: r.get(11)?,
+        idp_entity_id: r.get(12)?,
+        updated_at: r.get(13)?,
+    })
+}
+
+/// The account's configuration of this kind.
+pub fn get(conn: &Connection, account_id: i64, kind: Kind) -> Result<Option<IdpConfig>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM idp_configs WHERE account_id = ?1 AND kind = ?2"
+    ))?;
+    Ok(stmt
+        .query_row(params![account_id, kind.as_str()], from_row)
+        .optional()?)
+}
+
+/// The account's active configuration, if any.
+pub fn active(conn: &Connection, account_id: i64) -> Result<Option<IdpConfig>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM idp_configs WHERE account_id = ?1 AND active = 1"
+    ))?;
+    Ok(stmt.query_row([account_id], from_row).optional()?)
+}
+
+/// Fails with `DEFAULT` naming the active configuration when `c` would be a second active one.
+pub fn check_one_active(conn: &Connection, c: &IdpConfig) -> Result<()> {
+    if !c.active {
+        return Ok(());
+    }
+    match active(conn, c.account_id)? {
+        Some(other) if other.kind != c.kind => Err(second_active(other.kind)),
+        _ => Ok(()),
+    }
+}
+
+fn second_active(active: Kind) -> Error {
+    Error::invalid(format!(
+        "Active: the {} configuration is already active; deactivate it before activating another",
+        active.label()
+    ))
+}
+
+fn map_write_error(e: rusqlite::Error, c: &IdpConfig) -> Error {
+    match constraint_message(&e) {
+        // A concurrent request activated another kind between our check and our write.
+        Some(m) if m.contains("idp_configs.account_id") && c.active => Error::invalid(
+            "Active: another configuration is already active; deactivate it before activating this one",
+        ),
+        Some(m) if m.contains("idp_configs.account_id, idp_configs.kind") => {
+            Error::Duplicate(format!(
+                "a {} configuration already exists for this account",
+                c.kind.label()
+            ))
+        }
+        _ => e.into(),
+    }
+}
+
+/// Inserts a new configuration and returns its id.
+pub fn insert(conn: &Connection, c: &IdpConfig, now: i64) -> Result<i64> {
+    check_one_active(conn, c)?;
+    conn.execute(
+        "INSERT INTO idp_configs (account_id, kind, active, client_id, client_secret_enc, \
+         openid_url, graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, \
+         idp_entity_id, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+        params![
+            c.account_id,
+            c.kind.as_str(),
+            c.active,
+            c.client_id,
+            c.client_secret_enc,
+            c.openid_url,
+            c.graph_url,
+            c.certificate,
+            c.next_certificate,
+            c.sp_entity_id,
+            c.idp_sso_url,
+            c.idp_entity_id,
+            now
+        ],
+    )
+    .map_err(|e| map_write_error(e, c))?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Replaces every field of the configuration with id `c.id`; false when there is none.
+pub fn update(conn: &Connection, c: &IdpConfig, now: i64) -> Result<bool> {
+    check_one_active(conn, c)?;
+    let n = conn
+        .execute(
+            "UPDATE idp_configs SET active = ?3, client_id = ?4, client_secret_enc = ?5, \
+             openid_url = ?6, graph_url = ?7, certificate = ?8, next_certificate = ?9, \
+             sp_entity_id = ?10, idp_sso_url = ?11, idp_entity_id = ?12, updated_at = ?13 \
+             WHERE id = ?1 AND account_id = ?2 AND kind = ?14",
+            params![
+                c.id,
+                c.account_id,
+                c.active,
+                c.client_id,
+                c.client_secret_enc,
+                c.openid_url,
+                c.graph_url,
+                c.certificate,
+                c.next_certificate,
+                c.sp_entity_id,
+                c.idp_sso_url,
+                c.idp_entity_id,
+                now,
+                c.kind.as_str()
+            ],
+        )
+        .map_err(|e| map_write_error(e, c))?;
+    Ok(n == 1)
+}
+
+/// Deletes the account's configuration of this kind; returns what was deleted.
+pub fn delete(conn: &Connection, account_id: i64, kind: Kind) -> Result<Option<IdpConfig>> {
+    let existing = get(conn, account_id, kind)?;
+    if let Some(c) = &existing {
+        conn.execute("DELETE FROM idp_configs WHERE id = ?1", [c.id])?;
+    }
+    Ok(existing)
+}

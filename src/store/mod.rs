@@ -1,0 +1,221 @@
+//! SQLite storage: one database file in the data directory, WAL, foreign keys, migrations.
+//!
+//! [`Db`] holds one writer connection and a few reader connections. Every call runs on
+//! tokio's blocking pool (`spawn_blocking`): SQLite calls block the thread, and an async
+//! worker stuck on disk I/O would stall every other request.
+
+pub mod accounts;
+pub mod audit;
+pub mod idp;
+mod migrations;
+pub mod sessions;
+pub mod tokens;
+pub mod users;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+/// Reader connections kept open besides the writer.
+const READERS: usize = 4;
+
+/// A handle to the agent's database; cheap to clone.
+#[derive(Clone)]
+pub struct Db(Arc<Inner>);
+
+struct Inner {
+    writer: Mutex<Connection>,
+    /// Empty for in-memory databases, whose readers share the writer.
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    // Another process (the CLI while the agent runs) may hold the write lock briefly.
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding the lock cannot leave a SQLite connection half-updated: the
+    // transaction was rolled back when it dropped. So a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Db {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut writer = Connection::open(path)?;
+        configure(&writer)?;
+        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::internal(format!(
+                "could not enable WAL (journal_mode={mode})"
+            )));
+        }
+        // FULL: a write acknowledged to a client survives power loss, not only a crash.
+        writer.pragma_update(None, "synchronous", "FULL")?;
+        migrations::apply(&mut writer)?;
+        restrict_permissions(path);
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            configure(&r)?;
+            readers.push(Mutex::new(r));
+        }
+        Ok(Self(Arc::new(Inner {
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })))
+    }
+
+    /// A fresh private in-memory database with the schema applied (for tests).
+    pub fn open_in_memory() -> Result<Self> {
+        let mut conn = Connection::open_in_memory()?;
+        configure(&conn)?;
+        migrations::apply(&mut conn)?;
+        Ok(Self(Arc::new(Inner {
+            writer: Mutex::new(conn),
+            readers: Vec::new(),
+            next_reader: AtomicUsize::new(0),
+        })))
+    }
+
+    /// Runs `f` on a reader connection, off the async executor.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.read_blocking(f))
+            .await
+            .map_err(|e| Error::internal(format!("database task: {e}")))?
+    }
+
+    /// Runs `f` inside one IMMEDIATE transaction on the writer, off the async executor.
+    /// The transaction commits when `f` returns `Ok`, and rolls back otherwise: a request
+    /// never leaves a partial write behind.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.write_blocking(f))
+            .await
+            .map_err(|e| Error::internal(format!("database task: {e}")))?
+    }
+
+    /// [`Db::read`] for synchronous callers (the CLI).
+    pub fn read_blocking<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        if self.0.readers.is_empty() {
+            return f(&lock(&self.0.writer));
+        }
+        let n = self.0.readers.len();
+        let start = self.0.next_reader.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            if let Ok(conn) = self.0.readers[(start + i) % n].try_lock() {
+                return f(&conn);
+            }
+        }
+        f(&lock(&self.0.readers[start % n]))
+    }
+
+    /// [`Db::write`] for synchronous callers (the CLI).
+    pub fn write_blocking<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = lock(&self.0.writer);
+        let tx = Transaction::new(&mut conn, TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+#[cfg(unix)]
+fn restrict_permissions(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for p in [
+        path.to_path_buf(),
+        path.with_extension("db-wal"),
+        path.with_extension("db-shm"),
+    ] {
+        // Best effort: the -wal/-shm files may not exist yet.
+        let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+    }
+}
+
+#[cfg(not(unix))]
+fn restrict_permissions(_path: &Path) {}
+
+/// True when `e` is a UNIQUE or PRIMARY KEY constraint violation.
+pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+/// The message of a constraint violation (names the index or columns), if `e` is one.
+pub fn constraint_message(e: &rusqlite::Error) -> Option<&str> {
+    match e {
+        rusqlite::Error::SqliteFailure(f, msg)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            msg.as_deref()
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn write_rolls_back_on_error() -> Result<()> {
+        let db = Db::open_in_memory()?;
+        let r: Result<()> = db
+            .write(|tx| {
+                tx.execute(
+                    "INSERT INTO accounts (identifier, name, created_at) VALUES ('a', 'A', 0)",
+                    [],
+                )?;
+                Err(Error::invalid("stop"))
+            })
+            .await;
+        assert!(r.is_err());
+        let n: i64 = db
+            .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))?))
+            .await?;
+        assert_eq!(n, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn file_database_uses_wal_and_foreign_keys() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let db = Db::open(&dir.path().join("agent.db"))?;
+        let (mode, fk): (String, i64) = db.read_blocking(|c| {
+            Ok((
+                c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
+                c.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?,
+            ))
+        })?;
+        assert_eq!(mode, "wal");
+        assert_eq!(fk, 1);
+        Ok(())
+    }
+}
