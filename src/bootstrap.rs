@@ -5,7 +5,7 @@ use crate::auth::password;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::store::audit::{self, NewEvent};
-use crate::store::users::{NewUser, Role, User};
+use crate::store::users::{NewUser, Role, Status, User};
 use crate::store::{Db, accounts, users};
 
 /// Checks an account identifier: 2–63 of `a-z 0-9 -`, starting with a letter or digit.
@@ -169,6 +169,21 @@ pub fn add_user(
             now,
         )?;
         users::by_id(tx, id)?.ok_or_else(|| Error::internal("user vanished"))
+    })
+}
+
+/// Activates or deactivates a user (an inactive user is refused everywhere).
+pub fn set_user_status(db: &Db, identifier: &str, email: &str, status: Status, now: i64) -> Result<()> {
+    let identifier = validate_identifier(identifier)?;
+    let email = validate_email(email)?;
+    db.write_blocking(|tx| {
+        let account = accounts::by_identifier(tx, &identifier)?
+            .ok_or_else(|| Error::NotFound(format!("there is no account '{identifier}'")))?;
+        let user = users::by_email(tx, &email)?
+            .filter(|u| u.account_id == account.id)
+            .ok_or_else(|| Error::NotFound(format!("there is no user {email} in account '{identifier}'")))?;
+        users::set_status(tx, user.id, status, now)?;
+        audit::record(tx, &NewEvent::ok(Some(account.id), "system", "user.status", format!("{email} is now {}", status.as_str())), now)
     })
 }
 

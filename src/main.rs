@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use amove_agent::clock::{Clock, SystemClock};
 use amove_agent::config::{self, Settings};
 use amove_agent::secret::Secret;
+use amove_agent::store::users::Status;
 use amove_agent::{bootstrap, server};
 
 #[derive(Parser)]
@@ -91,6 +92,24 @@ enum UserCommand {
         #[command(flatten)]
         data: DataDir,
     },
+    /// Deactivate a user: every sign-in and token of theirs is refused until enabled again.
+    Disable {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Re-activate a user.
+    Enable {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
     /// List the account's users.
     List {
         #[arg(long)]
@@ -144,6 +163,12 @@ fn main() -> ExitCode {
                     data,
                 },
         } => user_list(&account, json, data.path()),
+        Command::User {
+            command: UserCommand::Disable { account, email, data },
+        } => user_status(&account, &email, Status::Inactive, data.path()),
+        Command::User {
+            command: UserCommand::Enable { account, email, data },
+        } => user_status(&account, &email, Status::Active, data.path()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -165,7 +190,7 @@ fn serve(
         .map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         let mut settings = Settings::new(addr, data_dir);
-        settings.session_ttl = std::time::Duration::from_secs(session_ttl_secs.max(60));
+        settings.session_ttl = std::time::Duration::from_secs(session_ttl_secs.max(1));
         let agent = server::start(settings).await.map_err(|e| e.to_string())?;
         println!("listening on http://{}", agent.local_addr());
         let _ = std::io::stdout().flush();
@@ -258,6 +283,13 @@ fn user_add(
         u.role.as_str(),
         account.trim().to_lowercase()
     );
+    Ok(())
+}
+
+fn user_status(account: &str, email: &str, status: Status, data_dir: PathBuf) -> Result<(), String> {
+    let db = open(data_dir)?;
+    bootstrap::set_user_status(&db, account, email, status, SystemClock.now()).map_err(|e| e.to_string())?;
+    println!("{} is now {}", email.trim().to_lowercase(), status.as_str());
     Ok(())
 }
 

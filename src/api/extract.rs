@@ -12,26 +12,30 @@ use crate::api::AppState;
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 
+/// Bodies up to this size are read in full even when over the limit, so the client sees our
+/// error instead of a connection reset while it is still sending.
+const DRAIN_MAX: usize = 1024 * 1024;
+
 /// Reads a request body of at most `limit` bytes.
 pub async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes> {
-    if let Some(len) = req
+    let declared = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        && len > limit as u64
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = |n: u64| Error::invalid(format!("request body is {n} bytes; the limit is {limit} bytes"));
+    if let Some(n) = declared
+        && n > DRAIN_MAX as u64
     {
-        return Err(Error::invalid(format!(
-            "request body is {len} bytes; the limit is {limit} bytes"
-        )));
+        return Err(too_large(n));
     }
-    axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|_| {
-            Error::invalid(format!(
-                "request body could not be read or is larger than {limit} bytes"
-            ))
-        })
+    let bytes = axum::body::to_bytes(req.into_body(), DRAIN_MAX.max(limit)).await.map_err(|_| {
+        Error::invalid(format!("request body could not be read or is larger than {limit} bytes"))
+    })?;
+    if bytes.len() > limit {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// Checks that the request says its body is JSON (a cross-site HTML form cannot).

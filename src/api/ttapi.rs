@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::api::AppState;
-use crate::api::extract::{Auth, read_body};
+use crate::api::extract::{Admin, Auth, Fields, read_body};
 use crate::auth::{self, Principal, password};
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
@@ -37,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .route("/sso/ttapi/2.0/authz/0/authn", post(post_authn))
         .route("/sso/ttapi/tokens", get(get_tokens))
         .route("/sso/ttapi/tokens/{id}", delete(delete_token))
+        .route("/sso/ttapi/policy", get(get_policy).put(put_policy))
 }
 
 /// An OAuth-style error of the token exchange.
@@ -462,6 +463,39 @@ pub async fn revoke_token(state: &AppState, p: &Principal, id: i64) -> Result<()
             Ok(())
         })
         .await
+}
+
+/// The account's access token policy: `{"AccessTokenLifetimeSeconds": N | null}` (null: until
+/// revoked). Applies to tokens issued from then on.
+async fn get_policy(State(state): State<AppState>, Admin(p): Admin) -> Result<Json<Value>> {
+    let account_id = p.account_id();
+    let ttl = state.db.read(move |c| Ok(accounts::by_id(c, account_id)?.and_then(|a| a.access_token_ttl_secs))).await?;
+    Ok(Json(json!({ "AccessTokenLifetimeSeconds": ttl })))
+}
+
+async fn put_policy(State(state): State<AppState>, Admin(p): Admin, f: Fields) -> Result<Json<Value>> {
+    const MAX: i64 = 10 * 366 * 86_400;
+    let ttl = f.opt_i64("AccessTokenLifetimeSeconds")?;
+    if let Some(t) = ttl
+        && !(1..=MAX).contains(&t)
+    {
+        return Err(Error::invalid(format!(
+            "AccessTokenLifetimeSeconds must be from 1 to {MAX}, or null for tokens valid until revoked"
+        )));
+    }
+    let (account_id, actor, now) = (p.account_id(), p.user.email.clone(), state.now());
+    state
+        .db
+        .write(move |tx| {
+            accounts::set_access_token_ttl(tx, account_id, ttl)?;
+            let detail = match ttl {
+                Some(t) => format!("access tokens now expire after {t} s"),
+                None => "access tokens now last until revoked".to_string(),
+            };
+            audit::record(tx, &NewEvent::ok(Some(account_id), &actor, "token.policy", detail), now)
+        })
+        .await?;
+    Ok(Json(json!({ "AccessTokenLifetimeSeconds": ttl })))
 }
 
 #[cfg(test)]

@@ -1,1 +1,8 @@
+//! Integration tests: the real `amove-agent` binary over real HTTP.
+//! One test binary (one link step) with a module per area.
 
+mod common;
+mod config_api;
+mod hardening;
+mod storage;
+mod token_exchange;
