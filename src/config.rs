@@ -14,6 +14,14 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 pub const DEFAULT_ACS_BODY_LIMIT: usize = 1024 * 1024;
 /// A request that takes longer than this is cut off.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connecting to an identity provider gives up after this long.
+pub const DEFAULT_IDP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A whole request to an identity provider (discovery, JWKS, token) gives up after this long.
+pub const DEFAULT_IDP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a fetched discovery document or JWKS is trusted before it is fetched again.
+pub const DEFAULT_IDP_METADATA_TTL: Duration = Duration::from_secs(3600);
+/// Least time between two JWKS fetches caused by an ID token with an unknown `kid`.
+pub const DEFAULT_JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Settings of one running agent.
 #[derive(Debug, Clone)]
@@ -30,6 +38,14 @@ pub struct Settings {
     pub acs_body_limit: usize,
     /// Cut-off for a whole request.
     pub request_timeout: Duration,
+    /// Connect timeout for requests to identity providers.
+    pub idp_connect_timeout: Duration,
+    /// Total timeout for one request to an identity provider.
+    pub idp_timeout: Duration,
+    /// Cache lifetime of discovery documents and JWKS.
+    pub idp_metadata_ttl: Duration,
+    /// Rate limit of JWKS refetches on an unknown `kid`.
+    pub jwks_refetch_interval: Duration,
 }
 
 impl Settings {
@@ -42,6 +58,10 @@ impl Settings {
             body_limit: DEFAULT_BODY_LIMIT,
             acs_body_limit: DEFAULT_ACS_BODY_LIMIT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            idp_connect_timeout: DEFAULT_IDP_CONNECT_TIMEOUT,
+            idp_timeout: DEFAULT_IDP_TIMEOUT,
+            idp_metadata_ttl: DEFAULT_IDP_METADATA_TTL,
+            jwks_refetch_interval: DEFAULT_JWKS_REFETCH_INTERVAL,
         }
     }
 }

@@ -78,6 +78,9 @@ pub fn build_state(
     tracing::debug!(?key_location, "data key loaded");
     let ttl = i64::try_from(settings.session_ttl.as_secs()).unwrap_or(i64::MAX);
     let auth = AuthService::new(db.clone(), keys, clock.clone(), ttl).map_err(data)?;
+    let oidc =
+        crate::sso::oidc::Oidc::new(crate::sso::oidc::OidcSettings::from_settings(&settings))
+            .map_err(data)?;
     Ok(AppState::new(Inner {
         db,
         auth,
@@ -85,6 +88,8 @@ pub fn build_state(
         clock,
         settings,
         local_addr,
+        oidc,
+        desktop_logins: api::login::DesktopLogins::default(),
     }))
 }
 

@@ -1,10 +1,12 @@
 //! The HTTP API: one module per resource, each with its own `routes()`, merged here.
 
 pub mod audit;
+pub mod callback_urls;
 pub mod extract;
 pub mod guard;
 pub mod health;
 pub mod idp;
+pub mod login;
 pub mod session;
 pub mod ttapi;
 
@@ -41,6 +43,10 @@ pub struct Inner {
     pub settings: Settings,
     /// The address actually bound (differs from `settings.addr` when its port was 0).
     pub local_addr: SocketAddr,
+    /// OpenID Connect: HTTP client to identity providers, discovery and JWKS caches.
+    pub oidc: crate::sso::oidc::Oidc,
+    /// Logins the desktop shell started and awaits.
+    pub desktop_logins: login::DesktopLogins,
 }
 
 impl std::ops::Deref for AppState {
@@ -85,6 +91,8 @@ pub fn router(state: AppState) -> Router {
         .merge(ttapi::routes())
         .merge(session::routes())
         .merge(audit::routes())
+        .merge(login::routes())
+        .merge(callback_urls::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

@@ -8,7 +8,10 @@ use rusqlite::Connection;
 use crate::error::{Error, Result};
 
 /// The migrations, in order; the version of each is its position + 1.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_login_transactions_client.sql"),
+];
 
 /// Applies every migration the database has not seen, each in its own transaction.
 pub fn apply(conn: &mut Connection) -> Result<()> {

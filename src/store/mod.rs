@@ -6,10 +6,13 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod callback_urls;
 pub mod idp;
+pub mod links;
 mod migrations;
 pub mod sessions;
 pub mod tokens;
+pub mod transactions;
 pub mod users;
 
 use std::path::Path;

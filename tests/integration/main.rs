@@ -3,6 +3,8 @@
 
 mod common;
 mod config_api;
+mod fake_oidc;
 mod hardening;
+mod oidc;
 mod storage;
 mod token_exchange;

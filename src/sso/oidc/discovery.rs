@@ -1,0 +1,247 @@
+//! OpenID Provider discovery: where the document is, fetching it, checking its issuer.
+
+use openidconnect::core::{CoreClientAuthMethod, CoreProviderMetadata};
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::sso::urls;
+
+/// The well-known path of the discovery document (OpenID Connect Discovery 1.0, §4).
+pub const WELL_KNOWN: &str = "/.well-known/openid-configuration";
+/// The placeholder Entra ID's multi-tenant documents put into `issuer`.
+pub const TENANT_TEMPLATE: &str = "{tenantid}";
+/// Largest discovery document or JWKS read from an IdP.
+pub const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
+
+/// The URL of the discovery document for an `OpenIdURL`: the URL itself when it already
+/// names the document, otherwise the issuer URL with the well-known path appended.
+pub fn document_url(openid_url: &str) -> Result<Url> {
+    let url = urls::parse_idp_url("OpenIdURL", openid_url).map_err(Error::Sso)?;
+    if url.path().ends_with(WELL_KNOWN) {
+        return Ok(url);
+    }
+    let mut s = url.to_string();
+    if url.query().is_some() {
+        return Err(Error::Sso(
+            "OpenIdURL must be the issuer or its discovery document, without a query".into(),
+        ));
+    }
+    while s.ends_with('/') {
+        s.pop();
+    }
+    Url::parse(&format!("{s}{WELL_KNOWN}")).map_err(|e| {
+        Error::Sso(format!(
+            "OpenIdURL cannot be turned into a discovery URL: {e}"
+        ))
+    })
+}
+
+/// The issuer a discovery document fetched from `doc_url` must name: the URL before the
+/// well-known path (trailing slashes ignored).
+fn expected_issuer(doc_url: &Url) -> String {
+    let s = doc_url.as_str();
+    let s = s.split_once('?').map_or(s, |(a, _)| a);
+    s.strip_suffix(WELL_KNOWN)
+        .unwrap_or(s)
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// Checks that the document's `issuer` is the URL it was fetched from (Discovery §4.3).
+///
+/// With `allow_tenant_template` (Entra ID), an issuer holding `{tenantid}` matches when the
+/// template stands for exactly one path segment of the URL: the multi-tenant document at
+/// `https://login.microsoftonline.com/common/v2.0/...` names
+/// `https://login.microsoftonline.com/{tenantid}/v2.0`. Scheme, host and port must still
+/// be the same.
+pub fn check_issuer(issuer: &str, doc_url: &Url, allow_tenant_template: bool) -> Result<()> {
+    let want = expected_issuer(doc_url);
+    let got = issuer.trim_end_matches('/');
+    if got == want {
+        return Ok(());
+    }
+    if allow_tenant_template
+        && let Some((before, after)) = got.split_once(TENANT_TEMPLATE)
+        && !after.contains(TENANT_TEMPLATE)
+        && let Some(rest) = want.strip_prefix(before)
+        && let Some(segment) = rest.strip_suffix(after)
+        && !segment.is_empty()
+        && !segment.contains('/')
+    {
+        return Ok(());
+    }
+    Err(Error::Sso(format!(
+        "the discovery document at {doc_url} names issuer '{issuer}', which is not the URL it \
+         was fetched from ('{want}'); check OpenIdURL"
+    )))
+}
+
+/// A discovery document that passed the checks.
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    /// Where it was fetched from.
+    pub document_url: Url,
+    /// Its `issuer`, exactly as written (may hold `{tenantid}` for Entra ID).
+    pub issuer: String,
+    /// The parsed document.
+    pub metadata: CoreProviderMetadata,
+    /// The token endpoint.
+    pub token_endpoint: Url,
+    /// The JWKS.
+    pub jwks_uri: Url,
+    /// How the agent authenticates at the token endpoint.
+    pub auth_method: ClientAuth,
+    /// When it was fetched (agent clock).
+    pub fetched_at: i64,
+}
+
+/// Client authentication at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// HTTP Basic (`client_secret_basic`).
+    Basic,
+    /// In the form body (`client_secret_post`).
+    Post,
+}
+
+impl ClientAuth {
+    /// The discovery name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuth::Basic => "client_secret_basic",
+            ClientAuth::Post => "client_secret_post",
+        }
+    }
+}
+
+/// Picks the client authentication: `client_secret_basic` when offered (and by default, as
+/// the spec says when the list is absent), else `client_secret_post`.
+pub fn choose_auth(methods: Option<&Vec<CoreClientAuthMethod>>) -> Result<ClientAuth> {
+    let Some(methods) = methods else {
+        return Ok(ClientAuth::Basic);
+    };
+    if methods.contains(&CoreClientAuthMethod::ClientSecretBasic) {
+        Ok(ClientAuth::Basic)
+    } else if methods.contains(&CoreClientAuthMethod::ClientSecretPost) {
+        Ok(ClientAuth::Post)
+    } else {
+        let offered: Vec<String> = methods
+            .iter()
+            .map(|m| serde_json::to_string(m).unwrap_or_default())
+            .collect();
+        Err(Error::Sso(format!(
+            "the IdP's token endpoint supports neither client_secret_basic nor \
+             client_secret_post (it offers {})",
+            offered.join(", ")
+        )))
+    }
+}
+
+fn endpoint(field: &str, raw: &str) -> Result<Url> {
+    urls::parse_idp_url(field, raw).map_err(|e| {
+        Error::Sso(format!(
+            "the discovery document's {field} is not usable: {e}"
+        ))
+    })
+}
+
+/// Parses and checks a discovery document fetched from `doc_url`.
+pub fn parse(
+    bytes: &[u8],
+    doc_url: &Url,
+    allow_tenant_template: bool,
+    now: i64,
+) -> Result<Discovered> {
+    let metadata: CoreProviderMetadata = serde_json::from_slice(bytes).map_err(|e| {
+        Error::Sso(format!(
+            "the discovery document at {doc_url} is not a valid OpenID Provider configuration: {e}"
+        ))
+    })?;
+    let issuer = metadata.issuer().as_str().to_string();
+    check_issuer(&issuer, doc_url, allow_tenant_template)?;
+    endpoint(
+        "authorization_endpoint",
+        metadata.authorization_endpoint().as_str(),
+    )?;
+    let token_endpoint = match metadata.token_endpoint() {
+        Some(t) => endpoint("token_endpoint", t.as_str())?,
+        None => {
+            return Err(Error::Sso(format!(
+                "the discovery document at {doc_url} has no token_endpoint"
+            )));
+        }
+    };
+    let jwks_uri = endpoint("jwks_uri", metadata.jwks_uri().as_str())?;
+    let auth_method = choose_auth(metadata.token_endpoint_auth_methods_supported())?;
+    Ok(Discovered {
+        document_url: doc_url.clone(),
+        issuer,
+        metadata,
+        token_endpoint,
+        jwks_uri,
+        auth_method,
+        fetched_at: now,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap_or_else(|_| panic!("{s}"))
+    }
+
+    #[test]
+    fn document_url_accepts_issuer_or_document() -> Result<()> {
+        assert_eq!(
+            document_url("https://acme.okta.com")?.as_str(),
+            "https://acme.okta.com/.well-known/openid-configuration"
+        );
+        assert_eq!(
+            document_url("https://acme.okta.com/oauth2/default/")?.as_str(),
+            "https://acme.okta.com/oauth2/default/.well-known/openid-configuration"
+        );
+        let full = "https://acme.okta.com/.well-known/openid-configuration";
+        assert_eq!(document_url(full)?.as_str(), full);
+        assert!(document_url("http://evil.test/").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn issuer_must_be_the_url_it_was_fetched_from() {
+        let doc = url("https://acme.okta.com/oauth2/default/.well-known/openid-configuration");
+        assert!(check_issuer("https://acme.okta.com/oauth2/default", &doc, false).is_ok());
+        assert!(check_issuer("https://acme.okta.com/oauth2/default/", &doc, false).is_ok());
+        assert!(check_issuer("https://evil.okta.com/oauth2/default", &doc, false).is_err());
+        assert!(check_issuer("https://acme.okta.com", &doc, false).is_err());
+    }
+
+    #[test]
+    fn tenant_template_matches_one_segment_of_the_same_origin() {
+        let doc =
+            url("https://login.microsoftonline.com/common/v2.0/.well-known/openid-configuration");
+        let tmpl = "https://login.microsoftonline.com/{tenantid}/v2.0";
+        assert!(check_issuer(tmpl, &doc, true).is_ok());
+        assert!(check_issuer(tmpl, &doc, false).is_err());
+        assert!(check_issuer("https://evil.test/{tenantid}/v2.0", &doc, true).is_err());
+        let deep =
+            url("https://login.microsoftonline.com/a/b/v2.0/.well-known/openid-configuration");
+        assert!(check_issuer(tmpl, &deep, true).is_err());
+    }
+
+    #[test]
+    fn basic_is_preferred_and_the_default() -> Result<()> {
+        assert_eq!(choose_auth(None)?, ClientAuth::Basic);
+        let both = vec![
+            CoreClientAuthMethod::ClientSecretPost,
+            CoreClientAuthMethod::ClientSecretBasic,
+        ];
+        assert_eq!(choose_auth(Some(&both))?, ClientAuth::Basic);
+        let post = vec![CoreClientAuthMethod::ClientSecretPost];
+        assert_eq!(choose_auth(Some(&post))?, ClientAuth::Post);
+        let jwt = vec![CoreClientAuthMethod::PrivateKeyJwt];
+        assert!(choose_auth(Some(&jwt)).is_err());
+        Ok(())
+    }
+}

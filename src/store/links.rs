@@ -1,0 +1,143 @@
+//! Links between local users and immutable IdP subjects (`user_idp_links`).
+//!
+//! One link per (user, issuer) and one user per (issuer, subject): the first SSO login through
+//! an issuer creates it; later logins through that issuer must match it.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::error::{Error, Result};
+use crate::store::idp::Kind;
+use crate::store::is_unique_violation;
+
+/// A stored link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The local user.
+    pub user_id: i64,
+    /// The protocol it came through.
+    pub provider: Kind,
+    /// The IdP's issuer (for Entra ID the tenant's issuer).
+    pub issuer: String,
+    /// The immutable subject (OIDC `sub`; Entra `tid/oid`; SAML NameID).
+    pub subject: String,
+    /// When it was made.
+    pub linked_at: i64,
+}
+
+const COLUMNS: &str = "user_id, provider, issuer, subject, linked_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Link> {
+    let provider: String = r.get(1)?;
+    Ok(Link {
+        user_id: r.get(0)?,
+        // The CHECK constraint guarantees one of the known values.
+        provider: Kind::parse(&provider).unwrap_or(Kind::Saml),
+        issuer: r.get(2)?,
+        subject: r.get(3)?,
+        linked_at: r.get(4)?,
+    })
+}
+
+/// The link of this IdP subject, if any.
+pub fn by_subject(conn: &Connection, issuer: &str, subject: &str) -> Result<Option<Link>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM user_idp_links WHERE issuer = ?1 AND subject = ?2"
+    ))?;
+    Ok(stmt
+        .query_row(params![issuer, subject], from_row)
+        .optional()?)
+}
+
+/// The link of a user through this issuer, if any.
+pub fn for_user(conn: &Connection, user_id: i64, issuer: &str) -> Result<Option<Link>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM user_idp_links WHERE user_id = ?1 AND issuer = ?2"
+    ))?;
+    Ok(stmt
+        .query_row(params![user_id, issuer], from_row)
+        .optional()?)
+}
+
+/// Every link of a user.
+pub fn list_for_user(conn: &Connection, user_id: i64) -> Result<Vec<Link>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM user_idp_links WHERE user_id = ?1 ORDER BY linked_at"
+    ))?;
+    let rows = stmt.query_map([user_id], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Creates a link; `SECURITY` when the subject or the user is linked already (a concurrent
+/// first login lost the race).
+pub fn insert(conn: &Connection, link: &Link) -> Result<()> {
+    match conn.execute(
+        "INSERT INTO user_idp_links (user_id, provider, issuer, subject, linked_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            link.user_id,
+            link.provider.as_str(),
+            link.issuer,
+            link.subject,
+            link.linked_at
+        ],
+    ) {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(Error::Security(
+            "this identity or this user is already linked to another one".into(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::users::{NewUser, Role};
+    use crate::store::{Db, accounts, users};
+
+    #[test]
+    fn one_subject_never_maps_to_two_users() -> Result<()> {
+        let db = Db::open_in_memory()?;
+        db.write_blocking(|tx| {
+            let aid = accounts::insert(tx, "acme", "Acme", 0)?;
+            let mut ids = Vec::new();
+            for email in ["a@acme.test", "b@acme.test"] {
+                ids.push(users::insert(
+                    tx,
+                    &NewUser {
+                        account_id: aid,
+                        email: email.into(),
+                        first_name: String::new(),
+                        last_name: String::new(),
+                        role: Role::User,
+                        password_hash: None,
+                    },
+                    0,
+                )?);
+            }
+            let link = |user_id, subject: &str| Link {
+                user_id,
+                provider: Kind::Okta,
+                issuer: "https://idp.test".into(),
+                subject: subject.into(),
+                linked_at: 1,
+            };
+            insert(tx, &link(ids[0], "sub-a"))?;
+            assert!(matches!(
+                insert(tx, &link(ids[1], "sub-a")),
+                Err(Error::Security(_))
+            ));
+            assert!(matches!(
+                insert(tx, &link(ids[0], "sub-b")),
+                Err(Error::Security(_))
+            ));
+            assert_eq!(
+                by_subject(tx, "https://idp.test", "sub-a")?.map(|l| l.user_id),
+                Some(ids[0])
+            );
+            assert!(for_user(tx, ids[1], "https://idp.test")?.is_none());
+            assert_eq!(list_for_user(tx, ids[0])?.len(), 1);
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,1152 @@
+//! OIDC sign-in (Okta, Entra ID): the whole dance against the real OpenID Provider of
+//! `tests/idp/oidc`, the seed's Python sample, and every refusal proven with ID tokens the
+//! test crafts and a fake provider serves.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use amove_agent::api::login::{self, DesktopCallback};
+use amove_agent::clock::Clock;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+use crate::fake_oidc::{
+    Browser, FAKE_ACCESS_TOKEN, FakeIdp, PUB_A, RealOp, TestAgent, TestKey, TokenReply, at_hash,
+    op_client, param, s256, unsigned,
+};
+
+const CLIENT_ID: &str = "amove-test-client";
+const CLIENT_SECRET: &str = "fake-client-secret-value-42";
+/// A loopback callback nobody serves: fake-provider tests never follow it.
+const CB: &str = "http://127.0.0.1:53682/cb";
+const ANN: &str = "ann@acme.test";
+
+// ------------------------------------------------------------------------------------------
+// Fake-provider fixture
+
+struct Fixture {
+    agent: TestAgent,
+    idp: FakeIdp,
+}
+
+struct Begun {
+    identifier: String,
+    nonce: String,
+    url: String,
+}
+
+/// A fake provider (discovery under `prefix`, naming `issuer`), an agent whose account has
+/// Ann, and an active `kind` (`okta` / `entraId`) configuration pointing at the provider.
+async fn fixture_with(
+    kind: &str,
+    prefix: &str,
+    issuer: Option<&str>,
+    tweak: impl FnOnce(&mut amove_agent::config::Settings),
+) -> Fixture {
+    let idp = FakeIdp::start(prefix, issuer).await;
+    let agent = TestAgent::start(tweak).await;
+    agent.add_user(ANN, "Ann Example");
+    agent
+        .setup_oidc(kind, CLIENT_ID, CLIENT_SECRET, &idp.openid_url())
+        .await;
+    Fixture { agent, idp }
+}
+
+async fn okta() -> Fixture {
+    fixture_with("okta", "", None, |_| {}).await
+}
+
+impl Fixture {
+    async fn begin(&self) -> Begun {
+        let a = self.agent.sso_url(ANN, CB).await;
+        assert_eq!(a.status, 200, "sso_url: {}", a.text);
+        let body = a.json();
+        let url = body["Url"].as_str().unwrap().to_string();
+        Begun {
+            identifier: body["Identifier"].as_str().unwrap().to_string(),
+            nonce: param(&url, "nonce").unwrap(),
+            url,
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.agent.clock.now()
+    }
+
+    /// Claims of a good Okta ID token for Ann.
+    fn claims(&self, nonce: &str) -> Value {
+        let now = self.now();
+        json!({
+            "iss": self.idp.issuer(),
+            "aud": CLIENT_ID,
+            "sub": "00u-ann",
+            "email": ANN,
+            "email_verified": true,
+            "iat": now,
+            "exp": now + 300,
+            "nonce": nonce,
+            "at_hash": at_hash(FAKE_ACCESS_TOKEN),
+        })
+    }
+
+    /// Makes the provider answer `id_token` and redeems the transaction.
+    async fn finish(&self, b: &Begun, id_token: String) -> crate::common::Answer {
+        self.idp.reply(TokenReply::IdToken(id_token));
+        self.agent.authenticate(&b.identifier, "code-123", CB).await
+    }
+
+    /// A whole sign-in with claims changed by `edit`, signed with key A.
+    async fn sign_in_with(&self, edit: impl FnOnce(&mut Value)) -> crate::common::Answer {
+        let b = self.begin().await;
+        let mut c = self.claims(&b.nonce);
+        edit(&mut c);
+        self.finish(&b, TestKey::a().sign(&c)).await
+    }
+}
+
+#[track_caller]
+fn assert_jwt(a: &crate::common::Answer) -> String {
+    assert_eq!(a.status, 200, "authenticate: {}", a.text);
+    let jwt = a.json().as_str().map(str::to_string).unwrap_or_default();
+    assert_eq!(jwt.split('.').count(), 3, "not a JWT: {}", a.text);
+    jwt
+}
+
+async fn whoami(agent: &TestAgent, token: &str) -> Value {
+    let a = agent.get("/sso/whoami", Some(token)).await;
+    assert_eq!(a.status, 200, "whoami: {}", a.text);
+    a.json()
+}
+
+// ------------------------------------------------------------------------------------------
+// The happy path with the fake provider (what the refusals below are measured against)
+
+#[tokio::test]
+async fn crafted_good_token_signs_in_with_pkce_state_nonce_and_basic_auth() {
+    let f = okta().await;
+    let b = f.begin().await;
+    for (k, v) in [
+        ("response_type", "code"),
+        ("client_id", CLIENT_ID),
+        ("redirect_uri", CB),
+        ("code_challenge_method", "S256"),
+        ("login_hint", ANN),
+    ] {
+        assert_eq!(param(&b.url, k).as_deref(), Some(v), "{k} in {}", b.url);
+    }
+    let scope = param(&b.url, "scope").unwrap();
+    for s in ["openid", "email", "profile"] {
+        assert!(scope.split(' ').any(|x| x == s), "{scope}");
+    }
+    assert!(param(&b.url, "state").is_some_and(|s| s.len() >= 32));
+    assert!(b.url.starts_with(&format!("{}/authorize?", f.idp.origin())));
+
+    let jwt = assert_jwt(&f.finish(&b, TestKey::a().sign(&f.claims(&b.nonce))).await);
+    let me = whoami(&f.agent, &jwt).await;
+    assert_eq!(me["Username"], ANN);
+    assert_eq!(me["Account"], "acme");
+    // The session: user, account, role, how, and the default 8 hours.
+    let payload = jwt.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["email"], ANN);
+    assert_eq!(claims["acct"], "acme");
+    assert_eq!(claims["role"], "user");
+    assert_eq!(claims["amr"], "okta");
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        8 * 3600
+    );
+
+    let (form, auth) = f.idp.last_token_request().unwrap();
+    assert_eq!(form["grant_type"], "authorization_code");
+    assert_eq!(form["code"], "code-123");
+    assert_eq!(form["redirect_uri"], CB);
+    assert_eq!(
+        s256(&form["code_verifier"]),
+        param(&b.url, "code_challenge").unwrap(),
+        "the verifier sent must be the one the challenge was made from"
+    );
+    assert!(auth.is_some_and(|h| h.starts_with("Basic ")));
+    assert!(!form.contains_key("client_secret"));
+
+    let audit = f.agent.audit();
+    assert!(
+        audit
+            .iter()
+            .any(|(a, o, d)| a == "signin" && o == "ok" && d.contains("linked to subject 00u-ann")),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test]
+async fn uses_client_secret_post_when_the_provider_offers_only_that() {
+    let f = okta().await;
+    f.idp.set_auth_methods(&["client_secret_post"]);
+    assert_jwt(&f.sign_in_with(|_| {}).await);
+    let (form, auth) = f.idp.last_token_request().unwrap();
+    assert_eq!(form["client_id"], CLIENT_ID);
+    assert_eq!(form["client_secret"], CLIENT_SECRET);
+    assert!(auth.is_none());
+}
+
+// ------------------------------------------------------------------------------------------
+// ID token refusals
+
+#[tokio::test]
+async fn refuses_alg_none() {
+    let f = okta().await;
+    let b = f.begin().await;
+    let t = unsigned(&json!({"alg": "none", "kid": "key-a"}), &f.claims(&b.nonce));
+    f.finish(&b, t)
+        .await
+        .assert_problem(499, "SECURITY", "alg none");
+}
+
+#[tokio::test]
+async fn refuses_a_bad_signature() {
+    let f = okta().await;
+    let b = f.begin().await;
+    // Right kid, wrong key: what a forger without the IdP's key produces.
+    let t = TestKey::attacker().sign(&f.claims(&b.nonce));
+    f.finish(&b, t)
+        .await
+        .assert_problem(499, "SECURITY", "signature does not verify");
+}
+
+#[tokio::test]
+async fn refuses_hs256_signed_with_the_rsa_public_key() {
+    let f = okta().await;
+    let b = f.begin().await;
+    let mut h = Header::new(Algorithm::HS256);
+    h.kid = Some("key-a".into());
+    let t = jsonwebtoken::encode(
+        &h,
+        &f.claims(&b.nonce),
+        &EncodingKey::from_secret(PUB_A.as_bytes()),
+    )
+    .unwrap();
+    f.finish(&b, t)
+        .await
+        .assert_problem(499, "SECURITY", "algorithm HS256 is not allowed");
+}
+
+#[tokio::test]
+async fn refuses_a_wrong_issuer() {
+    let f = okta().await;
+    f.sign_in_with(|c| c["iss"] = json!("https://evil.example.com"))
+        .await
+        .assert_problem(499, "SECURITY", "issuer 'https://evil.example.com'");
+}
+
+#[tokio::test]
+async fn refuses_a_discovery_document_naming_another_issuer() {
+    let f = fixture_with("okta", "", Some("https://login.example.com"), |_| {}).await;
+    f.agent.sso_url(ANN, CB).await.assert_problem(
+        499,
+        "SSO",
+        "names issuer 'https://login.example.com'",
+    );
+}
+
+#[tokio::test]
+async fn refuses_a_wrong_audience() {
+    let f = okta().await;
+    f.sign_in_with(|c| c["aud"] = json!("another-client"))
+        .await
+        .assert_problem(499, "SECURITY", "aud does not contain the client id");
+}
+
+#[tokio::test]
+async fn refuses_several_audiences_without_azp() {
+    let f = okta().await;
+    f.sign_in_with(|c| c["aud"] = json!([CLIENT_ID, "another-client"]))
+        .await
+        .assert_problem(499, "SECURITY", "several audiences but no authorized party");
+    // With azp naming us, the same audiences are fine.
+    assert_jwt(
+        &f.sign_in_with(|c| {
+            c["aud"] = json!([CLIENT_ID, "another-client"]);
+            c["azp"] = json!(CLIENT_ID);
+        })
+        .await,
+    );
+}
+
+#[tokio::test]
+async fn refuses_an_expired_id_token() {
+    let f = okta().await;
+    let now = f.now();
+    f.sign_in_with(|c| {
+        c["iat"] = json!(now - 900);
+        c["exp"] = json!(now - 121);
+    })
+    .await
+    .assert_problem(499, "SECURITY", "it expired at");
+    // Within the two minutes of skew it is still accepted.
+    assert_jwt(&f.sign_in_with(|c| c["exp"] = json!(now - 100)).await);
+}
+
+#[tokio::test]
+async fn refuses_an_id_token_issued_in_the_future() {
+    let f = okta().await;
+    let now = f.now();
+    f.sign_in_with(|c| c["iat"] = json!(now + 300))
+        .await
+        .assert_problem(499, "SECURITY", "issued in the future");
+}
+
+#[tokio::test]
+async fn refuses_an_id_token_without_sub() {
+    let f = okta().await;
+    f.sign_in_with(|c| {
+        c.as_object_mut().unwrap().remove("sub");
+    })
+    .await
+    .assert_problem(499, "SECURITY", "no subject (sub)");
+}
+
+#[tokio::test]
+async fn refuses_a_nonce_mismatch_and_records_why() {
+    let f = okta().await;
+    f.sign_in_with(|c| c["nonce"] = json!("some-other-nonce"))
+        .await
+        .assert_problem(499, "SECURITY", "nonce is not the one of this sign-in");
+    let audit = f.agent.audit();
+    assert!(
+        audit
+            .iter()
+            .any(|(a, o, d)| a == "signin" && o == "refused" && d.contains("nonce")),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test]
+async fn refuses_a_missing_nonce() {
+    let f = okta().await;
+    f.sign_in_with(|c| {
+        c.as_object_mut().unwrap().remove("nonce");
+    })
+    .await
+    .assert_problem(499, "SECURITY", "it has no nonce");
+}
+
+#[tokio::test]
+async fn refuses_an_at_hash_that_does_not_match() {
+    let f = okta().await;
+    f.sign_in_with(|c| c["at_hash"] = json!(at_hash("another-access-token")))
+        .await
+        .assert_problem(499, "SECURITY", "at_hash");
+}
+
+#[tokio::test]
+async fn refuses_an_unknown_kid_even_after_one_rate_limited_refetch() {
+    let f = okta().await;
+    assert_jwt(&f.sign_in_with(|_| {}).await);
+    assert_eq!(f.idp.jwks_fetches(), 1);
+    let stranger = TestKey {
+        kid: "key-unknown".into(),
+        pem: crate::fake_oidc::KEY_B,
+    };
+
+    let b = f.begin().await;
+    f.finish(&b, stranger.sign(&f.claims(&b.nonce)))
+        .await
+        .assert_problem(499, "SECURITY", "even after fetching it again");
+    assert_eq!(f.idp.jwks_fetches(), 2, "one refetch for the unknown kid");
+
+    // Within the refetch interval another unknown kid does not make the agent fetch again.
+    let b = f.begin().await;
+    f.finish(&b, stranger.sign(&f.claims(&b.nonce)))
+        .await
+        .assert_problem(499, "SECURITY", "not fetched again yet");
+    assert_eq!(f.idp.jwks_fetches(), 2);
+}
+
+#[tokio::test]
+async fn accepts_a_rotated_key_after_refetching_the_jwks() {
+    let f = okta().await;
+    assert_jwt(&f.sign_in_with(|_| {}).await);
+    f.idp.set_jwks(vec![TestKey::b()]);
+    let b = f.begin().await;
+    let jwt = assert_jwt(&f.finish(&b, TestKey::b().sign(&f.claims(&b.nonce))).await);
+    assert_eq!(whoami(&f.agent, &jwt).await["Username"], ANN);
+    assert_eq!(f.idp.jwks_fetches(), 2);
+}
+
+// ------------------------------------------------------------------------------------------
+// Token endpoint failures
+
+#[tokio::test]
+async fn token_endpoint_error_is_reported_with_the_idps_words_and_no_secret() {
+    let f = okta().await;
+    let b = f.begin().await;
+    f.idp.reply(TokenReply::Raw(
+        400,
+        json!({"error": "invalid_grant", "error_description": "The code has expired."}).to_string(),
+    ));
+    let a = f.agent.authenticate(&b.identifier, "code-123", CB).await;
+    a.assert_problem(499, "SSO", "invalid_grant (The code has expired.)");
+    assert!(!a.text.contains(CLIENT_SECRET) && !a.text.contains("code-123"));
+}
+
+#[tokio::test]
+async fn malformed_token_response_is_an_sso_error() {
+    let f = okta().await;
+    let b = f.begin().await;
+    f.idp
+        .reply(TokenReply::Raw(200, "<html>surprise</html>".into()));
+    f.agent
+        .authenticate(&b.identifier, "code-123", CB)
+        .await
+        .assert_problem(499, "SSO", "not a token response");
+
+    let b = f.begin().await;
+    f.idp.reply(TokenReply::Raw(
+        200,
+        json!({"access_token": "x", "token_type": "Bearer"}).to_string(),
+    ));
+    f.agent
+        .authenticate(&b.identifier, "code-123", CB)
+        .await
+        .assert_problem(499, "SSO", "has no id_token");
+}
+
+#[tokio::test]
+async fn hanging_token_endpoint_is_cut_off_by_the_configured_timeout() {
+    let f = fixture_with("okta", "", None, |s| s.idp_timeout = Duration::from_secs(2)).await;
+    let b = f.begin().await;
+    f.idp.reply(TokenReply::Hang);
+    let started = Instant::now();
+    let a = f.agent.authenticate(&b.identifier, "code-123", CB).await;
+    a.assert_problem(499, "SSO", "did not answer within 2 s");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Transactions and callback URLs
+
+#[tokio::test]
+async fn an_identifier_works_once() {
+    let f = okta().await;
+    let b = f.begin().await;
+    let t = TestKey::a().sign(&f.claims(&b.nonce));
+    assert_jwt(&f.finish(&b, t.clone()).await);
+    f.finish(&b, t)
+        .await
+        .assert_problem(499, "SECURITY", "already used");
+    f.agent
+        .authenticate("made-up-identifier", "code-123", CB)
+        .await
+        .assert_problem(499, "SECURITY", "unknown or has expired");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_redemptions_of_one_identifier_let_exactly_one_through() {
+    let f = okta().await;
+    let b = f.begin().await;
+    f.idp
+        .reply(TokenReply::IdToken(TestKey::a().sign(&f.claims(&b.nonce))));
+    let go = || f.agent.authenticate(&b.identifier, "code-123", CB);
+    let (a1, a2, a3, a4) = tokio::join!(go(), go(), go(), go());
+    let answers = [a1, a2, a3, a4];
+    let ok = answers.iter().filter(|a| a.status == 200).count();
+    assert_eq!(
+        ok,
+        1,
+        "{:?}",
+        answers.iter().map(|a| &a.text).collect::<Vec<_>>()
+    );
+    for a in answers.iter().filter(|a| a.status != 200) {
+        a.assert_problem(499, "SECURITY", "already used");
+    }
+}
+
+#[tokio::test]
+async fn a_different_callback_url_is_refused_and_burns_the_identifier() {
+    let f = okta().await;
+    let b = f.begin().await;
+    f.idp
+        .reply(TokenReply::IdToken(TestKey::a().sign(&f.claims(&b.nonce))));
+    f.agent
+        .authenticate(&b.identifier, "code-123", "http://127.0.0.1:53682/other")
+        .await
+        .assert_problem(499, "SECURITY", "CallbackUrl is not the one");
+    f.agent
+        .authenticate(&b.identifier, "code-123", CB)
+        .await
+        .assert_problem(499, "SECURITY", "already used");
+    assert!(f.idp.last_token_request().is_none(), "no code was redeemed");
+}
+
+#[tokio::test]
+async fn an_expired_transaction_is_refused_and_purged() {
+    let f = okta().await;
+    let b = f.begin().await;
+    f.agent.clock.advance(10 * 60 + 1);
+    // The ID token itself would be fine now: only the transaction is too old.
+    f.idp
+        .reply(TokenReply::IdToken(TestKey::a().sign(&f.claims(&b.nonce))));
+    f.agent
+        .authenticate(&b.identifier, "code-123", CB)
+        .await
+        .assert_problem(499, "SECURITY", "this sign-in expired");
+    assert!(f.idp.last_token_request().is_none(), "no code was redeemed");
+    // The next sso_url purges it.
+    f.begin().await;
+    let n: i64 = f
+        .agent
+        .state
+        .db
+        .read_blocking(|c| {
+            Ok(c.query_row("SELECT COUNT(*) FROM login_transactions", [], |r| r.get(0))?)
+        })
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[tokio::test]
+async fn disallowed_callback_urls_are_refused_until_an_admin_allows_them() {
+    let f = okta().await;
+    for bad in [
+        "https://app.acme.test/cb",
+        "http://evil.example.com/cb",
+        "http://127.0.0.1.evil.example.com/cb",
+        "javascript:alert(1)",
+    ] {
+        f.agent
+            .sso_url(ANN, bad)
+            .await
+            .assert_problem(499, "SECURITY", "CallbackUrl");
+    }
+    for ok in [
+        "http://localhost:1234/cb",
+        "http://[::1]:9/cb",
+        "amove://sso/callback",
+    ] {
+        assert_eq!(f.agent.sso_url(ANN, ok).await.status, 200, "{ok}");
+    }
+    let admin = f.agent.admin_token();
+    let put = f
+        .agent
+        .put_json(
+            "/sso/callback_urls",
+            Some(&admin),
+            &json!({"CallbackUrls": ["https://app.acme.test/cb"]}),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text);
+    assert_eq!(
+        f.agent.get("/sso/callback_urls", Some(&admin)).await.json(),
+        json!({"CallbackUrls": ["https://app.acme.test/cb"]})
+    );
+    assert_eq!(
+        f.agent
+            .sso_url(ANN, "https://app.acme.test/cb")
+            .await
+            .status,
+        200
+    );
+    f.agent
+        .put_json(
+            "/sso/callback_urls",
+            Some(&admin),
+            &json!({"CallbackUrls": ["http://app.acme.test/cb"]}),
+        )
+        .await
+        .assert_problem(499, "DEFAULT", "must be an https URL");
+}
+
+// ------------------------------------------------------------------------------------------
+// Who signs in
+
+#[tokio::test]
+async fn the_idps_identity_signs_in_not_the_typed_username() {
+    let f = okta().await;
+    f.agent.add_user("bob@acme.test", "Bob Example");
+    // Bob types his name, but the IdP says Ann signed in: the session is Ann's.
+    let a = f.agent.sso_url("bob@acme.test", CB).await;
+    let url = a.json()["Url"].as_str().unwrap().to_string();
+    let id = a.json()["Identifier"].as_str().unwrap().to_string();
+    let nonce = param(&url, "nonce").unwrap();
+    f.idp
+        .reply(TokenReply::IdToken(TestKey::a().sign(&f.claims(&nonce))));
+    let jwt = assert_jwt(&f.agent.authenticate(&id, "code-123", CB).await);
+    assert_eq!(whoami(&f.agent, &jwt).await["Username"], ANN);
+}
+
+#[tokio::test]
+async fn a_second_user_cannot_use_the_first_users_link() {
+    // Entra ID: the subject is tid/oid; the email is mutable and only matches on first login.
+    let f = fixture_with("entraId", "/tenant-1/v2.0", None, |_| {}).await;
+    f.agent.add_user("bob@acme.test", "Bob Example");
+    let entra = |oid: &str, email: &str| {
+        let oid = oid.to_string();
+        let email = email.to_string();
+        move |c: &mut Value| {
+            c["oid"] = json!(oid);
+            c["tid"] = json!("tenant-1");
+            c["sub"] = json!(format!("pairwise-{oid}"));
+            c["email"] = json!(email);
+            c.as_object_mut().unwrap().remove("email_verified");
+        }
+    };
+    assert_jwt(&f.sign_in_with(entra("oid-ann", ANN)).await);
+
+    // Another directory user sets their (mutable) email to Ann's: refused.
+    f.sign_in_with(entra("oid-mallory", ANN))
+        .await
+        .assert_problem(
+            401,
+            "AUTH",
+            "already linked to a different Entra ID identity",
+        );
+
+    // Ann's subject always resolves to Ann, whatever email the token carries now.
+    let jwt = assert_jwt(&f.sign_in_with(entra("oid-ann", "bob@acme.test")).await);
+    assert_eq!(whoami(&f.agent, &jwt).await["Username"], ANN);
+    let links: Vec<(String, String)> = f
+        .agent
+        .state
+        .db
+        .read_blocking(|c| {
+            let mut s = c.prepare("SELECT issuer, subject FROM user_idp_links")?;
+            let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .unwrap();
+    assert_eq!(
+        links,
+        vec![(f.idp.issuer(), "tenant-1/oid-ann".to_string())]
+    );
+}
+
+#[tokio::test]
+async fn entra_multi_tenant_issuer_template_is_resolved_from_tid() {
+    let f = fixture_with(
+        "entraId",
+        "/common/v2.0",
+        Some("{origin}/{tenantid}/v2.0"),
+        |_| {},
+    )
+    .await;
+    let origin = f.idp.origin().to_string();
+    let tenant = |tid: &str, iss_tid: &str| {
+        let (tid, iss) = (tid.to_string(), format!("{origin}/{iss_tid}/v2.0"));
+        move |c: &mut Value| {
+            c["iss"] = json!(iss);
+            c["tid"] = json!(tid);
+            c["oid"] = json!("oid-ann");
+        }
+    };
+    assert_jwt(&f.sign_in_with(tenant("t-123", "t-123")).await);
+    f.sign_in_with(tenant("t-123", "t-999"))
+        .await
+        .assert_problem(499, "SECURITY", "is not '");
+    f.sign_in_with(|c| {
+        c["iss"] = json!(format!("{origin}/t-123/v2.0"));
+        c["oid"] = json!("oid-ann");
+    })
+    .await
+    .assert_problem(499, "SECURITY", "no usable tid");
+}
+
+#[tokio::test]
+async fn entra_template_issuer_from_another_origin_is_refused() {
+    let f = fixture_with(
+        "entraId",
+        "/common/v2.0",
+        Some("https://login.example.com/{tenantid}/v2.0"),
+        |_| {},
+    )
+    .await;
+    f.agent
+        .sso_url(ANN, CB)
+        .await
+        .assert_problem(499, "SSO", "is not the URL it was fetched from");
+}
+
+#[tokio::test]
+async fn an_unknown_identity_is_told_to_ask_an_admin() {
+    let f = okta().await;
+    f.sign_in_with(|c| {
+        c["sub"] = json!("00u-carol");
+        c["email"] = json!("carol@acme.test");
+    })
+    .await
+    .assert_problem(401, "AUTH", "ask an admin");
+}
+
+#[tokio::test]
+async fn okta_email_marked_unverified_does_not_link() {
+    let f = okta().await;
+    f.sign_in_with(|c| c["email_verified"] = json!(false))
+        .await
+        .assert_problem(401, "AUTH", "did not provide a verified email");
+    assert_jwt(&f.sign_in_with(|_| {}).await);
+}
+
+#[tokio::test]
+async fn inactive_users_are_refused() {
+    let f = okta().await;
+    amove_agent::bootstrap::set_user_status(
+        &f.agent.state.db,
+        "acme",
+        ANN,
+        amove_agent::store::users::Status::Inactive,
+        f.now(),
+    )
+    .unwrap();
+    f.sign_in_with(|_| {})
+        .await
+        .assert_problem(401, "AUTH", "inactive");
+}
+
+// ------------------------------------------------------------------------------------------
+// The real OpenID Provider
+
+const ALICE: &str = "alice@example.com";
+const ALICE_PASSWORD: &str = "alice-password";
+const TENANT: &str = "11111111-1111-1111-1111-111111111111";
+const ALICE_OID: &str = "00000000-0000-0000-0000-0000000000a1";
+
+fn op_users() -> Value {
+    json!([{
+        "accountId": ALICE_OID,
+        "email": ALICE,
+        "email_verified": true,
+        "name": "Alice Example",
+        "given_name": "Alice",
+        "family_name": "Example",
+        "password": ALICE_PASSWORD,
+        "oid": ALICE_OID,
+        "tid": TENANT,
+    }, {
+        "accountId": "bob",
+        "email": "bob@example.com",
+        "email_verified": false,
+        "password": "bob-password",
+    }])
+}
+
+/// The real OP with one client whose redirect URI is `callback`, and an agent whose
+/// account has Alice and an active `kind` configuration for it.
+async fn real(kind: &str, issuer_path: &str, auth: &str) -> (TestAgent, RealOp) {
+    let agent = TestAgent::start(|_| {}).await;
+    let cb = agent.own_callback();
+    let op = RealOp::start(&json!({
+        "issuerPath": issuer_path,
+        "clients": [op_client(CLIENT_ID, CLIENT_SECRET, auth, &[&cb, "amove://sso/callback"])],
+        "users": op_users(),
+        "pkceRequired": true,
+    }))
+    .await;
+    agent.add_user(ALICE, "Alice Example");
+    let openid_url = format!(
+        "{}{issuer_path}/.well-known/openid-configuration",
+        op.origin
+    );
+    agent
+        .setup_oidc(kind, CLIENT_ID, CLIENT_SECRET, &openid_url)
+        .await;
+    (agent, op)
+}
+
+/// sso_url → the provider's login → the redirect with the code → authenticate.
+async fn real_sign_in(agent: &TestAgent, browser: &Browser) -> String {
+    let cb = agent.own_callback();
+    let a = agent.sso_url(ALICE, &cb).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let url = a.json()["Url"].as_str().unwrap().to_string();
+    let identifier = a.json()["Identifier"].as_str().unwrap().to_string();
+    let back = browser.login(&url, ALICE, ALICE_PASSWORD, &cb).await;
+    assert_eq!(param(&back, "state"), param(&url, "state"));
+    let code = param(&back, "code").unwrap_or_else(|| panic!("no code in {back}"));
+    assert_jwt(&agent.authenticate(&identifier, &code, &cb).await)
+}
+
+#[tokio::test]
+async fn okta_shaped_sign_in_end_to_end_against_the_real_provider() {
+    let (agent, _op) = real("okta", "", "client_secret_basic").await;
+    let browser = Browser::new();
+    let jwt = real_sign_in(&agent, &browser).await;
+    let me = whoami(&agent, &jwt).await;
+    assert_eq!(me["Username"], ALICE);
+    assert_eq!(me["Account"], "acme");
+
+    // The session token is accepted by the token exchange's session-token grant.
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "urn:ssocircle:api:sessiontoken")
+        .append_pair("password", &jwt)
+        .finish();
+    let a = agent
+        .send(
+            agent
+                .http
+                .post(format!("{}/sso/ttapi/2.0/authz/0/authn", agent.base))
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(form),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let access = a.json()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(whoami(&agent, &access).await["Username"], ALICE);
+
+    // A second login (the provider remembers Alice: no form) uses the same link.
+    let jwt2 = real_sign_in(&agent, &browser).await;
+    assert_eq!(whoami(&agent, &jwt2).await["Username"], ALICE);
+    let n: i64 = agent
+        .state
+        .db
+        .read_blocking(
+            |c| Ok(c.query_row("SELECT COUNT(*) FROM user_idp_links", [], |r| r.get(0))?),
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[tokio::test]
+async fn entra_shaped_sign_in_end_to_end_with_a_tenant_issuer() {
+    let path = format!("/{TENANT}/v2.0");
+    let (agent, op) = real("entraId", &path, "client_secret_post").await;
+    let jwt = real_sign_in(&agent, &Browser::new()).await;
+    assert_eq!(whoami(&agent, &jwt).await["Username"], ALICE);
+    let link: (String, String) = agent
+        .state
+        .db
+        .read_blocking(|c| {
+            Ok(
+                c.query_row("SELECT issuer, subject FROM user_idp_links", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?,
+            )
+        })
+        .unwrap();
+    assert_eq!(
+        link,
+        (
+            format!("{}{path}", op.origin),
+            format!("{TENANT}/{ALICE_OID}")
+        )
+    );
+}
+
+#[tokio::test]
+async fn unverified_okta_email_from_the_real_provider_is_refused() {
+    let (agent, _op) = real("okta", "", "client_secret_basic").await;
+    agent.add_user("bob@example.com", "Bob Example");
+    let cb = agent.own_callback();
+    let a = agent.sso_url("bob@example.com", &cb).await;
+    let url = a.json()["Url"].as_str().unwrap().to_string();
+    let back = Browser::new()
+        .login(&url, "bob@example.com", "bob-password", &cb)
+        .await;
+    agent
+        .authenticate(
+            a.json()["Identifier"].as_str().unwrap(),
+            &param(&back, "code").unwrap(),
+            &cb,
+        )
+        .await
+        .assert_problem(401, "AUTH", "did not provide a verified email");
+}
+
+#[tokio::test]
+async fn desktop_login_completes_at_the_agents_own_callback() {
+    let (agent, _op) = real("okta", "", "client_secret_basic").await;
+    let pending = login::start_desktop_login(&agent.state, ALICE, DesktopCallback::Loopback)
+        .await
+        .unwrap();
+    let url = pending.url.to_string();
+    let waiter = tokio::spawn(pending.wait());
+    let browser = Browser::new();
+    let cb = agent.own_callback();
+    let back = browser.login(&url, ALICE, ALICE_PASSWORD, &cb).await;
+    // The browser lands on the agent's page, which completes the login.
+    let page = browser.http.get(&back).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("You are signed in"), "{html}");
+    let session = waiter.await.unwrap().unwrap();
+    assert_eq!(session.username, ALICE);
+    assert_eq!(session.display_name, "Alice Example");
+    assert_eq!(
+        whoami(&agent, session.token.expose()).await["Username"],
+        ALICE
+    );
+    // The page redeemed the code: nothing is left to redeem twice.
+    let again = browser.http.get(&back).send().await.unwrap();
+    assert!(again.text().await.unwrap().contains("Sign-in failed"));
+}
+
+#[tokio::test]
+async fn callback_page_shows_the_code_to_api_clients_without_redeeming_it() {
+    let (agent, _op) = real("okta", "", "client_secret_basic").await;
+    let cb = agent.own_callback();
+    let a = agent.sso_url(ALICE, &cb).await;
+    let url = a.json()["Url"].as_str().unwrap().to_string();
+    let identifier = a.json()["Identifier"].as_str().unwrap().to_string();
+    let browser = Browser::new();
+    let back = browser.login(&url, ALICE, ALICE_PASSWORD, &cb).await;
+    let code = param(&back, "code").unwrap();
+    let html = browser
+        .http
+        .get(&back)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!("<code id=\"code\">{code}</code>")),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("<code id=\"identifier\">{identifier}</code>")),
+        "{html}"
+    );
+    // Not redeemed: the client can still authenticate with it.
+    assert_jwt(&agent.authenticate(&identifier, &code, &cb).await);
+}
+
+#[tokio::test]
+async fn test_connection_reports_each_check() {
+    let (agent, _op) = real("okta", "", "client_secret_basic").await;
+    let admin = agent.admin_token();
+    let a = agent
+        .post_json(
+            "/sso/test_connection?provider=okta",
+            Some(&admin),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let body = a.json();
+    assert_eq!(body["Ok"], true, "{body}");
+    let names: Vec<&str> = body["Checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["Name"].as_str().unwrap())
+        .collect();
+    for n in [
+        "Discovery document",
+        "Issuer",
+        "Endpoints",
+        "Signing algorithms",
+        "JWKS",
+    ] {
+        assert!(names.contains(&n), "{names:?}");
+    }
+    agent
+        .post_json(
+            "/sso/test_connection?provider=entraId",
+            Some(&admin),
+            &json!({}),
+        )
+        .await
+        .assert_problem(499, "NOT_FOUND", "no Entra ID configuration");
+
+    // A provider whose discovery names another issuer fails that check, item by item.
+    let fake = FakeIdp::start("", Some("https://login.example.com")).await;
+    let a = agent
+        .post_json(
+            "/sso/setup_entraId",
+            Some(&admin),
+            &json!({"ClientId": "c", "ClientSecret": "s", "OpenIdURL": fake.openid_url(), "Active": false}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let body = agent
+        .post_json(
+            "/sso/test_connection?provider=entraId",
+            Some(&admin),
+            &json!({}),
+        )
+        .await
+        .json();
+    assert_eq!(body["Ok"], false);
+    let issuer = body["Checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["Name"] == "Issuer")
+        .cloned()
+        .unwrap();
+    assert_eq!(issuer["Ok"], false, "{body}");
+}
+
+// ------------------------------------------------------------------------------------------
+// The seed's Python sample, run unchanged (see tests/samples/README.md)
+
+#[tokio::test]
+async fn seed_python_sample_get_sso_url_then_authenticate_runs_unchanged() {
+    let have_requests = std::process::Command::new("python3")
+        .args(["-c", "import requests"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        have_requests,
+        "python3 with requests is needed: pip install requests (see tests/samples/README.md)"
+    );
+    let (agent, _op) = real("okta", "", "client_secret_basic").await;
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/samples");
+    let mut child = tokio::process::Command::new("python3")
+        .arg("-u")
+        .arg(samples.join("run_sample.py"))
+        .arg(samples.join("get_sso_url_then_authenticate.py"))
+        .arg(format!("http://localhost:{}", agent.port))
+        .arg(ALICE)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = out.next_line().await.unwrap().unwrap_or_default();
+    let url = first
+        .strip_prefix("Open in a browser: ")
+        .unwrap_or_else(|| panic!("unexpected output {first:?}"))
+        .to_string();
+    // The "user" opens the URL, signs in, and pastes the code from the redirect.
+    let cb = agent.own_callback();
+    let back = Browser::new().login(&url, ALICE, ALICE_PASSWORD, &cb).await;
+    let code = param(&back, "code").unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{code}\n").as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let second = out.next_line().await.unwrap().unwrap_or_default();
+    let status = child.wait().await.unwrap();
+    let jwt = second
+        .strip_prefix("Token: ")
+        .unwrap_or_else(|| panic!("unexpected output {second:?}"))
+        .to_string();
+    assert!(status.success());
+    assert_eq!(whoami(&agent, &jwt).await["Username"], ALICE);
+}
+
+// ------------------------------------------------------------------------------------------
+// More of the contract
+
+#[tokio::test]
+async fn desktop_login_completes_from_the_deep_link() {
+    let (agent, _op) = real("okta", "", "client_secret_basic").await;
+    let pending = login::start_desktop_login(&agent.state, ALICE, DesktopCallback::DeepLink)
+        .await
+        .unwrap();
+    assert_eq!(
+        param(pending.url.as_str(), "redirect_uri").as_deref(),
+        Some("amove://sso/callback")
+    );
+    let url = pending.url.to_string();
+    let waiter = tokio::spawn(pending.wait());
+    let link = Browser::new()
+        .login(&url, ALICE, ALICE_PASSWORD, "amove://sso/callback")
+        .await;
+    // What the shell does when the OS hands it the deep link.
+    let session = login::complete_from_deep_link(&agent.state, &link)
+        .await
+        .unwrap();
+    assert_eq!(session.username, ALICE);
+    assert_eq!(waiter.await.unwrap().unwrap().username, ALICE);
+    assert!(
+        login::complete_from_deep_link(&agent.state, &link)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn an_idp_error_at_the_callback_ends_a_desktop_login_in_plain_words() {
+    let f = okta().await;
+    let pending = login::start_desktop_login(&f.agent.state, ANN, DesktopCallback::Loopback)
+        .await
+        .unwrap();
+    let state = param(pending.url.as_str(), "state").unwrap();
+    let waiter = tokio::spawn(pending.wait());
+    let page = f
+        .agent
+        .http
+        .get(format!("{}/sso/callback", f.agent.base))
+        .query(&[
+            ("state", state.as_str()),
+            ("error", "access_denied"),
+            ("error_description", "<b>User cancelled</b>"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 400);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("access_denied (&lt;b&gt;User cancelled"),
+        "{html}"
+    );
+    assert!(!html.contains("<b>User"), "{html}");
+    let err = waiter.await.unwrap().unwrap_err().to_string();
+    assert!(err.contains("access_denied"), "{err}");
+}
+
+#[tokio::test]
+async fn discovery_is_cached_and_fetched_again_after_its_ttl_or_a_failure() {
+    let f = okta().await;
+    f.begin().await;
+    f.begin().await;
+    assert_eq!(f.idp.discovery_fetches(), 1, "cached");
+    f.agent.clock.advance(3601);
+    f.begin().await;
+    assert_eq!(f.idp.discovery_fetches(), 2, "expired after its TTL");
+    let b = f.begin().await;
+    f.idp.reply(TokenReply::Raw(500, String::new()));
+    f.agent
+        .authenticate(&b.identifier, "code-123", CB)
+        .await
+        .assert_problem(499, "SSO", "token endpoint");
+    f.begin().await;
+    assert_eq!(f.idp.discovery_fetches(), 3, "dropped after the IdP failed");
+}
+
+#[tokio::test]
+async fn sso_url_names_what_is_missing() {
+    let f = okta().await;
+    f.agent
+        .sso_url("nobody@acme.test", CB)
+        .await
+        .assert_problem(499, "NOT_FOUND", "no user nobody@acme.test");
+    let admin = f.agent.admin_token();
+    let a = f.agent.send(
+        f.agent
+            .http
+            .delete(format!("{}/sso/delete_okta", f.agent.base))
+            .query(&[("token", admin.as_str())]),
+    );
+    assert_eq!(a.await.status, 200);
+    f.agent
+        .sso_url(ANN, CB)
+        .await
+        .assert_problem(499, "NOT_FOUND", "no active identity provider");
+    f.agent
+        .post_json("/sso/sso_url", None, &json!({"username": ANN}))
+        .await
+        .assert_problem(499, "DEFAULT", "CallbackUrl is required");
+}
