@@ -469,11 +469,18 @@ pub async fn revoke_token(state: &AppState, p: &Principal, id: i64) -> Result<()
 /// revoked). Applies to tokens issued from then on.
 async fn get_policy(State(state): State<AppState>, Admin(p): Admin) -> Result<Json<Value>> {
     let account_id = p.account_id();
-    let ttl = state.db.read(move |c| Ok(accounts::by_id(c, account_id)?.and_then(|a| a.access_token_ttl_secs))).await?;
+    let ttl = state
+        .db
+        .read(move |c| Ok(accounts::by_id(c, account_id)?.and_then(|a| a.access_token_ttl_secs)))
+        .await?;
     Ok(Json(json!({ "AccessTokenLifetimeSeconds": ttl })))
 }
 
-async fn put_policy(State(state): State<AppState>, Admin(p): Admin, f: Fields) -> Result<Json<Value>> {
+async fn put_policy(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+    f: Fields,
+) -> Result<Json<Value>> {
     const MAX: i64 = 10 * 366 * 86_400;
     let ttl = f.opt_i64("AccessTokenLifetimeSeconds")?;
     if let Some(t) = ttl
@@ -492,7 +499,11 @@ async fn put_policy(State(state): State<AppState>, Admin(p): Admin, f: Fields) -
                 Some(t) => format!("access tokens now expire after {t} s"),
                 None => "access tokens now last until revoked".to_string(),
             };
-            audit::record(tx, &NewEvent::ok(Some(account_id), &actor, "token.policy", detail), now)
+            audit::record(
+                tx,
+                &NewEvent::ok(Some(account_id), &actor, "token.policy", detail),
+                now,
+            )
         })
         .await?;
     Ok(Json(json!({ "AccessTokenLifetimeSeconds": ttl })))
