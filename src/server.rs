@@ -85,6 +85,7 @@ pub fn build_state(
         clock,
         settings,
         local_addr,
+        idp_cache: Default::default(),
     }))
 }
 

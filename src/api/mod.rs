@@ -41,6 +41,11 @@ pub struct Inner {
     pub settings: Settings,
     /// The address actually bound (differs from `settings.addr` when its port was 0).
     pub local_addr: SocketAddr,
+    /// IdP configurations by account and kind, exact for the database generation.
+    pub idp_cache: crate::store::cache::GenCache<
+        (i64, crate::store::idp::Kind),
+        Option<crate::store::idp::IdpConfig>,
+    >,
 }
 
 impl std::ops::Deref for AppState {

@@ -285,12 +285,21 @@ async fn password_grant(
         }
         Err(e) => return Err(e.into()),
     };
-    // Hash verification is CPU-bound (tens of ms): keep it off the async workers.
+    // Hash verification is CPU-bound (tens of ms): keep it off the async workers, two at a time.
+    let permit = state
+        .auth
+        .hash_gate
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(Error::internal)?;
+    let memory = state.auth.hash_memory.clone();
     let (user, ok) = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let ok = match user.as_ref().and_then(|u| u.password_hash.as_deref()) {
-            Some(phc) => password::verify(&pw, phc),
+            Some(phc) => password::verify(&pw, phc, &memory),
             None => {
-                password::verify_dummy(&pw);
+                password::verify_dummy(&pw, &memory);
                 false
             }
         };

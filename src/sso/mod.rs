@@ -2,4 +2,5 @@
 //! Nothing here knows about HTTP requests or responses: it takes plain values.
 
 pub mod cert;
+pub mod saml;
 pub mod urls;
