@@ -1,1 +1,13 @@
-fn main() {}
+//! The benchmark's baseline: an axum "hello world" on the same runtime settings as the agent,
+//! built and measured in the same run so the agent's figures can be read against it.
+
+use std::io::Write;
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    std::io::stdout().flush()?;
+    axum::serve(listener, app).await
+}

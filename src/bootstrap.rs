@@ -173,7 +173,13 @@ pub fn add_user(
 }
 
 /// Activates or deactivates a user (an inactive user is refused everywhere).
-pub fn set_user_status(db: &Db, identifier: &str, email: &str, status: Status, now: i64) -> Result<()> {
+pub fn set_user_status(
+    db: &Db,
+    identifier: &str,
+    email: &str,
+    status: Status,
+    now: i64,
+) -> Result<()> {
     let identifier = validate_identifier(identifier)?;
     let email = validate_email(email)?;
     db.write_blocking(|tx| {
@@ -181,9 +187,22 @@ pub fn set_user_status(db: &Db, identifier: &str, email: &str, status: Status, n
             .ok_or_else(|| Error::NotFound(format!("there is no account '{identifier}'")))?;
         let user = users::by_email(tx, &email)?
             .filter(|u| u.account_id == account.id)
-            .ok_or_else(|| Error::NotFound(format!("there is no user {email} in account '{identifier}'")))?;
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "there is no user {email} in account '{identifier}'"
+                ))
+            })?;
         users::set_status(tx, user.id, status, now)?;
-        audit::record(tx, &NewEvent::ok(Some(account.id), "system", "user.status", format!("{email} is now {}", status.as_str())), now)
+        audit::record(
+            tx,
+            &NewEvent::ok(
+                Some(account.id),
+                "system",
+                "user.status",
+                format!("{email} is now {}", status.as_str()),
+            ),
+            now,
+        )
     })
 }
 

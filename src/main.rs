@@ -164,10 +164,20 @@ fn main() -> ExitCode {
                 },
         } => user_list(&account, json, data.path()),
         Command::User {
-            command: UserCommand::Disable { account, email, data },
+            command:
+                UserCommand::Disable {
+                    account,
+                    email,
+                    data,
+                },
         } => user_status(&account, &email, Status::Inactive, data.path()),
         Command::User {
-            command: UserCommand::Enable { account, email, data },
+            command:
+                UserCommand::Enable {
+                    account,
+                    email,
+                    data,
+                },
         } => user_status(&account, &email, Status::Active, data.path()),
     };
     match result {
@@ -286,9 +296,15 @@ fn user_add(
     Ok(())
 }
 
-fn user_status(account: &str, email: &str, status: Status, data_dir: PathBuf) -> Result<(), String> {
+fn user_status(
+    account: &str,
+    email: &str,
+    status: Status,
+    data_dir: PathBuf,
+) -> Result<(), String> {
     let db = open(data_dir)?;
-    bootstrap::set_user_status(&db, account, email, status, SystemClock.now()).map_err(|e| e.to_string())?;
+    bootstrap::set_user_status(&db, account, email, status, SystemClock.now())
+        .map_err(|e| e.to_string())?;
     println!("{} is now {}", email.trim().to_lowercase(), status.as_str());
     Ok(())
 }
@@ -308,7 +324,7 @@ fn user_list(account: &str, json: bool, data_dir: PathBuf) -> Result<(), String>
             .collect();
         println!("{}", serde_json::Value::Array(list));
     } else {
-        println!("{:<40} {:<8} {:<9} {}", "EMAIL", "ROLE", "STATUS", "NAME");
+        println!("{:<40} {:<8} {:<9} NAME", "EMAIL", "ROLE", "STATUS");
         for u in users {
             println!(
                 "{:<40} {:<8} {:<9} {}",

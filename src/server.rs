@@ -90,6 +90,7 @@ pub fn build_state(
         local_addr,
         oidc,
         desktop_logins: api::login::DesktopLogins::default(),
+        idp_cache: Default::default(),
     }))
 }
 

@@ -23,15 +23,23 @@ pub async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes> 
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let too_large = |n: u64| Error::invalid(format!("request body is {n} bytes; the limit is {limit} bytes"));
+    let too_large = |n: u64| {
+        Error::invalid(format!(
+            "request body is {n} bytes; the limit is {limit} bytes"
+        ))
+    };
     if let Some(n) = declared
         && n > DRAIN_MAX as u64
     {
         return Err(too_large(n));
     }
-    let bytes = axum::body::to_bytes(req.into_body(), DRAIN_MAX.max(limit)).await.map_err(|_| {
-        Error::invalid(format!("request body could not be read or is larger than {limit} bytes"))
-    })?;
+    let bytes = axum::body::to_bytes(req.into_body(), DRAIN_MAX.max(limit))
+        .await
+        .map_err(|_| {
+            Error::invalid(format!(
+                "request body could not be read or is larger than {limit} bytes"
+            ))
+        })?;
     if bytes.len() > limit {
         return Err(too_large(bytes.len() as u64));
     }

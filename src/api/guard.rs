@@ -24,27 +24,32 @@ const APP_ORIGINS: &[&str] = &[
     "https://tauri.localhost",
 ];
 
-/// Host names under which the agent may be addressed on `port`.
-fn allowed_hosts(state: &AppState) -> Vec<String> {
-    let port = state.local_addr.port();
-    let mut hosts = vec![
-        format!("localhost:{port}"),
-        format!("127.0.0.1:{port}"),
-        format!("[::1]:{port}"),
-    ];
-    let ip = state.local_addr.ip();
-    if !ip.is_loopback() && !ip.is_unspecified() {
-        hosts.push(state.local_addr.to_string());
+/// True when `authority` (`host:port`) names this agent: a loopback name (or the bound IP
+/// when bound to a non-loopback address) with the bound port. Runs on every request, so it
+/// compares without allocating.
+fn is_own_authority(state: &AppState, authority: &str) -> bool {
+    let Some((host, port)) = authority.rsplit_once(':') else {
+        return false;
+    };
+    if port.parse::<u16>().ok() != Some(state.local_addr.port()) {
+        return false;
     }
-    hosts
+    let ip = state.local_addr.ip();
+    host.eq_ignore_ascii_case("localhost")
+        || host == "127.0.0.1"
+        || host == "[::1]"
+        || (!ip.is_loopback()
+            && !ip.is_unspecified()
+            && host.trim_matches(['[', ']']).parse() == Ok(ip))
 }
 
 /// True when `origin` is one of the agent's own UI origins.
 pub fn is_own_origin(state: &AppState, origin: &str) -> bool {
     APP_ORIGINS.iter().any(|o| o.eq_ignore_ascii_case(origin))
-        || allowed_hosts(state)
-            .iter()
-            .any(|h| origin.eq_ignore_ascii_case(&format!("http://{h}")))
+        || origin
+            .get(..7)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
+            && is_own_authority(state, &origin[7..])
 }
 
 /// Refuses requests with a foreign `Host` (DNS rebinding) or a foreign `Origin`.
@@ -57,10 +62,7 @@ pub async fn host_and_origin(State(state): State<AppState>, req: Request, next: 
     if host.is_empty() {
         return Error::Security("the Host header is required".into()).into_response();
     }
-    if !allowed_hosts(&state)
-        .iter()
-        .any(|h| h.eq_ignore_ascii_case(host))
-    {
+    if !is_own_authority(&state, host) {
         return Error::Security(format!(
             "Host '{}' is not this agent; use http://localhost:{}",
             truncate(host, 100),

@@ -47,6 +47,11 @@ pub struct Inner {
     pub oidc: crate::sso::oidc::Oidc,
     /// Logins the desktop shell started and awaits.
     pub desktop_logins: login::DesktopLogins,
+    /// IdP configurations by account and kind, exact for the database generation.
+    pub idp_cache: crate::store::cache::GenCache<
+        (i64, crate::store::idp::Kind),
+        Option<crate::store::idp::IdpConfig>,
+    >,
 }
 
 impl std::ops::Deref for AppState {

@@ -285,12 +285,21 @@ async fn password_grant(
         }
         Err(e) => return Err(e.into()),
     };
-    // Hash verification is CPU-bound (tens of ms): keep it off the async workers.
+    // Hash verification is CPU-bound (tens of ms): keep it off the async workers, two at a time.
+    let permit = state
+        .auth
+        .hash_gate
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(Error::internal)?;
+    let memory = state.auth.hash_memory.clone();
     let (user, ok) = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let ok = match user.as_ref().and_then(|u| u.password_hash.as_deref()) {
-            Some(phc) => password::verify(&pw, phc),
+            Some(phc) => password::verify(&pw, phc, &memory),
             None => {
-                password::verify_dummy(&pw);
+                password::verify_dummy(&pw, &memory);
                 false
             }
         };
@@ -469,11 +478,18 @@ pub async fn revoke_token(state: &AppState, p: &Principal, id: i64) -> Result<()
 /// revoked). Applies to tokens issued from then on.
 async fn get_policy(State(state): State<AppState>, Admin(p): Admin) -> Result<Json<Value>> {
     let account_id = p.account_id();
-    let ttl = state.db.read(move |c| Ok(accounts::by_id(c, account_id)?.and_then(|a| a.access_token_ttl_secs))).await?;
+    let ttl = state
+        .db
+        .read(move |c| Ok(accounts::by_id(c, account_id)?.and_then(|a| a.access_token_ttl_secs)))
+        .await?;
     Ok(Json(json!({ "AccessTokenLifetimeSeconds": ttl })))
 }
 
-async fn put_policy(State(state): State<AppState>, Admin(p): Admin, f: Fields) -> Result<Json<Value>> {
+async fn put_policy(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+    f: Fields,
+) -> Result<Json<Value>> {
     const MAX: i64 = 10 * 366 * 86_400;
     let ttl = f.opt_i64("AccessTokenLifetimeSeconds")?;
     if let Some(t) = ttl
@@ -492,7 +508,11 @@ async fn put_policy(State(state): State<AppState>, Admin(p): Admin, f: Fields) -
                 Some(t) => format!("access tokens now expire after {t} s"),
                 None => "access tokens now last until revoked".to_string(),
             };
-            audit::record(tx, &NewEvent::ok(Some(account_id), &actor, "token.policy", detail), now)
+            audit::record(
+                tx,
+                &NewEvent::ok(Some(account_id), &actor, "token.policy", detail),
+                now,
+            )
         })
         .await?;
     Ok(Json(json!({ "AccessTokenLifetimeSeconds": ttl })))

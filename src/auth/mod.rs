@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use crate::clock::Clock;
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::{Error, Result};
+use crate::store::cache::GenCache;
 use crate::store::users::{Role, Status, User};
-use crate::store::{Db, accounts, sessions, tokens, users};
+use crate::store::{Db, sessions, tokens, users};
 use session::{SessionClaims, SessionKeys};
 
 /// Prefix of the agent's long-lived access tokens (helps secret scanners spot leaks).
@@ -71,6 +72,15 @@ pub struct AuthService {
     revoked: RwLock<HashSet<String>>,
     /// Verified session claims by token hash: a signature check costs more than the lookup.
     verified: Mutex<HashMap<String, SessionClaims>>,
+    /// Users (with their account identifier) by id, exact for the database generation.
+    users: GenCache<i64, Option<(User, String)>>,
+    /// Access tokens (with user and account identifier) by hash, likewise.
+    access_tokens: GenCache<String, Option<(tokens::AccessToken, User, String)>>,
+    /// Admits at most two password hashes at once: each takes ~19 MiB and a core for tens
+    /// of milliseconds, and more in parallel would only queue on two cores while holding memory.
+    pub hash_gate: Arc<tokio::sync::Semaphore>,
+    /// Working memory of those hashes, reused.
+    pub hash_memory: Arc<password::HashMemory>,
     /// Failed password attempts per username.
     pub throttle: throttle::Throttle,
     /// Failed password attempts per client address (all local processes share loopback,
@@ -98,6 +108,10 @@ impl AuthService {
             session_ttl_secs,
             revoked: RwLock::new(revoked.into_iter().collect()),
             verified: Mutex::new(HashMap::new()),
+            users: GenCache::new(),
+            access_tokens: GenCache::new(),
+            hash_gate: Arc::new(tokio::sync::Semaphore::new(2)),
+            hash_memory: Arc::new(password::HashMemory::new()),
             throttle: throttle::Throttle::new(),
             client_throttle: throttle::Throttle::with_free_failures(CLIENT_FREE_FAILURES),
         })
@@ -170,16 +184,18 @@ impl AuthService {
             .parse()
             .map_err(|_| Error::Token("the session token is invalid".into()))?;
         let aid = claims.aid;
-        let found = self
-            .db
-            .read(move |c| {
-                let Some(u) = users::by_id(c, user_id)? else {
-                    return Ok(None);
-                };
-                let acct = accounts::by_id(c, u.account_id)?;
-                Ok(acct.map(|a| (u, a.identifier)))
-            })
-            .await?;
+        let generation = self.db.generation()?;
+        let found = match self.users.get(&user_id, generation) {
+            Some(f) => f,
+            None => {
+                let f = self
+                    .db
+                    .read(move |c| users::with_account(c, user_id))
+                    .await?;
+                self.users.put(user_id, generation, f.clone());
+                f
+            }
+        };
         let Some((user, account_identifier)) = found else {
             return Err(Error::Token(
                 "the session token's user no longer exists".into(),
@@ -202,19 +218,24 @@ impl AuthService {
     async fn authenticate_access_token(&self, token: &str) -> Result<Principal> {
         let hash = sha256_hex(token);
         let now = self.clock.now();
-        let found = self
-            .db
-            .read(move |c| {
-                let Some(t) = tokens::by_hash(c, &hash)? else {
-                    return Ok(None);
-                };
-                let Some(u) = users::by_id(c, t.user_id)? else {
-                    return Ok(None);
-                };
-                let acct = accounts::by_id(c, u.account_id)?;
-                Ok(acct.map(|a| (t, u, a.identifier)))
-            })
-            .await?;
+        let generation = self.db.generation()?;
+        let found = match self.access_tokens.get(&hash, generation) {
+            Some(f) => f,
+            None => {
+                let h = hash.clone();
+                let f = self
+                    .db
+                    .read(move |c| {
+                        let Some(t) = tokens::by_hash(c, &h)? else {
+                            return Ok(None);
+                        };
+                        Ok(users::with_account(c, t.user_id)?.map(|(u, ident)| (t, u, ident)))
+                    })
+                    .await?;
+                self.access_tokens.put(hash, generation, f.clone());
+                f
+            }
+        };
         let Some((t, user, account_identifier)) = found else {
             return Err(Error::Token("the access token is invalid".into()));
         };
@@ -293,6 +314,7 @@ fn check_active(user: &User) -> Result<()> {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::store::accounts;
     use crate::store::users::NewUser;
 
     fn setup() -> Result<(AuthService, ManualClock, User)> {

@@ -3,4 +3,5 @@
 
 pub mod cert;
 pub mod oidc;
+pub mod saml;
 pub mod urls;

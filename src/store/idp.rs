@@ -118,6 +118,23 @@ pub fn get(conn: &Connection, account_id: i64, kind: Kind) -> Result<Option<IdpC
         .optional()?)
 }
 
+/// [`get`] through `cache`, which stays exact across writes by anyone (see
+/// [`Db::generation`](crate::store::Db::generation)).
+pub async fn get_cached(
+    db: &crate::store::Db,
+    cache: &crate::store::cache::GenCache<(i64, Kind), Option<IdpConfig>>,
+    account_id: i64,
+    kind: Kind,
+) -> Result<Option<IdpConfig>> {
+    let generation = db.generation()?;
+    if let Some(c) = cache.get(&(account_id, kind), generation) {
+        return Ok(c);
+    }
+    let c = db.read(move |c| get(c, account_id, kind)).await?;
+    cache.put((account_id, kind), generation, c.clone());
+    Ok(c)
+}
+
 /// The account's active configuration, if any.
 pub fn active(conn: &Connection, account_id: i64) -> Result<Option<IdpConfig>> {
     let mut stmt = conn.prepare_cached(&format!(

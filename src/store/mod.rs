@@ -2,11 +2,14 @@
 //!
 //! [`Db`] holds one writer connection and a few reader connections. Every call runs on
 //! tokio's blocking pool (`spawn_blocking`): SQLite calls block the thread, and an async
-//! worker stuck on disk I/O would stall every other request.
+//! worker stuck on disk I/O would stall every other request. A semaphore per pool admits only
+//! as many calls as there are connections, so waiting happens asynchronously instead of in
+//! parked blocking threads (which would grow the pool, and memory, under load).
 
 pub mod accounts;
 pub mod audit;
 pub mod callback_urls;
+pub mod cache;
 pub mod idp;
 pub mod links;
 mod migrations;
@@ -32,10 +35,16 @@ const READERS: usize = 4;
 pub struct Db(Arc<Inner>);
 
 struct Inner {
+    /// A connection used only to ask `PRAGMA data_version` (see [`Db::generation`]).
+    watch: Option<Mutex<Connection>>,
+    read_gate: Arc<tokio::sync::Semaphore>,
+    write_gate: Arc<tokio::sync::Semaphore>,
     writer: Mutex<Connection>,
     /// Empty for in-memory databases, whose readers share the writer.
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// Commits made through this handle (the generation of in-memory databases).
+    commits: AtomicUsize,
 }
 
 fn configure(conn: &Connection) -> Result<()> {
@@ -75,10 +84,19 @@ impl Db {
             configure(&r)?;
             readers.push(Mutex::new(r));
         }
+        let watch = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure(&watch)?;
         Ok(Self(Arc::new(Inner {
+            watch: Some(Mutex::new(watch)),
+            read_gate: Arc::new(tokio::sync::Semaphore::new(READERS)),
+            write_gate: Arc::new(tokio::sync::Semaphore::new(1)),
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
+            commits: AtomicUsize::new(0),
         })))
     }
 
@@ -88,9 +106,13 @@ impl Db {
         configure(&conn)?;
         migrations::apply(&mut conn)?;
         Ok(Self(Arc::new(Inner {
+            watch: None,
+            read_gate: Arc::new(tokio::sync::Semaphore::new(1)),
+            write_gate: Arc::new(tokio::sync::Semaphore::new(1)),
             writer: Mutex::new(conn),
             readers: Vec::new(),
             next_reader: AtomicUsize::new(0),
+            commits: AtomicUsize::new(0),
         })))
     }
 
@@ -100,10 +122,20 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let db = self.clone();
-        tokio::task::spawn_blocking(move || db.read_blocking(f))
+        let permit = self
+            .0
+            .read_gate
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|e| Error::internal(format!("database task: {e}")))?
+            .map_err(Error::internal)?;
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            db.read_blocking(f)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("database task: {e}")))?
     }
 
     /// Runs `f` inside one IMMEDIATE transaction on the writer, off the async executor.
@@ -114,10 +146,37 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     {
-        let db = self.clone();
-        tokio::task::spawn_blocking(move || db.write_blocking(f))
+        let permit = self
+            .0
+            .write_gate
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|e| Error::internal(format!("database task: {e}")))?
+            .map_err(Error::internal)?;
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            db.write_blocking(f)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("database task: {e}")))?
+    }
+
+    /// A number that changes whenever anyone — this agent or another process such as the
+    /// CLI — commits to the database. Caches compare it to know they are still exact.
+    ///
+    /// Called inline on async workers: in WAL mode `PRAGMA data_version` reads the shared
+    /// wal-index header in memory and does no disk I/O. In-memory databases (one connection,
+    /// no other writer) report a counter of their own commits.
+    pub fn generation(&self) -> Result<i64> {
+        match &self.0.watch {
+            Some(w) => {
+                let conn = lock(w);
+                let mut stmt = conn.prepare_cached("PRAGMA data_version")?;
+                Ok(stmt.query_row([], |r| r.get(0))?)
+            }
+            None => Ok(i64::try_from(self.0.commits.load(Ordering::Acquire)).unwrap_or(i64::MAX)),
+        }
     }
 
     /// [`Db::read`] for synchronous callers (the CLI).
@@ -141,6 +200,7 @@ impl Db {
         let tx = Transaction::new(&mut conn, TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
+        self.0.commits.fetch_add(1, Ordering::AcqRel);
         Ok(out)
     }
 }
@@ -204,6 +264,31 @@ mod tests {
             .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))?))
             .await?;
         assert_eq!(n, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn generation_changes_on_commits_from_other_connections() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("agent.db");
+        let db = Db::open(&path)?;
+        let g0 = db.generation()?;
+        assert_eq!(db.generation()?, g0);
+        db.write_blocking(|tx| {
+            Ok(tx.execute(
+                "INSERT INTO accounts (identifier, name, created_at) VALUES ('a', 'A', 0)",
+                [],
+            )?)
+        })?;
+        let g1 = db.generation()?;
+        assert_ne!(g1, g0);
+        // Another process's connection (the CLI) committing is seen too.
+        let other = Connection::open(&path)?;
+        other.execute(
+            "INSERT INTO accounts (identifier, name, created_at) VALUES ('b', 'B', 0)",
+            [],
+        )?;
+        assert_ne!(db.generation()?, g1);
         Ok(())
     }
 

@@ -168,6 +168,17 @@ pub fn by_id(conn: &Connection, id: i64) -> Result<Option<User>> {
         .optional()?)
 }
 
+/// The user with this id and its account's identifier, in one query.
+pub fn with_account(conn: &Connection, id: i64) -> Result<Option<(User, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.id, u.account_id, u.email, u.first_name, u.last_name, u.role, u.status, \
+         u.password_hash, a.identifier FROM users u JOIN accounts a ON a.id = u.account_id WHERE u.id = ?1",
+    )?;
+    Ok(stmt
+        .query_row([id], |r| Ok((from_row(r)?, r.get(8)?)))
+        .optional()?)
+}
+
 /// The user with this email, in any account (case-insensitive).
 pub fn by_email(conn: &Connection, email: &str) -> Result<Option<User>> {
     Ok(conn

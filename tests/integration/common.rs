@@ -54,10 +54,14 @@ impl Answer {
         let body = self.json();
         assert_eq!(body["type"], code, "type of {}", self.text);
         assert_eq!(body["status"], status, "status field of {}", self.text);
-        assert_eq!(self.headers.get("error-code").and_then(|v| v.to_str().ok()), Some(code));
+        assert_eq!(
+            self.headers.get("error-code").and_then(|v| v.to_str().ok()),
+            Some(code)
+        );
         let msgs = body["errors"][code].as_array().cloned().unwrap_or_default();
         assert!(
-            msgs.iter().any(|m| m.as_str().is_some_and(|m| m.contains(needle))),
+            msgs.iter()
+                .any(|m| m.as_str().is_some_and(|m| m.contains(needle))),
             "no message containing {needle:?} in {}",
             self.text
         );
@@ -75,8 +79,12 @@ pub fn client() -> reqwest::Client {
 /// Runs the agent CLI with `args` against `data_dir`; returns (success, stdout, stderr).
 pub fn cli(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let mut cmd = Command::new(BIN);
-    cmd.args(args).arg("--data-dir").arg(data_dir).stdin(Stdio::null());
-    cmd.env_remove("AMOVE_ADMIN_PASSWORD").env_remove("AMOVE_USER_PASSWORD");
+    cmd.args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdin(Stdio::null());
+    cmd.env_remove("AMOVE_ADMIN_PASSWORD")
+        .env_remove("AMOVE_USER_PASSWORD");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -92,7 +100,15 @@ pub fn cli(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, Strin
 pub fn init_account(data_dir: &Path, ident: &str, admin: &str) {
     let (ok, _, err) = cli(
         data_dir,
-        &["init", "--account", ident, "--admin", admin, "--name", "Ada Admin"],
+        &[
+            "init",
+            "--account",
+            ident,
+            "--admin",
+            admin,
+            "--name",
+            "Ada Admin",
+        ],
         &[("AMOVE_ADMIN_PASSWORD", ADMIN_PASSWORD)],
     );
     assert!(ok, "init failed: {err}");
@@ -104,7 +120,11 @@ pub fn add_user(data_dir: &Path, ident: &str, email: &str, admin: bool, password
     if admin {
         args.push("--admin");
     }
-    let env: Vec<(&str, &str)> = if password { vec![("AMOVE_USER_PASSWORD", USER_PASSWORD)] } else { vec![] };
+    let env: Vec<(&str, &str)> = if password {
+        vec![("AMOVE_USER_PASSWORD", USER_PASSWORD)]
+    } else {
+        vec![]
+    };
     let (ok, _, err) = cli(data_dir, &args, &env);
     assert!(ok, "user add failed: {err}");
 }
@@ -163,8 +183,19 @@ impl Agent {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_string();
-        let port: u16 = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
-        Agent { child: Some(child), base: url, port, data_dir: dir.to_path_buf(), _tmp: None, http: client() }
+        let port: u16 = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        Agent {
+            child: Some(child),
+            base: url,
+            port,
+            data_dir: dir.to_path_buf(),
+            _tmp: None,
+            http: client(),
+        }
     }
 
     /// Stops the agent with SIGKILL and returns its data directory (kept alive).
@@ -179,7 +210,10 @@ impl Agent {
     /// Stops the agent gracefully (SIGTERM) and returns its exit status.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
         let mut c = self.child.take()?;
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         for _ in 0..100 {
             if let Ok(Some(s)) = c.try_wait() {
                 return Some(s);
@@ -207,7 +241,11 @@ impl Agent {
         let status = resp.status();
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap_or_default();
-        Answer { status, headers, text }
+        Answer {
+            status,
+            headers,
+            text,
+        }
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
@@ -262,7 +300,10 @@ impl Agent {
             .finish();
         let a = self.authn_form(&form).await;
         assert_eq!(a.status, 200, "password grant failed: {}", a.text);
-        a.json()["access_token"].as_str().expect("access_token").to_string()
+        a.json()["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
     }
 
     /// The access token of `admin@acme.test` (see [`Agent::with_account`]).

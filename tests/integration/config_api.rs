@@ -33,7 +33,8 @@ fn saml() -> Value {
 
 /// The client secret as stored, decrypted with the agent's own data key.
 fn stored_secret(agent: &Agent, kind: &str) -> String {
-    let (sealer, _) = amove_agent::crypto::seal::Sealer::load_or_create(&agent.data_dir).expect("key");
+    let (sealer, _) =
+        amove_agent::crypto::seal::Sealer::load_or_create(&agent.data_dir).expect("key");
     let conn = rusqlite::Connection::open(agent.data_dir.join("agent.db")).expect("db");
     let (account_id, sealed): (i64, String) = conn
         .query_row(
@@ -43,7 +44,11 @@ fn stored_secret(agent: &Agent, kind: &str) -> String {
         )
         .expect("row");
     let ctx = format!("idp_configs:{account_id}:{kind}:client_secret");
-    sealer.open_secret(&sealed, &ctx).expect("open").expose().to_string()
+    sealer
+        .open_secret(&sealed, &ctx)
+        .expect("open")
+        .expose()
+        .to_string()
 }
 
 #[tokio::test]
@@ -58,7 +63,10 @@ async fn okta_setup_get_update_delete_roundtrip() {
     assert!(saved["Id"].as_i64().is_some());
     assert_eq!(saved["ClientId"], "0oa1okta");
     assert_eq!(saved["ClientSecret"], "********");
-    assert_eq!(saved["OpenIdURL"], "https://acme.okta.com/.well-known/openid-configuration");
+    assert_eq!(
+        saved["OpenIdURL"],
+        "https://acme.okta.com/.well-known/openid-configuration"
+    );
     assert_eq!(saved["Active"], true);
 
     let got = a.get("/sso/get_okta", Some(&t)).await.json();
@@ -70,7 +78,10 @@ async fn okta_setup_get_update_delete_roundtrip() {
     let upd = a.put_json("/sso/update_okta", Some(&t), &changed).await;
     assert_eq!(upd.status, 200, "{}", upd.text);
     assert_eq!(upd.json()["ClientId"], "0oa2okta");
-    assert_eq!(a.get("/sso/get_okta", Some(&t)).await.json()["Active"], false);
+    assert_eq!(
+        a.get("/sso/get_okta", Some(&t)).await.json()["Active"],
+        false
+    );
 
     let del = a.delete("/sso/delete_okta", Some(&t)).await;
     assert_eq!(del.status, 200);
@@ -90,7 +101,10 @@ async fn entra_id_roundtrip_with_default_and_custom_graph_url() {
     assert_eq!(upd.json()["GraphURL"], "http://127.0.0.1:9999/graph");
     assert_eq!(a.get("/sso/get_entraId", Some(&t)).await.json(), upd.json());
     assert_eq!(a.delete("/sso/delete_entraId", Some(&t)).await.status, 200);
-    assert_eq!(a.get("/sso/get_entraId", Some(&t)).await.json(), Value::Null);
+    assert_eq!(
+        a.get("/sso/get_entraId", Some(&t)).await.json(),
+        Value::Null
+    );
 }
 
 #[tokio::test]
@@ -106,12 +120,22 @@ async fn saml_roundtrip_accepts_pem_and_bare_base64_der() {
     let saved = a.post_json("/sso/setup_saml", Some(&t), &body).await;
     assert_eq!(saved.status, 200, "{}", saved.text);
     let saved = saved.json();
-    assert_eq!(saved["Certificate"].as_str().map(str::trim), Some(pem.trim()));
+    assert_eq!(
+        saved["Certificate"].as_str().map(str::trim),
+        Some(pem.trim())
+    );
     assert_eq!(saved["SPEntityId"], "https://amove.test/sp");
     assert_eq!(saved["IdPSSOURL"], "https://idp.acme.test/sso");
     assert_eq!(saved["IdPEntityId"], "https://idp.acme.test/metadata");
-    assert!(saved["NextCertificate"].as_str().is_some_and(|c| c.contains("BEGIN CERTIFICATE")));
-    assert_eq!(saved["AcsURL"], format!("http://localhost:{}/sso/saml/acs", a.port));
+    assert!(
+        saved["NextCertificate"]
+            .as_str()
+            .is_some_and(|c| c.contains("BEGIN CERTIFICATE"))
+    );
+    assert_eq!(
+        saved["AcsURL"],
+        format!("http://localhost:{}/sso/saml/acs", a.port)
+    );
 
     // A full update without NextCertificate clears it (the body is the whole object).
     let mut upd = saved.clone();
@@ -120,7 +144,10 @@ async fn saml_roundtrip_accepts_pem_and_bare_base64_der() {
     let r = a.put_json("/sso/update_saml", Some(&t), &upd).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()["NextCertificate"], Value::Null);
-    assert_eq!(a.get("/sso/get_saml", Some(&t)).await.json()["Active"], true);
+    assert_eq!(
+        a.get("/sso/get_saml", Some(&t)).await.json()["Active"],
+        true
+    );
     assert_eq!(a.delete("/sso/delete_saml", Some(&t)).await.status, 200);
 }
 
@@ -141,25 +168,101 @@ async fn each_validation_failure_names_its_field() {
     let a = Agent::with_account().await;
     let t = a.admin_token().await;
     let cases: Vec<(&str, Value, &str)> = vec![
-        ("/sso/setup_okta", json!({"ClientSecret": "x", "OpenIdURL": "https://a.test", "Active": true}), "ClientId is required"),
-        ("/sso/setup_okta", json!({"ClientId": "  ", "ClientSecret": "x", "OpenIdURL": "https://a.test"}), "ClientId must not be blank"),
-        ("/sso/setup_okta", json!({"ClientId": 42, "ClientSecret": "x", "OpenIdURL": "https://a.test"}), "ClientId must be a string, not a number"),
-        ("/sso/setup_okta", json!({"ClientId": "c", "OpenIdURL": "https://a.test"}), "ClientSecret is required"),
-        ("/sso/setup_okta", json!({"ClientId": "c", "ClientSecret": "", "OpenIdURL": "https://a.test"}), "ClientSecret must not be blank"),
-        ("/sso/setup_okta", json!({"ClientId": "c", "ClientSecret": "s"}), "OpenIdURL is required"),
-        ("/sso/setup_okta", json!({"ClientId": "c", "ClientSecret": "s", "OpenIdURL": "http://acme.okta.com/"}), "OpenIdURL must be an absolute https URL (http is allowed only for loopback hosts)"),
-        ("/sso/setup_okta", json!({"ClientId": "c", "ClientSecret": "s", "OpenIdURL": "/relative"}), "OpenIdURL must be an absolute https URL"),
-        ("/sso/setup_okta", json!({"ClientId": "c", "ClientSecret": "s", "OpenIdURL": "https://u:p@a.test"}), "OpenIdURL must not contain a user name or password"),
-        ("/sso/setup_okta", json!({"ClientId": "c", "ClientSecret": "s", "OpenIdURL": "https://a.test", "Active": "yes"}), "Active must be true or false"),
-        ("/sso/setup_okta", json!({"ClientId": "c\u{0007}", "ClientSecret": "s", "OpenIdURL": "https://a.test"}), "ClientId must not contain control characters"),
-        ("/sso/setup_okta", json!({"ClientId": "c".repeat(300), "ClientSecret": "s", "OpenIdURL": "https://a.test"}), "ClientId must be at most 256 characters"),
-        ("/sso/setup_entraId", json!({"ClientId": "c", "ClientSecret": "s", "OpenIdURL": "https://a.test", "GraphURL": "ftp://graph"}), "GraphURL must be an absolute https URL"),
-        ("/sso/setup_saml", json!({"SPEntityId": "sp", "IdPSSOURL": "https://idp.test/sso"}), "Certificate is required"),
-        ("/sso/setup_saml", json!({"Certificate": "not a certificate", "SPEntityId": "sp", "IdPSSOURL": "https://idp.test/sso"}), "Certificate must be an X.509 certificate"),
-        ("/sso/setup_saml", json!({"Certificate": certificate(-30, -1), "SPEntityId": "sp", "IdPSSOURL": "https://idp.test/sso"}), "Certificate expired on"),
-        ("/sso/setup_saml", json!({"Certificate": certificate(-1, 30), "NextCertificate": "garbage", "SPEntityId": "sp", "IdPSSOURL": "https://idp.test/sso"}), "NextCertificate must be an X.509 certificate"),
-        ("/sso/setup_saml", json!({"Certificate": certificate(-1, 30), "IdPSSOURL": "https://idp.test/sso"}), "SPEntityId is required"),
-        ("/sso/setup_saml", json!({"Certificate": certificate(-1, 30), "SPEntityId": "sp", "IdPSSOURL": "http://idp.test/sso"}), "IdPSSOURL must be an absolute https URL"),
+        (
+            "/sso/setup_okta",
+            json!({"ClientSecret": "x", "OpenIdURL": "https://a.test", "Active": true}),
+            "ClientId is required",
+        ),
+        (
+            "/sso/setup_okta",
+            json!({"ClientId": "  ", "ClientSecret": "x", "OpenIdURL": "https://a.test"}),
+            "ClientId must not be blank",
+        ),
+        (
+            "/sso/setup_okta",
+            json!({"ClientId": 42, "ClientSecret": "x", "OpenIdURL": "https://a.test"}),
+            "ClientId must be a string, not a number",
+        ),
+        (
+            "/sso/setup_okta",
+            json!({"ClientId": "c", "OpenIdURL": "https://a.test"}),
+            "ClientSecret is required",
+        ),
+        (
+            "/sso/setup_okta",
+            json!({"ClientId": "c", "ClientSecret": "", "OpenIdURL": "https://a.test"}),
+            "ClientSecret must not be blank",
+        ),
+        (
+            "/sso/setup_okta",
+            json!({"ClientId": "c", "ClientSecret": "s"}),
+            "OpenIdURL is required",
+        ),
+        (
+            "/sso/setup_okta",
+            json!({"ClientId": "c", "ClientSecret": "s", "OpenIdURL": "http://acme.okta.com/"}),
+            "OpenIdURL must be an absolute https URL (http is allowed only for loopback hosts)",
+        ),
+        (
+            "/sso/setup_okta",
+            json!({"ClientId": "c", "ClientSecret": "s", "OpenIdURL": "/relative"}),
+            "OpenIdURL must be an absolute https URL",
+        ),
+        (
+            "/sso/setup_okta",
+            json!({"ClientId": "c", "ClientSecret": "s", "OpenIdURL": "https://u:p@a.test"}),
+            "OpenIdURL must not contain a user name or password",
+        ),
+        (
+            "/sso/setup_okta",
+            json!({"ClientId": "c", "ClientSecret": "s", "OpenIdURL": "https://a.test", "Active": "yes"}),
+            "Active must be true or false",
+        ),
+        (
+            "/sso/setup_okta",
+            json!({"ClientId": "c\u{0007}", "ClientSecret": "s", "OpenIdURL": "https://a.test"}),
+            "ClientId must not contain control characters",
+        ),
+        (
+            "/sso/setup_okta",
+            json!({"ClientId": "c".repeat(300), "ClientSecret": "s", "OpenIdURL": "https://a.test"}),
+            "ClientId must be at most 256 characters",
+        ),
+        (
+            "/sso/setup_entraId",
+            json!({"ClientId": "c", "ClientSecret": "s", "OpenIdURL": "https://a.test", "GraphURL": "ftp://graph"}),
+            "GraphURL must be an absolute https URL",
+        ),
+        (
+            "/sso/setup_saml",
+            json!({"SPEntityId": "sp", "IdPSSOURL": "https://idp.test/sso"}),
+            "Certificate is required",
+        ),
+        (
+            "/sso/setup_saml",
+            json!({"Certificate": "not a certificate", "SPEntityId": "sp", "IdPSSOURL": "https://idp.test/sso"}),
+            "Certificate must be an X.509 certificate",
+        ),
+        (
+            "/sso/setup_saml",
+            json!({"Certificate": certificate(-30, -1), "SPEntityId": "sp", "IdPSSOURL": "https://idp.test/sso"}),
+            "Certificate expired on",
+        ),
+        (
+            "/sso/setup_saml",
+            json!({"Certificate": certificate(-1, 30), "NextCertificate": "garbage", "SPEntityId": "sp", "IdPSSOURL": "https://idp.test/sso"}),
+            "NextCertificate must be an X.509 certificate",
+        ),
+        (
+            "/sso/setup_saml",
+            json!({"Certificate": certificate(-1, 30), "IdPSSOURL": "https://idp.test/sso"}),
+            "SPEntityId is required",
+        ),
+        (
+            "/sso/setup_saml",
+            json!({"Certificate": certificate(-1, 30), "SPEntityId": "sp", "IdPSSOURL": "http://idp.test/sso"}),
+            "IdPSSOURL must be an absolute https URL",
+        ),
     ];
     for (path, body, needle) in cases {
         let r = a.post_json(path, Some(&t), &body).await;
@@ -175,7 +278,9 @@ async fn each_validation_failure_names_its_field() {
 async fn several_invalid_fields_are_reported_together() {
     let a = Agent::with_account().await;
     let t = a.admin_token().await;
-    let r = a.post_json("/sso/setup_okta", Some(&t), &json!({"OpenIdURL": "nope"})).await;
+    let r = a
+        .post_json("/sso/setup_okta", Some(&t), &json!({"OpenIdURL": "nope"}))
+        .await;
     r.assert_problem(499, "DEFAULT", "ClientId is required");
     r.assert_problem(499, "DEFAULT", "ClientSecret is required");
     r.assert_problem(499, "DEFAULT", "OpenIdURL must be an absolute https URL");
@@ -185,53 +290,103 @@ async fn several_invalid_fields_are_reported_together() {
 async fn only_one_configuration_may_be_active() {
     let a = Agent::with_account().await;
     let t = a.admin_token().await;
-    assert_eq!(a.post_json("/sso/setup_okta", Some(&t), &okta()).await.status, 200);
+    assert_eq!(
+        a.post_json("/sso/setup_okta", Some(&t), &okta())
+            .await
+            .status,
+        200
+    );
     let mut e = entra();
     e["Active"] = json!(true);
-    a.post_json("/sso/setup_entraId", Some(&t), &e).await.assert_problem(499, "DEFAULT", "the Okta configuration is already active");
+    a.post_json("/sso/setup_entraId", Some(&t), &e)
+        .await
+        .assert_problem(499, "DEFAULT", "the Okta configuration is already active");
     // Inactive is fine; activating it by update is refused the same way.
-    let saved = a.post_json("/sso/setup_entraId", Some(&t), &entra()).await.json();
+    let saved = a
+        .post_json("/sso/setup_entraId", Some(&t), &entra())
+        .await
+        .json();
     let mut upd = saved.clone();
     upd["Active"] = json!(true);
-    a.put_json("/sso/update_entraId", Some(&t), &upd).await.assert_problem(499, "DEFAULT", "Okta configuration is already active");
+    a.put_json("/sso/update_entraId", Some(&t), &upd)
+        .await
+        .assert_problem(499, "DEFAULT", "Okta configuration is already active");
     // After deactivating Okta, Entra ID may be activated.
     let mut o = a.get("/sso/get_okta", Some(&t)).await.json();
     o["Active"] = json!(false);
-    assert_eq!(a.put_json("/sso/update_okta", Some(&t), &o).await.status, 200);
-    assert_eq!(a.put_json("/sso/update_entraId", Some(&t), &upd).await.status, 200);
+    assert_eq!(
+        a.put_json("/sso/update_okta", Some(&t), &o).await.status,
+        200
+    );
+    assert_eq!(
+        a.put_json("/sso/update_entraId", Some(&t), &upd)
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
 async fn duplicate_setup_and_missing_update_or_delete() {
     let a = Agent::with_account().await;
     let t = a.admin_token().await;
-    a.put_json("/sso/update_okta", Some(&t), &json!({"Id": 1, "ClientId": "c", "OpenIdURL": "https://a.test"}))
+    a.put_json(
+        "/sso/update_okta",
+        Some(&t),
+        &json!({"Id": 1, "ClientId": "c", "OpenIdURL": "https://a.test"}),
+    )
+    .await
+    .assert_problem(499, "NOT_FOUND", "no Okta configuration with Id 1");
+    a.delete("/sso/delete_saml", Some(&t)).await.assert_problem(
+        499,
+        "NOT_FOUND",
+        "no SAML configuration",
+    );
+    let saved = a
+        .post_json("/sso/setup_okta", Some(&t), &okta())
         .await
-        .assert_problem(499, "NOT_FOUND", "no Okta configuration with Id 1");
-    a.delete("/sso/delete_saml", Some(&t)).await.assert_problem(499, "NOT_FOUND", "no SAML configuration");
-    let saved = a.post_json("/sso/setup_okta", Some(&t), &okta()).await.json();
-    a.post_json("/sso/setup_okta", Some(&t), &okta()).await.assert_problem(499, "DUPLICATE", "Okta configuration already exists");
+        .json();
+    a.post_json("/sso/setup_okta", Some(&t), &okta())
+        .await
+        .assert_problem(499, "DUPLICATE", "Okta configuration already exists");
     let mut wrong = saved.clone();
     wrong["Id"] = json!(saved["Id"].as_i64().unwrap_or(0) + 100);
-    a.put_json("/sso/update_okta", Some(&t), &wrong).await.assert_problem(499, "NOT_FOUND", "no Okta configuration with Id");
+    a.put_json("/sso/update_okta", Some(&t), &wrong)
+        .await
+        .assert_problem(499, "NOT_FOUND", "no Okta configuration with Id");
     let mut no_id = saved.clone();
     no_id.as_object_mut().map(|o| o.remove("Id"));
-    a.put_json("/sso/update_okta", Some(&t), &no_id).await.assert_problem(499, "DEFAULT", "Id is required");
+    a.put_json("/sso/update_okta", Some(&t), &no_id)
+        .await
+        .assert_problem(499, "DEFAULT", "Id is required");
 }
 
 #[tokio::test]
 async fn masked_or_omitted_secret_on_update_keeps_stored_one() {
     let a = Agent::with_account().await;
     let t = a.admin_token().await;
-    let saved = a.post_json("/sso/setup_okta", Some(&t), &okta()).await.json();
+    let saved = a
+        .post_json("/sso/setup_okta", Some(&t), &okta())
+        .await
+        .json();
     assert_eq!(stored_secret(&a, "okta"), "okta-secret-value-123");
     // Sent back as read (with the mask).
-    assert_eq!(a.put_json("/sso/update_okta", Some(&t), &saved).await.status, 200);
+    assert_eq!(
+        a.put_json("/sso/update_okta", Some(&t), &saved)
+            .await
+            .status,
+        200
+    );
     assert_eq!(stored_secret(&a, "okta"), "okta-secret-value-123");
     // Omitted.
     let mut omitted = saved.clone();
     omitted.as_object_mut().map(|o| o.remove("ClientSecret"));
-    assert_eq!(a.put_json("/sso/update_okta", Some(&t), &omitted).await.status, 200);
+    assert_eq!(
+        a.put_json("/sso/update_okta", Some(&t), &omitted)
+            .await
+            .status,
+        200
+    );
     assert_eq!(stored_secret(&a, "okta"), "okta-secret-value-123");
     // Replaced.
     let mut replaced = saved.clone();
@@ -243,7 +398,9 @@ async fn masked_or_omitted_secret_on_update_keeps_stored_one() {
     a.delete("/sso/delete_okta", Some(&t)).await;
     let mut masked = okta();
     masked["ClientSecret"] = json!("********");
-    a.post_json("/sso/setup_okta", Some(&t), &masked).await.assert_problem(499, "DEFAULT", "ClientSecret must be the real secret");
+    a.post_json("/sso/setup_okta", Some(&t), &masked)
+        .await
+        .assert_problem(499, "DEFAULT", "ClientSecret must be the real secret");
 }
 
 #[tokio::test]
@@ -252,16 +409,28 @@ async fn secrets_never_leave_in_responses_or_in_clear_on_disk() {
     let t = a.admin_token().await;
     let mut bodies = Vec::new();
     bodies.push(a.post_json("/sso/setup_okta", Some(&t), &okta()).await.text);
-    bodies.push(a.post_json("/sso/setup_entraId", Some(&t), &entra()).await.text);
+    bodies.push(
+        a.post_json("/sso/setup_entraId", Some(&t), &entra())
+            .await
+            .text,
+    );
     bodies.push(a.get("/sso/get_okta", Some(&t)).await.text);
     bodies.push(a.get("/sso/get_entraId", Some(&t)).await.text);
     bodies.push(a.get("/sso/audit", Some(&t)).await.text);
     bodies.push(a.get("/sso/ttapi/tokens", Some(&t)).await.text);
     for b in &bodies {
-        assert!(!b.contains("okta-secret-value-123") && !b.contains("entra-secret-value-456"), "{b}");
+        assert!(
+            !b.contains("okta-secret-value-123") && !b.contains("entra-secret-value-456"),
+            "{b}"
+        );
         assert!(!b.contains(&t), "the access token appears in {b}");
     }
-    for needle in ["okta-secret-value-123", "entra-secret-value-456", &t, crate::common::ADMIN_PASSWORD] {
+    for needle in [
+        "okta-secret-value-123",
+        "entra-secret-value-456",
+        &t,
+        crate::common::ADMIN_PASSWORD,
+    ] {
         let hits = files_containing(&a.data_dir, needle);
         assert!(hits.is_empty(), "{needle:?} in clear in {hits:?}");
     }
@@ -279,16 +448,27 @@ async fn standard_users_and_missing_tokens_are_refused() {
         ("GET", "/sso/audit"),
     ] {
         let req = |tok: Option<&str>| {
-            let mut r = a.http.request(method.parse().expect("method"), a.url(path)).json(&okta());
+            let mut r = a
+                .http
+                .request(method.parse().expect("method"), a.url(path))
+                .json(&okta());
             if let Some(t) = tok {
                 r = r.query(&[("token", t)]);
             }
             r
         };
-        a.send(req(Some(&user))).await.assert_problem(499, "ACCESS", "requires an admin");
-        a.send(req(None)).await.assert_problem(401, "TOKEN", "a token is required");
-        a.send(req(Some("garbage"))).await.assert_problem(401, "TOKEN", "malformed");
-        a.send(req(Some("amv_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))).await.assert_problem(401, "TOKEN", "invalid");
+        a.send(req(Some(&user)))
+            .await
+            .assert_problem(499, "ACCESS", "requires an admin");
+        a.send(req(None))
+            .await
+            .assert_problem(401, "TOKEN", "a token is required");
+        a.send(req(Some("garbage")))
+            .await
+            .assert_problem(401, "TOKEN", "malformed");
+        a.send(req(Some("amv_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")))
+            .await
+            .assert_problem(401, "TOKEN", "invalid");
     }
 }
 
@@ -296,11 +476,26 @@ async fn standard_users_and_missing_tokens_are_refused() {
 async fn bearer_header_works_like_the_token_parameter() {
     let a = Agent::with_account().await;
     let t = a.admin_token().await;
-    let r = a.send(a.http.get(a.url("/sso/get_okta")).bearer_auth(&t)).await;
+    let r = a
+        .send(a.http.get(a.url("/sso/get_okta")).bearer_auth(&t))
+        .await;
     assert_eq!(r.status, 200);
-    let r = a.send(a.http.get(a.url("/sso/get_okta")).header("Authorization", "Basic abc")).await;
+    let r = a
+        .send(
+            a.http
+                .get(a.url("/sso/get_okta"))
+                .header("Authorization", "Basic abc"),
+        )
+        .await;
     r.assert_problem(401, "TOKEN", "Bearer");
-    let r = a.send(a.http.get(a.url("/sso/get_okta")).query(&[("token", "amv_other")]).bearer_auth(&t)).await;
+    let r = a
+        .send(
+            a.http
+                .get(a.url("/sso/get_okta"))
+                .query(&[("token", "amv_other")])
+                .bearer_auth(&t),
+        )
+        .await;
     r.assert_problem(401, "TOKEN", "disagree");
 }
 
@@ -308,15 +503,25 @@ async fn bearer_header_works_like_the_token_parameter() {
 async fn configuration_changes_are_audited_newest_first_and_paged() {
     let a = Agent::with_account().await;
     let t = a.admin_token().await;
-    let saved = a.post_json("/sso/setup_okta", Some(&t), &okta()).await.json();
+    let saved = a
+        .post_json("/sso/setup_okta", Some(&t), &okta())
+        .await
+        .json();
     a.put_json("/sso/update_okta", Some(&t), &saved).await;
     a.delete("/sso/delete_okta", Some(&t)).await;
     let page = a.get("/sso/audit?pageSize=2", Some(&t)).await.json();
-    let actions: Vec<&str> = page["Items"].as_array().into_iter().flatten().filter_map(|e| e["Action"].as_str()).collect();
+    let actions: Vec<&str> = page["Items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["Action"].as_str())
+        .collect();
     assert_eq!(actions, ["idp.okta.delete", "idp.okta.update"]);
     assert_eq!(page["Items"][0]["Actor"], "admin@acme.test");
     assert!(page["Total"].as_i64().unwrap_or(0) >= 5);
     let p2 = a.get("/sso/audit?pageSize=2&page=2", Some(&t)).await.json();
     assert_eq!(p2["Items"][0]["Action"], "idp.okta.create");
-    a.get("/sso/audit?pageSize=0", Some(&t)).await.assert_problem(499, "DEFAULT", "pageSize must be a whole number");
+    a.get("/sso/audit?pageSize=0", Some(&t))
+        .await
+        .assert_problem(499, "DEFAULT", "pageSize must be a whole number");
 }

@@ -18,12 +18,25 @@ async fn health_answers_without_auth() {
 #[tokio::test]
 async fn foreign_host_headers_are_refused() {
     let a = Agent::with_account().await;
-    for host in ["evil.test", &format!("evil.test:{}", a.port), "localhost:1", "127.0.0.2:80"] {
-        let r = a.send(a.http.get(a.url("/health")).header("Host", host)).await;
+    for host in [
+        "evil.test",
+        &format!("evil.test:{}", a.port),
+        "localhost:1",
+        "127.0.0.2:80",
+    ] {
+        let r = a
+            .send(a.http.get(a.url("/health")).header("Host", host))
+            .await;
         r.assert_problem(499, "SECURITY", "is not this agent");
     }
-    for host in [format!("localhost:{}", a.port), format!("127.0.0.1:{}", a.port), format!("LOCALHOST:{}", a.port)] {
-        let r = a.send(a.http.get(a.url("/health")).header("Host", host.as_str())).await;
+    for host in [
+        format!("localhost:{}", a.port),
+        format!("127.0.0.1:{}", a.port),
+        format!("LOCALHOST:{}", a.port),
+    ] {
+        let r = a
+            .send(a.http.get(a.url("/health")).header("Host", host.as_str()))
+            .await;
         assert_eq!(r.status, 200, "{host}");
     }
 }
@@ -32,17 +45,43 @@ async fn foreign_host_headers_are_refused() {
 async fn foreign_origins_are_refused_but_own_ui_origins_pass() {
     let a = Agent::with_account().await;
     let t = a.admin_token().await;
-    for origin in ["https://evil.test", "null", "http://localhost:1", "http://127.0.0.1.evil.test"] {
-        let r = a.send(a.http.get(a.url("/sso/get_okta")).query(&[("token", &t)]).header("Origin", origin)).await;
+    for origin in [
+        "https://evil.test",
+        "null",
+        "http://localhost:1",
+        "http://127.0.0.1.evil.test",
+    ] {
+        let r = a
+            .send(
+                a.http
+                    .get(a.url("/sso/get_okta"))
+                    .query(&[("token", &t)])
+                    .header("Origin", origin),
+            )
+            .await;
         r.assert_problem(499, "SECURITY", "not allowed");
     }
     let own = format!("http://localhost:{}", a.port);
     for origin in [own.as_str(), "tauri://localhost", "http://tauri.localhost"] {
-        let r = a.send(a.http.get(a.url("/sso/get_okta")).query(&[("token", &t)]).header("Origin", origin)).await;
+        let r = a
+            .send(
+                a.http
+                    .get(a.url("/sso/get_okta"))
+                    .query(&[("token", &t)])
+                    .header("Origin", origin),
+            )
+            .await;
         assert_eq!(r.status, 200, "{origin}: {}", r.text);
     }
     // The SAML ACS is posted to by the IdP's page, from the IdP's origin.
-    let r = a.send(a.http.post(a.url("/sso/saml/acs")).header("Origin", "https://idp.evil.test").body("x")).await;
+    let r = a
+        .send(
+            a.http
+                .post(a.url("/sso/saml/acs"))
+                .header("Origin", "https://idp.evil.test")
+                .body("x"),
+        )
+        .await;
     assert_ne!(r.json()["type"], "SECURITY", "{}", r.text);
 }
 
@@ -51,12 +90,35 @@ async fn a_cross_site_form_post_cannot_reach_a_json_endpoint() {
     let a = Agent::with_account().await;
     let t = a.admin_token().await;
     let body = "ClientId=c&ClientSecret=s&OpenIdURL=https://a.test&Active=true";
-    for ct in ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"] {
-        let r = a.send(a.http.post(a.url("/sso/setup_okta")).query(&[("token", &t)]).header("Content-Type", ct).body(body)).await;
+    for ct in [
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+    ] {
+        let r = a
+            .send(
+                a.http
+                    .post(a.url("/sso/setup_okta"))
+                    .query(&[("token", &t)])
+                    .header("Content-Type", ct)
+                    .body(body),
+            )
+            .await;
         r.assert_problem(499, "DEFAULT", "Content-Type must be application/json");
     }
-    let r = a.send(a.http.post(a.url("/sso/setup_okta")).query(&[("token", &t)]).body("{}")).await;
-    r.assert_problem(499, "DEFAULT", "Content-Type must be application/json (got none)");
+    let r = a
+        .send(
+            a.http
+                .post(a.url("/sso/setup_okta"))
+                .query(&[("token", &t)])
+                .body("{}"),
+        )
+        .await;
+    r.assert_problem(
+        499,
+        "DEFAULT",
+        "Content-Type must be application/json (got none)",
+    );
     assert_eq!(a.get("/sso/get_okta", Some(&t)).await.text, "null");
 }
 
@@ -65,16 +127,36 @@ async fn malformed_and_oversized_bodies_get_our_error() {
     let a = Agent::with_account().await;
     let t = a.admin_token().await;
     let send = |body: String| {
-        a.http.post(a.url("/sso/setup_okta")).query(&[("token", &t)]).header("Content-Type", "application/json").body(body)
+        a.http
+            .post(a.url("/sso/setup_okta"))
+            .query(&[("token", &t)])
+            .header("Content-Type", "application/json")
+            .body(body)
     };
-    a.send(send("{\"ClientId\": ".into())).await.assert_problem(499, "DEFAULT", "request body is not valid JSON");
-    a.send(send("[1,2]".into())).await.assert_problem(499, "DEFAULT", "must be a JSON object, not an array");
-    a.send(send(String::new())).await.assert_problem(499, "DEFAULT", "request body is empty");
-    a.send(send("{\"ClientId\":\"a\",\"clientid\":\"b\"}".into())).await.assert_problem(499, "DEFAULT", "name the same field");
+    a.send(send("{\"ClientId\": ".into())).await.assert_problem(
+        499,
+        "DEFAULT",
+        "request body is not valid JSON",
+    );
+    a.send(send("[1,2]".into())).await.assert_problem(
+        499,
+        "DEFAULT",
+        "must be a JSON object, not an array",
+    );
+    a.send(send(String::new()))
+        .await
+        .assert_problem(499, "DEFAULT", "request body is empty");
+    a.send(send("{\"ClientId\":\"a\",\"clientid\":\"b\"}".into()))
+        .await
+        .assert_problem(499, "DEFAULT", "name the same field");
     let huge = json!({"ClientId": "x".repeat(100 * 1024)}).to_string();
-    a.send(send(huge)).await.assert_problem(499, "DEFAULT", "the limit is 65536 bytes");
+    a.send(send(huge))
+        .await
+        .assert_problem(499, "DEFAULT", "the limit is 65536 bytes");
     let deep = "[".repeat(10_000);
-    a.send(send(deep)).await.assert_problem(499, "DEFAULT", "not valid JSON");
+    a.send(send(deep))
+        .await
+        .assert_problem(499, "DEFAULT", "not valid JSON");
 }
 
 #[tokio::test]
@@ -89,7 +171,13 @@ async fn no_permissive_cors() {
         )
         .await;
     assert!(r.headers.get("access-control-allow-origin").is_none());
-    let r = a.send(a.http.get(a.url("/health")).header("Origin", format!("http://localhost:{}", a.port))).await;
+    let r = a
+        .send(
+            a.http
+                .get(a.url("/health"))
+                .header("Origin", format!("http://localhost:{}", a.port)),
+        )
+        .await;
     assert!(r.headers.get("access-control-allow-origin").is_none());
 }
 
@@ -111,7 +199,10 @@ async fn access_log_redacts_tokens() {
     a.get("/sso/get_okta", Some(&t)).await;
     a.get("/sso/audit?page=1", Some(&t)).await;
     let log = std::fs::read_to_string(a.data_dir.join("agent.log")).unwrap_or_default();
-    assert!(log.contains("/sso/get_okta") && log.contains("token=[redacted]"), "{log}");
+    assert!(
+        log.contains("/sso/get_okta") && log.contains("token=[redacted]"),
+        "{log}"
+    );
     assert!(!log.contains(&t), "token in the log");
     assert!(!log.contains(ADMIN_PASSWORD), "password in the log");
 }
@@ -122,7 +213,12 @@ async fn a_taken_port_is_reported_and_the_agent_exits_non_zero() {
     let port = listener.local_addr().expect("addr").port();
     let dir = tempfile::tempdir().expect("tmp");
     let out = Command::new(BIN)
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(dir.path())
         .stdin(Stdio::null())
         .output()

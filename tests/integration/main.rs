@@ -1,6 +1,9 @@
 //! Integration tests: the real `amove-agent` binary over real HTTP.
 //! One test binary (one link step) with a module per area.
 
+// A test that cannot set itself up should stop right there, loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 mod config_api;
 mod fake_oidc;

@@ -12,28 +12,87 @@ use crate::common::{ADMIN_PASSWORD, Agent, add_user, cli, init_account};
 async fn cli_init_user_add_and_list() {
     let dir = tempfile::tempdir().expect("tmp");
     init_account(dir.path(), "mycompany", "max@mycompany.test");
-    let (ok, _, err) = cli(dir.path(), &["init", "--account", "mycompany", "--admin", "other@x.test"], &[("AMOVE_ADMIN_PASSWORD", ADMIN_PASSWORD)]);
+    let (ok, _, err) = cli(
+        dir.path(),
+        &["init", "--account", "mycompany", "--admin", "other@x.test"],
+        &[("AMOVE_ADMIN_PASSWORD", ADMIN_PASSWORD)],
+    );
     assert!(!ok && err.contains("already exists"), "{err}");
-    let (ok, _, err) = cli(dir.path(), &["init", "--account", "second", "--admin", "max@mycompany.test"], &[("AMOVE_ADMIN_PASSWORD", ADMIN_PASSWORD)]);
+    let (ok, _, err) = cli(
+        dir.path(),
+        &[
+            "init",
+            "--account",
+            "second",
+            "--admin",
+            "max@mycompany.test",
+        ],
+        &[("AMOVE_ADMIN_PASSWORD", ADMIN_PASSWORD)],
+    );
     assert!(!ok && err.contains("already exists"), "{err}");
-    let (ok, _, err) = cli(dir.path(), &["init", "--account", "third", "--admin", "t@x.test"], &[("AMOVE_ADMIN_PASSWORD", "short")]);
+    let (ok, _, err) = cli(
+        dir.path(),
+        &["init", "--account", "third", "--admin", "t@x.test"],
+        &[("AMOVE_ADMIN_PASSWORD", "short")],
+    );
     assert!(!ok && err.contains("at least 12 characters"), "{err}");
-    let (ok, _, err) = cli(dir.path(), &["init", "--account", "Bad Name", "--admin", "t@x.test"], &[]);
+    let (ok, _, err) = cli(
+        dir.path(),
+        &["init", "--account", "Bad Name", "--admin", "t@x.test"],
+        &[],
+    );
     assert!(!ok && err.contains("account identifier"), "{err}");
     // Without the variable and without a terminal, it says how to give the password.
-    let (ok, _, err) = cli(dir.path(), &["init", "--account", "fourth", "--admin", "f@x.test"], &[]);
+    let (ok, _, err) = cli(
+        dir.path(),
+        &["init", "--account", "fourth", "--admin", "f@x.test"],
+        &[],
+    );
     assert!(!ok && err.contains("AMOVE_ADMIN_PASSWORD"), "{err}");
 
     add_user(dir.path(), "mycompany", "ann@mycompany.test", true, false);
-    let (ok, _, err) = cli(dir.path(), &["user", "add", "--account", "mycompany", "--email", "bob@mycompany.test", "--name", "Bob Builder"], &[]);
+    let (ok, _, err) = cli(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--account",
+            "mycompany",
+            "--email",
+            "bob@mycompany.test",
+            "--name",
+            "Bob Builder",
+        ],
+        &[],
+    );
     assert!(ok, "{err}");
-    let (ok, _, err) = cli(dir.path(), &["user", "add", "--account", "nope", "--email", "x@y.test"], &[]);
+    let (ok, _, err) = cli(
+        dir.path(),
+        &["user", "add", "--account", "nope", "--email", "x@y.test"],
+        &[],
+    );
     assert!(!ok && err.contains("no account 'nope'"), "{err}");
-    let (ok, out, _) = cli(dir.path(), &["user", "list", "--account", "mycompany", "--json"], &[]);
+    let (ok, out, _) = cli(
+        dir.path(),
+        &["user", "list", "--account", "mycompany", "--json"],
+        &[],
+    );
     assert!(ok);
     let list: serde_json::Value = serde_json::from_str(&out).expect("json");
-    let emails: Vec<&str> = list.as_array().into_iter().flatten().filter_map(|u| u["Username"].as_str()).collect();
-    assert_eq!(emails, ["ann@mycompany.test", "bob@mycompany.test", "max@mycompany.test"]);
+    let emails: Vec<&str> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u["Username"].as_str())
+        .collect();
+    assert_eq!(
+        emails,
+        [
+            "ann@mycompany.test",
+            "bob@mycompany.test",
+            "max@mycompany.test"
+        ]
+    );
     assert_eq!(list[1]["Firstname"], "Bob");
     assert_eq!(list[2]["Role"], "owner");
     assert_eq!(list[0]["Role"], "admin");
@@ -54,7 +113,12 @@ async fn restart_keeps_everything() {
         .json();
     a.restart().await;
     assert_eq!(a.get("/sso/get_okta", Some(&t)).await.json(), saved);
-    assert!(a.get("/sso/audit", Some(&t)).await.text.contains("idp.okta.create"));
+    assert!(
+        a.get("/sso/audit", Some(&t))
+            .await
+            .text
+            .contains("idp.okta.create")
+    );
 }
 
 #[tokio::test]
@@ -95,7 +159,10 @@ async fn concurrent_setup_update_delete_leave_a_consistent_state() {
     assert!(ok > 0);
     let okta = a.get("/sso/get_okta", Some(&t)).await.json();
     let entra = a.get("/sso/get_entraId", Some(&t)).await.json();
-    let active = [&okta, &entra].iter().filter(|c| c["Active"] == true).count();
+    let active = [&okta, &entra]
+        .iter()
+        .filter(|c| c["Active"] == true)
+        .count();
     assert!(active <= 1, "two active configurations: {okta} {entra}");
     // Every successful change left exactly one audit event.
     let audit = a.get("/sso/audit?pageSize=500", Some(&t)).await.json();
@@ -107,7 +174,9 @@ async fn concurrent_setup_update_delete_leave_a_consistent_state() {
         .count();
     assert_eq!(changes, ok);
     let conn = rusqlite::Connection::open(a.data_dir.join("agent.db")).expect("db");
-    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("check");
     assert_eq!(check, "ok");
 }
 
@@ -125,20 +194,35 @@ async fn kill_during_a_write_burst_loses_no_acknowledged_write() {
             let mut n = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 n += 1;
-                let user = if w % 2 == 0 { "admin@acme.test" } else { "w@acme.test" };
-                let pw = if w % 2 == 0 { ADMIN_PASSWORD } else { crate::common::USER_PASSWORD };
+                let user = if w % 2 == 0 {
+                    "admin@acme.test"
+                } else {
+                    "w@acme.test"
+                };
+                let pw = if w % 2 == 0 {
+                    ADMIN_PASSWORD
+                } else {
+                    crate::common::USER_PASSWORD
+                };
                 let body = form_urlencoded::Serializer::new(String::new())
                     .append_pair("grant_type", "password")
                     .append_pair("username", user)
                     .append_pair("password", pw)
                     .append_pair("scope", &format!("w{w}-{n}"))
                     .finish();
-                let r = http.post(format!("{base}/sso/ttapi/2.0/authz/0/authn")).body(body).send().await;
+                let r = http
+                    .post(format!("{base}/sso/ttapi/2.0/authz/0/authn"))
+                    .body(body)
+                    .send()
+                    .await;
                 let Ok(r) = r else { break };
                 if let Ok(v) = r.json::<serde_json::Value>().await
                     && let Some(t) = v["access_token"].as_str()
                 {
-                    acked.lock().unwrap_or_else(|p| p.into_inner()).push(t.to_string());
+                    acked
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(t.to_string());
                 }
             }
         }));
@@ -149,10 +233,15 @@ async fn kill_during_a_write_burst_loses_no_acknowledged_write() {
     for w in writers {
         let _ = w.await;
     }
-    let acked: Vec<String> = acknowledged.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let acked: Vec<String> = acknowledged
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     assert!(acked.len() >= 4, "only {} writes acknowledged", acked.len());
     let conn = rusqlite::Connection::open(a.data_dir.join("agent.db")).expect("db");
-    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("check");
     assert_eq!(check, "ok");
     drop(conn);
     let mut b = Agent::start_in(&a.data_dir.clone(), &[]).await;

@@ -2,7 +2,9 @@
 
 use serde_json::json;
 
-use crate::common::{ADMIN_PASSWORD, Agent, USER_PASSWORD, add_user, cli, files_containing, user_token};
+use crate::common::{
+    ADMIN_PASSWORD, Agent, USER_PASSWORD, add_user, cli, files_containing, user_token,
+};
 
 fn form(pairs: &[(&str, &str)]) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());
@@ -16,27 +18,46 @@ fn form(pairs: &[(&str, &str)]) -> String {
 async fn password_grant_with_the_seeds_form_body_labelled_json() {
     let a = Agent::with_account().await;
     // Exactly as the seed sends it: a form body under a JSON content type, plus a stale bearer.
-    let body = format!("grant_type=password&scope=SAML&username=admin@acme&password={}", ADMIN_PASSWORD.replace(' ', "%20"));
+    let body = format!(
+        "grant_type=password&scope=SAML&username=admin@acme&password={}",
+        ADMIN_PASSWORD.replace(' ', "%20")
+    );
     let r = a
         .send(
             a.http
                 .post(a.url("/sso/ttapi/2.0/authz/0/authn"))
                 .header("Content-Type", "application/json; charset=UTF-8")
-                .header("Authorization", "Bearer nN42C7bQnqzeTZi11fhPWd6cUwOwA17uq+ol5OyIT2o7888xiIMi3udG61j")
+                .header(
+                    "Authorization",
+                    "Bearer nN42C7bQnqzeTZi11fhPWd6cUwOwA17uq+ol5OyIT2o7888xiIMi3udG61j",
+                )
                 .body(body),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let token = r.json()["access_token"].as_str().unwrap_or_default().to_string();
+    let token = r.json()["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(token.len() >= 43, "a 256-bit token: {token}");
-    let cookie = r.headers.get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let cookie = r
+        .headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     assert!(cookie.starts_with(&format!("SSOCTT={token};")), "{cookie}");
     for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(cookie.contains(attr), "{attr} missing in {cookie}");
     }
-    assert_eq!(r.headers.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+    assert_eq!(
+        r.headers.get("cache-control").and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
     // The token works on a protected endpoint.
-    assert_eq!(a.get("/sso/whoami", Some(&token)).await.json()["Username"], "admin@acme.test");
+    assert_eq!(
+        a.get("/sso/whoami", Some(&token)).await.json()["Username"],
+        "admin@acme.test"
+    );
 }
 
 #[tokio::test]
@@ -58,11 +79,19 @@ async fn session_token_grant_refuses_what_is_not_a_session_token() {
     let a = Agent::with_account().await;
     let access = a.admin_token().await;
     for (pw, needle) in [
-        ("AQIC5wM2LY4Sfcy3ifL8vGYbzixe7rETt20fYIq3ZD3Or0s.*AAJTSQACMDIAAlNLABM4NTU1.*", "invalid_grant"),
+        (
+            "AQIC5wM2LY4Sfcy3ifL8vGYbzixe7rETt20fYIq3ZD3Or0s.*AAJTSQACMDIAAlNLABM4NTU1.*",
+            "invalid_grant",
+        ),
         ("eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.", "invalid_grant"),
         (access.as_str(), "not an access token"),
     ] {
-        let r = a.authn_form(&form(&[("grant_type", "urn:ssocircle:api:sessiontoken"), ("password", pw)])).await;
+        let r = a
+            .authn_form(&form(&[
+                ("grant_type", "urn:ssocircle:api:sessiontoken"),
+                ("password", pw),
+            ]))
+            .await;
         assert_eq!(r.status, 400, "{}", r.text);
         let body = r.json();
         assert_eq!(body["error"], "invalid_grant", "{}", r.text);
@@ -75,24 +104,95 @@ async fn session_token_grant_refuses_what_is_not_a_session_token() {
 async fn oauth_errors_name_the_problem() {
     let a = Agent::with_account().await;
     let cases: Vec<(String, &str, &str)> = vec![
-        (form(&[("username", "admin@acme"), ("password", "x")]), "invalid_request", "grant_type is required"),
-        (form(&[("grant_type", "client_credentials")]), "unsupported_grant_type", "not supported"),
-        (form(&[("grant_type", "password"), ("password", "x")]), "invalid_request", "username is required"),
-        (form(&[("grant_type", "password"), ("username", "admin@acme")]), "invalid_request", "password is required"),
-        (form(&[("grant_type", "urn:ssocircle:api:sessiontoken")]), "invalid_request", "session token) is required"),
-        ("grant_type=password&grant_type=password".into(), "invalid_request", "more than once"),
-        (form(&[("grant_type", "password"), ("username", "admin@acme"), ("password", "x"), ("scope", "a\"b")]), "invalid_request", "scope"),
-        ("{\"grant_type\": 1}".into(), "invalid_request", "must be a string"),
-        ("{not json".into(), "invalid_request", "not a valid JSON object"),
-        (form(&[("grant_type", "password"), ("username", "admin@acme"), ("password", "wrong password!")]), "invalid_grant", "invalid username or password"),
-        (form(&[("grant_type", "password"), ("username", "nobody@acme.test"), ("password", "whatever pw")]), "invalid_grant", "invalid username or password"),
-        (form(&[("grant_type", "password"), ("username", "admin@unknownacct"), ("password", "whatever pw")]), "invalid_grant", "invalid username or password"),
+        (
+            form(&[("username", "admin@acme"), ("password", "x")]),
+            "invalid_request",
+            "grant_type is required",
+        ),
+        (
+            form(&[("grant_type", "client_credentials")]),
+            "unsupported_grant_type",
+            "not supported",
+        ),
+        (
+            form(&[("grant_type", "password"), ("password", "x")]),
+            "invalid_request",
+            "username is required",
+        ),
+        (
+            form(&[("grant_type", "password"), ("username", "admin@acme")]),
+            "invalid_request",
+            "password is required",
+        ),
+        (
+            form(&[("grant_type", "urn:ssocircle:api:sessiontoken")]),
+            "invalid_request",
+            "session token) is required",
+        ),
+        (
+            "grant_type=password&grant_type=password".into(),
+            "invalid_request",
+            "more than once",
+        ),
+        (
+            form(&[
+                ("grant_type", "password"),
+                ("username", "admin@acme"),
+                ("password", "x"),
+                ("scope", "a\"b"),
+            ]),
+            "invalid_request",
+            "scope",
+        ),
+        (
+            "{\"grant_type\": 1}".into(),
+            "invalid_request",
+            "must be a string",
+        ),
+        (
+            "{not json".into(),
+            "invalid_request",
+            "not a valid JSON object",
+        ),
+        (
+            form(&[
+                ("grant_type", "password"),
+                ("username", "admin@acme"),
+                ("password", "wrong password!"),
+            ]),
+            "invalid_grant",
+            "invalid username or password",
+        ),
+        (
+            form(&[
+                ("grant_type", "password"),
+                ("username", "nobody@acme.test"),
+                ("password", "whatever pw"),
+            ]),
+            "invalid_grant",
+            "invalid username or password",
+        ),
+        (
+            form(&[
+                ("grant_type", "password"),
+                ("username", "admin@unknownacct"),
+                ("password", "whatever pw"),
+            ]),
+            "invalid_grant",
+            "invalid username or password",
+        ),
     ];
     for (body, error, needle) in cases {
         let r = a.authn_form(&body).await;
         assert_eq!(r.status, 400, "{body}: {}", r.text);
         assert_eq!(r.json()["error"], error, "{body}: {}", r.text);
-        assert!(r.json()["error_description"].as_str().is_some_and(|d| d.contains(needle)), "{body}: {}", r.text);
+        assert!(
+            r.json()["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains(needle)),
+            "{body}: {}",
+            r.text
+        );
         assert!(r.headers.get("set-cookie").is_none());
     }
     let big = "x".repeat(20 * 1024);
@@ -104,31 +204,73 @@ async fn oauth_errors_name_the_problem() {
 async fn users_without_password_and_inactive_users_get_no_token() {
     let a = Agent::with_account().await;
     add_user(&a.data_dir, "acme", "sso-only@acme.test", false, false);
-    let r = a.authn_form(&form(&[("grant_type", "password"), ("username", "sso-only@acme.test"), ("password", "anything at all")])).await;
+    let r = a
+        .authn_form(&form(&[
+            ("grant_type", "password"),
+            ("username", "sso-only@acme.test"),
+            ("password", "anything at all"),
+        ]))
+        .await;
     assert_eq!(r.json()["error"], "invalid_grant");
     let token = user_token(&a, "ivy@acme.test").await;
-    let (ok, _, err) = cli(&a.data_dir, &["user", "disable", "--account", "acme", "--email", "ivy@acme.test"], &[]);
+    let (ok, _, err) = cli(
+        &a.data_dir,
+        &[
+            "user",
+            "disable",
+            "--account",
+            "acme",
+            "--email",
+            "ivy@acme.test",
+        ],
+        &[],
+    );
     assert!(ok, "{err}");
-    let r = a.authn_form(&form(&[("grant_type", "password"), ("username", "ivy@acme.test"), ("password", USER_PASSWORD)])).await;
+    let r = a
+        .authn_form(&form(&[
+            ("grant_type", "password"),
+            ("username", "ivy@acme.test"),
+            ("password", USER_PASSWORD),
+        ]))
+        .await;
     assert_eq!(r.json()["error"], "invalid_grant");
     assert!(r.text.contains("inactive"), "{}", r.text);
     // The token issued before is refused too.
-    a.get("/sso/whoami", Some(&token)).await.assert_problem(401, "AUTH", "inactive");
+    a.get("/sso/whoami", Some(&token))
+        .await
+        .assert_problem(401, "AUTH", "inactive");
 }
 
 #[tokio::test]
 async fn repeated_failures_for_a_username_are_slowed_down() {
     let a = Agent::with_account().await;
-    let wrong = form(&[("grant_type", "password"), ("username", "admin@acme.test"), ("password", "not the password")]);
+    let wrong = form(&[
+        ("grant_type", "password"),
+        ("username", "admin@acme.test"),
+        ("password", "not the password"),
+    ]);
     for _ in 0..5 {
         assert_eq!(a.authn_form(&wrong).await.json()["error"], "invalid_grant");
     }
     // Even the right password is refused while the username is locked.
-    let right = form(&[("grant_type", "password"), ("username", "admin@acme.test"), ("password", ADMIN_PASSWORD)]);
+    let right = form(&[
+        ("grant_type", "password"),
+        ("username", "admin@acme.test"),
+        ("password", ADMIN_PASSWORD),
+    ]);
     let r = a.authn_form(&right).await;
     assert_eq!(r.status, 400);
-    assert!(r.text.contains("too many failed sign-in attempts"), "{}", r.text);
-    let retry: u64 = r.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+    assert!(
+        r.text.contains("too many failed sign-in attempts"),
+        "{}",
+        r.text
+    );
+    let retry: u64 = r
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     assert!((1..=30).contains(&retry), "Retry-After {retry}");
     // Another user is not affected.
     add_user(&a.data_dir, "acme", "other@acme.test", false, true);
@@ -145,23 +287,50 @@ async fn tokens_are_listed_without_values_and_revocable() {
     assert!(!list.text.contains(&admin) && !list.text.contains(&user));
     let items = list.json().as_array().cloned().unwrap_or_default();
     assert_eq!(items.len(), 2);
-    let user_item = items.iter().find(|t| t["Username"] == "uma@acme.test").cloned().unwrap_or_default();
+    let user_item = items
+        .iter()
+        .find(|t| t["Username"] == "uma@acme.test")
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(user_item["Status"], "active");
     assert_eq!(user_item["GrantType"], "password");
     // A standard user sees only their own.
     let own = a.get("/sso/ttapi/tokens", Some(&user)).await.json();
     assert_eq!(own.as_array().map(Vec::len), Some(1));
     // The user cannot revoke the admin's token.
-    let admin_id = items.iter().find(|t| t["Username"] == "admin@acme.test").map(|t| t["Id"].clone()).unwrap_or_default();
-    a.delete(&format!("/sso/ttapi/tokens/{admin_id}"), Some(&user)).await.assert_problem(499, "NOT_FOUND", "no access token");
+    let admin_id = items
+        .iter()
+        .find(|t| t["Username"] == "admin@acme.test")
+        .map(|t| t["Id"].clone())
+        .unwrap_or_default();
+    a.delete(&format!("/sso/ttapi/tokens/{admin_id}"), Some(&user))
+        .await
+        .assert_problem(499, "NOT_FOUND", "no access token");
     // The admin revokes the user's token; it stops working at once.
     let id = &user_item["Id"];
-    assert_eq!(a.delete(&format!("/sso/ttapi/tokens/{id}"), Some(&admin)).await.status, 200);
-    a.get("/sso/whoami", Some(&user)).await.assert_problem(401, "TOKEN", "revoked");
+    assert_eq!(
+        a.delete(&format!("/sso/ttapi/tokens/{id}"), Some(&admin))
+            .await
+            .status,
+        200
+    );
+    a.get("/sso/whoami", Some(&user))
+        .await
+        .assert_problem(401, "TOKEN", "revoked");
     let after = a.get("/sso/ttapi/tokens", Some(&admin)).await.json();
-    assert!(after.as_array().into_iter().flatten().any(|t| t["Id"] == *id && t["Status"] == "revoked"));
-    a.delete("/sso/ttapi/tokens/999999", Some(&admin)).await.assert_problem(499, "NOT_FOUND", "no access token with Id 999999");
-    a.delete("/sso/ttapi/tokens/abc", Some(&admin)).await.assert_problem(499, "DEFAULT", "Id must be an integer");
+    assert!(
+        after
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t["Id"] == *id && t["Status"] == "revoked")
+    );
+    a.delete("/sso/ttapi/tokens/999999", Some(&admin))
+        .await
+        .assert_problem(499, "NOT_FOUND", "no access token with Id 999999");
+    a.delete("/sso/ttapi/tokens/abc", Some(&admin))
+        .await
+        .assert_problem(499, "DEFAULT", "Id must be an integer");
     // Issue and revoke are audited.
     let audit = a.get("/sso/audit", Some(&admin)).await.text;
     assert!(audit.contains("token.revoke") && audit.contains("token.issue"));
@@ -175,7 +344,9 @@ async fn tokens_of_another_account_are_invisible() {
     let globex = a.password_token("boss@globex", ADMIN_PASSWORD).await;
     let globex_list = a.get("/sso/ttapi/tokens", Some(&globex)).await.json();
     let id = globex_list[0]["Id"].clone();
-    a.delete(&format!("/sso/ttapi/tokens/{id}"), Some(&acme)).await.assert_problem(499, "NOT_FOUND", "no access token");
+    a.delete(&format!("/sso/ttapi/tokens/{id}"), Some(&acme))
+        .await
+        .assert_problem(499, "NOT_FOUND", "no access token");
     assert_eq!(a.get("/sso/whoami", Some(&globex)).await.status, 200);
 }
 
@@ -183,17 +354,29 @@ async fn tokens_of_another_account_are_invisible() {
 async fn admin_set_lifetime_expires_tokens() {
     let a = Agent::with_account().await;
     let admin = a.admin_token().await;
-    let r = a.put_json("/sso/ttapi/policy", Some(&admin), &json!({"AccessTokenLifetimeSeconds": 1})).await;
+    let r = a
+        .put_json(
+            "/sso/ttapi/policy",
+            Some(&admin),
+            &json!({"AccessTokenLifetimeSeconds": 1}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let short = a.admin_token().await;
     assert_eq!(a.get("/sso/whoami", Some(&short)).await.status, 200);
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    a.get("/sso/whoami", Some(&short)).await.assert_problem(401, "TOKEN", "expired");
+    a.get("/sso/whoami", Some(&short))
+        .await
+        .assert_problem(401, "TOKEN", "expired");
     // The earlier token, issued under "until revoked", still works.
     assert_eq!(a.get("/sso/whoami", Some(&admin)).await.status, 200);
-    a.put_json("/sso/ttapi/policy", Some(&admin), &json!({"AccessTokenLifetimeSeconds": 0}))
-        .await
-        .assert_problem(499, "DEFAULT", "AccessTokenLifetimeSeconds must be from 1");
+    a.put_json(
+        "/sso/ttapi/policy",
+        Some(&admin),
+        &json!({"AccessTokenLifetimeSeconds": 0}),
+    )
+    .await
+    .assert_problem(499, "DEFAULT", "AccessTokenLifetimeSeconds must be from 1");
 }
 
 #[tokio::test]
@@ -204,7 +387,11 @@ async fn tokens_are_stored_only_as_hashes() {
     let hash = amove_agent::crypto::sha256_hex(&t);
     let conn = rusqlite::Connection::open(a.data_dir.join("agent.db")).expect("db");
     let n: i64 = conn
-        .query_row("SELECT COUNT(*) FROM access_tokens WHERE token_hash = ?1", [&hash], |r| r.get(0))
+        .query_row(
+            "SELECT COUNT(*) FROM access_tokens WHERE token_hash = ?1",
+            [&hash],
+            |r| r.get(0),
+        )
         .expect("query");
     assert_eq!(n, 1);
 }
@@ -213,7 +400,11 @@ async fn tokens_are_stored_only_as_hashes() {
 async fn logout_revokes_the_access_token_used() {
     let a = Agent::with_account().await;
     let t = a.admin_token().await;
-    let r = a.send(a.http.post(a.url("/sso/logout")).query(&[("token", &t)])).await;
+    let r = a
+        .send(a.http.post(a.url("/sso/logout")).query(&[("token", &t)]))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    a.get("/sso/whoami", Some(&t)).await.assert_problem(401, "TOKEN", "revoked");
+    a.get("/sso/whoami", Some(&t))
+        .await
+        .assert_problem(401, "TOKEN", "revoked");
 }

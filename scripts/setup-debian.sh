@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Installs what the agent needs on Debian (bookworm or later).
+#   scripts/setup-debian.sh            build + run the agent
+#   scripts/setup-debian.sh --test     ... plus everything the tests start (IdPs, python)
+#   scripts/setup-debian.sh --bench    ... plus the benchmark's load generator
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0; want_bench=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) want_test=1 ;;
+    --bench) want_bench=1 ;;
+    *) echo "usage: $0 [--test] [--bench]" >&2; exit 2 ;;
+  esac
+done
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+pkgs=(build-essential pkg-config libssl-dev libxmlsec1-dev libclang-dev ca-certificates curl)
+if [ "$want_test" = 1 ]; then pkgs+=(nodejs npm python3 python3-pip sqlite3); fi
+if [ "$want_bench" = 1 ]; then pkgs+=(wrk); fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# Node, npm and python3 may come from elsewhere (nvm, pyenv): accept those.
+filtered=()
+for p in "${missing[@]}"; do
+  case "$p" in
+    nodejs) command -v node >/dev/null || filtered+=("$p") ;;
+    npm) command -v npm >/dev/null || filtered+=("$p") ;;
+    python3) command -v python3 >/dev/null || filtered+=("$p") ;;
+    python3-pip) python3 -m pip --version >/dev/null 2>&1 || filtered+=("$p") ;;
+    *) filtered+=("$p") ;;
+  esac
+done
+if [ "${#filtered[@]}" -gt 0 ]; then
+  echo "setup: installing ${filtered[*]}"
+  # A private archive cache: on some machines downloaded .debs vanish between dpkg runs.
+  cache="$(mktemp -d)"; mkdir -p "$cache/partial"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    -o Dir::Cache::archives="$cache/" "${filtered[@]}" >/dev/null
+  rm -rf "$cache"
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: installing the Rust toolchain with rustup"
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy,rustfmt
+  # shellcheck disable=SC1091
+  . "$HOME/.cargo/env"
+fi
+
+if [ "$want_test" = 1 ]; then
+  # The real OpenID Provider (oidc-provider from npm, pinned by its lockfile).
+  if [ ! -d tests/idp/oidc/node_modules/oidc-provider ]; then
+    npm ci --prefix tests/idp/oidc --no-audit --no-fund --loglevel=error
+  fi
+  # The real SAML IdP (SimpleSAMLphp from Debian).
+  bash tests/idp/saml/install.sh
+  # The seed's Python samples use requests.
+  python3 -c 'import requests' 2>/dev/null || python3 -m pip install --quiet requests
+fi
+echo "setup: done"

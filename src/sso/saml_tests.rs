@@ -1,0 +1,411 @@
+//! Validation of SAML responses the tests build and sign with their own key.
+
+use super::testing::{ResponseSpec, TestIdp, encode, strip_xml_decl};
+use super::*;
+
+const ACS: &str = "http://localhost:29123/sso/saml/acs";
+const SP: &str = "https://amove.test/sp";
+const ISSUER: &str = "https://idp.corp.test/metadata";
+const REQ: &str = "_req123";
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn sp(idp: &TestIdp) -> SpConfig {
+    SpConfig {
+        sp_entity_id: SP.into(),
+        acs_url: ACS.into(),
+        idp_sso_url: "https://idp.corp.test/sso".into(),
+        idp_entity_id: Some(ISSUER.into()),
+        certificates: vec![idp.cert_der.clone()],
+    }
+}
+
+fn spec() -> ResponseSpec {
+    ResponseSpec::valid(REQ, ACS, SP, ISSUER, "alice@corp.test", now())
+}
+
+fn check(idp: &TestIdp, xml: &str) -> Result<SamlIdentity, String> {
+    validate_response(&sp(idp), &encode(xml), REQ, now())
+}
+
+#[track_caller]
+fn refused(r: Result<SamlIdentity, String>, needle: &str) {
+    match r {
+        Ok(id) => panic!(
+            "accepted ({}), expected refusal containing {needle:?}",
+            id.name_id
+        ),
+        Err(e) => assert!(e.contains(needle), "{e:?} does not contain {needle:?}"),
+    }
+}
+
+#[test]
+fn accepts_a_valid_signed_assertion() {
+    let idp = TestIdp::new().unwrap();
+    let mut s = spec();
+    s.attributes = vec![("groups".into(), vec!["eng".into(), "admins".into()])];
+    let id = check(&idp, &s.build(&idp).unwrap()).unwrap();
+    assert_eq!(id.name_id, "alice@corp.test");
+    assert_eq!(id.email.as_deref(), Some("alice@corp.test"));
+    assert_eq!(id.issuer, ISSUER);
+    assert_eq!(id.assertion_id, s.assertion_id);
+    assert_eq!(
+        id.attributes,
+        vec![(
+            "groups".to_string(),
+            vec!["eng".to_string(), "admins".to_string()]
+        )]
+    );
+}
+
+#[test]
+fn accepts_signed_response_and_assertion_and_no_configured_issuer() {
+    let idp = TestIdp::new().unwrap();
+    let mut s = spec();
+    s.sign_response = true;
+    let xml = s.build(&idp).unwrap();
+    let mut cfg = sp(&idp);
+    cfg.idp_entity_id = None;
+    assert_eq!(
+        validate_response(&cfg, &encode(&xml), REQ, now())
+            .unwrap()
+            .name_id,
+        "alice@corp.test"
+    );
+}
+
+#[test]
+fn next_certificate_verifies_during_rollover() {
+    let old = TestIdp::new().unwrap();
+    let new = TestIdp::new().unwrap();
+    let xml = spec().build(&new).unwrap();
+    let mut cfg = sp(&old);
+    refused(
+        validate_response(&cfg, &encode(&xml), REQ, now()),
+        "signature",
+    );
+    cfg.certificates.push(new.cert_der.clone());
+    assert!(validate_response(&cfg, &encode(&xml), REQ, now()).is_ok());
+}
+
+#[test]
+fn refuses_unsigned() {
+    let idp = TestIdp::new().unwrap();
+    let mut s = spec();
+    s.sign_assertion = false;
+    refused(check(&idp, &s.build(&idp).unwrap()), "signature");
+}
+
+#[test]
+fn refuses_signed_by_another_key() {
+    let idp = TestIdp::new().unwrap();
+    let other = TestIdp::new().unwrap();
+    refused(check(&idp, &spec().build(&other).unwrap()), "signature");
+}
+
+#[test]
+fn refuses_content_changed_after_signing() {
+    let idp = TestIdp::new().unwrap();
+    let xml = spec()
+        .build(&idp)
+        .unwrap()
+        .replace("alice@corp.test", "admin@corp.test");
+    refused(check(&idp, &xml), "signature");
+}
+
+#[test]
+fn refuses_wrong_audience() {
+    let idp = TestIdp::new().unwrap();
+    let mut s = spec();
+    s.audience = "https://other-sp.test".into();
+    refused(check(&idp, &s.build(&idp).unwrap()), "Audience");
+}
+
+#[test]
+fn refuses_wrong_recipient_and_destination() {
+    let idp = TestIdp::new().unwrap();
+    let mut s = spec();
+    s.destination = "http://localhost:1/sso/saml/acs".into();
+    refused(check(&idp, &s.build(&idp).unwrap()), "ACS URL");
+    // Destination on a signed response.
+    let mut s = spec();
+    s.sign_response = true;
+    s.destination = "https://evil.test/acs".into();
+    refused(check(&idp, &s.build(&idp).unwrap()), "ACS URL");
+}
+
+#[test]
+fn refuses_expired_and_not_yet_valid() {
+    let idp = TestIdp::new().unwrap();
+    let mut s = spec();
+    s.issue_instant = now() - 3600;
+    s.not_before = now() - 3600;
+    s.not_on_or_after = now() - 600;
+    refused(check(&idp, &s.build(&idp).unwrap()), "");
+    let mut s = spec();
+    s.not_before = now() + 600;
+    refused(check(&idp, &s.build(&idp).unwrap()), "not yet valid");
+}
+
+#[test]
+fn refuses_in_response_to_mismatch_and_unsolicited() {
+    let idp = TestIdp::new().unwrap();
+    let mut s = spec();
+    s.in_response_to = Some("_someone_else".into());
+    refused(check(&idp, &s.build(&idp).unwrap()), "InResponseTo");
+    let mut s = spec();
+    s.in_response_to = None;
+    refused(check(&idp, &s.build(&idp).unwrap()), "InResponseTo");
+}
+
+#[test]
+fn refuses_non_success_status() {
+    let idp = TestIdp::new().unwrap();
+    let mut s = spec();
+    s.sign_response = true;
+    s.status = "urn:oasis:names:tc:SAML:2.0:status:Responder".into();
+    refused(check(&idp, &s.build(&idp).unwrap()), "status");
+}
+
+#[test]
+fn refuses_wrong_issuer_when_configured() {
+    let idp = TestIdp::new().unwrap();
+    let mut s = spec();
+    s.issuer = "https://evil-idp.test".into();
+    refused(check(&idp, &s.build(&idp).unwrap()), "Issuer");
+}
+
+#[test]
+fn refuses_doctype_xxe_and_entity_expansion() {
+    let idp = TestIdp::new().unwrap();
+    let xml = spec().build(&idp).unwrap();
+    let xxe = format!("<!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>{xml}");
+    refused(check(&idp, &xxe), "DTD");
+    let lol =
+        format!("<!DOCTYPE r [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;\">]>{xml}");
+    refused(check(&idp, &lol), "DTD");
+}
+
+#[test]
+fn refuses_garbage_without_panicking() {
+    let idp = TestIdp::new().unwrap();
+    for input in [
+        "",
+        "%%%",
+        "PHg+",
+        &encode("not xml"),
+        &encode("<x/>"),
+        &encode(&"<a>".repeat(10_000)),
+    ] {
+        assert!(
+            validate_response(&sp(&idp), input, REQ, now()).is_err(),
+            "{input:.20}"
+        );
+    }
+}
+
+#[test]
+fn comment_in_name_id_never_truncates_it() {
+    let idp = TestIdp::new().unwrap();
+    let mut s = spec();
+    s.name_id_xml = "admin@corp.test.evil.test".into();
+    let xml = s.build(&idp).unwrap();
+    // The attacker inserts a comment into the signed NameID: exclusive c14n drops comments,
+    // so the signature still verifies.
+    let injected = xml.replace(
+        "admin@corp.test.evil.test",
+        "admin@corp.test<!---->.evil.test",
+    );
+    assert_ne!(xml, injected);
+    match check(&idp, &injected) {
+        Ok(id) => {
+            assert_eq!(id.name_id, "admin@corp.test.evil.test");
+            assert_ne!(id.email.as_deref(), Some("admin@corp.test"));
+        }
+        Err(e) => assert!(!e.is_empty()),
+    }
+}
+
+// XML signature wrapping: an evil, unsigned assertion placed where a careless parser would
+// read it, next to (or around) the genuinely signed one. Patterns after Somorovsky et al.,
+// "On Breaking SAML: Be Whoever You Want to Be" (2012).
+
+fn parts(idp: &TestIdp) -> (ResponseSpec, String, String) {
+    let s = spec();
+    let signed = strip_xml_decl(&idp.sign(&s.assertion_xml()).unwrap());
+    let mut evil = s.clone();
+    evil.sign_assertion = false;
+    evil.name_id_xml = "admin@corp.test".into();
+    (s, signed, evil.assertion_xml())
+}
+
+#[track_caller]
+fn never_admin(r: Result<SamlIdentity, String>) {
+    if let Ok(id) = r {
+        panic!("a wrapped response was accepted as {}", id.name_id);
+    }
+}
+
+#[test]
+fn xsw1_signed_response_moved_into_signature_object() {
+    let idp = TestIdp::new().unwrap();
+    let mut s = spec();
+    s.sign_response = true;
+    s.sign_assertion = false;
+    let signed = s.build(&idp).unwrap();
+    let sig_start = signed.find("<ds:Signature").unwrap();
+    let sig_end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let signature = &signed[sig_start..sig_end];
+    let mut evil = s.clone();
+    evil.sign_response = false;
+    evil.response_id = "_evil".into();
+    evil.name_id_xml = "admin@corp.test".into();
+    let evil_assertion = evil.assertion_xml();
+    let wrapped_sig = signature.replace(
+        "</ds:Signature>",
+        &format!("<ds:Object>{signed}</ds:Object></ds:Signature>"),
+    );
+    let xml = evil.response_xml(&evil_assertion).replacen(
+        "<samlp:Status>",
+        &format!("{wrapped_sig}<samlp:Status>"),
+        1,
+    );
+    never_admin(check(&idp, &xml));
+}
+
+#[test]
+fn xsw2_signed_response_as_detached_sibling() {
+    let idp = TestIdp::new().unwrap();
+    let mut s = spec();
+    s.sign_response = true;
+    s.sign_assertion = false;
+    let signed = s.build(&idp).unwrap();
+    let mut evil = s.clone();
+    evil.sign_response = false;
+    evil.response_id = "_evil".into();
+    evil.name_id_xml = "admin@corp.test".into();
+    let evil_assertion = evil.assertion_xml();
+    let xml = evil.response_xml(&evil_assertion).replacen(
+        "<samlp:Status>",
+        &format!("{signed}<samlp:Status>"),
+        1,
+    );
+    never_admin(check(&idp, &xml));
+}
+
+#[test]
+fn xsw3_evil_assertion_before_the_signed_one() {
+    let idp = TestIdp::new().unwrap();
+    let (s, signed, evil) = parts(&idp);
+    let xml = s.response_xml(&format!("{evil}{signed}"));
+    never_admin(check(&idp, &xml));
+}
+
+#[test]
+fn xsw4_signed_assertion_inside_the_evil_one() {
+    let idp = TestIdp::new().unwrap();
+    let (s, signed, evil) = parts(&idp);
+    let wrapped = evil.replacen(
+        "</saml:Assertion>",
+        &format!("{signed}</saml:Assertion>"),
+        1,
+    );
+    never_admin(check(&idp, &s.response_xml(&wrapped)));
+}
+
+#[test]
+fn xsw5_signature_moved_to_the_evil_assertion_original_appended() {
+    let idp = TestIdp::new().unwrap();
+    let (s, signed, evil) = parts(&idp);
+    let sig_start = signed.find("<ds:Signature").unwrap();
+    let sig_end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let signature = &signed[sig_start..sig_end];
+    let unsigned_original = format!("{}{}", &signed[..sig_start], &signed[sig_end..]);
+    let evil_with_sig = evil.replacen("<saml:Subject>", &format!("{signature}<saml:Subject>"), 1);
+    never_admin(check(
+        &idp,
+        &s.response_xml(&format!("{evil_with_sig}{unsigned_original}")),
+    ));
+}
+
+#[test]
+fn xsw6_signed_assertion_inside_the_evil_assertions_signature() {
+    let idp = TestIdp::new().unwrap();
+    let (s, signed, evil) = parts(&idp);
+    let sig_start = signed.find("<ds:Signature").unwrap();
+    let sig_end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let signature = &signed[sig_start..sig_end];
+    let unsigned_original = format!("{}{}", &signed[..sig_start], &signed[sig_end..]);
+    let sig_with_obj = signature.replace(
+        "</ds:Signature>",
+        &format!("<ds:Object>{unsigned_original}</ds:Object></ds:Signature>"),
+    );
+    let evil_with_sig = evil.replacen(
+        "<saml:Subject>",
+        &format!("{sig_with_obj}<saml:Subject>"),
+        1,
+    );
+    never_admin(check(&idp, &s.response_xml(&evil_with_sig)));
+}
+
+#[test]
+fn xsw7_signed_assertion_in_extensions() {
+    let idp = TestIdp::new().unwrap();
+    let (s, signed, evil) = parts(&idp);
+    let xml = s.response_xml(&evil).replacen(
+        "<samlp:Status>",
+        &format!("<samlp:Extensions>{signed}</samlp:Extensions><samlp:Status>"),
+        1,
+    );
+    never_admin(check(&idp, &xml));
+}
+
+#[test]
+fn xsw8_signed_assertion_in_an_object_of_the_evil_signature() {
+    let idp = TestIdp::new().unwrap();
+    let (s, signed, evil) = parts(&idp);
+    let sig_start = signed.find("<ds:Signature").unwrap();
+    let sig_end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let signature = &signed[sig_start..sig_end];
+    let wrapped = signature.replace(
+        "</ds:Signature>",
+        &format!("<ds:Object>{signed}</ds:Object></ds:Signature>"),
+    );
+    let evil_with_sig = evil.replacen("<saml:Subject>", &format!("{wrapped}<saml:Subject>"), 1);
+    never_admin(check(&idp, &s.response_xml(&evil_with_sig)));
+}
+
+#[test]
+fn redirect_request_is_deflated_and_names_issuer_and_acs() {
+    use std::io::Read;
+    let idp = TestIdp::new().unwrap();
+    let r = redirect_request(&sp(&idp), "relay-123", now()).unwrap();
+    let url = url::Url::parse(&r.url).unwrap();
+    assert!(r.url.starts_with("https://idp.corp.test/sso?"));
+    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["RelayState"], "relay-123");
+    let raw = STANDARD.decode(&q["SAMLRequest"]).unwrap();
+    let mut xml = String::new();
+    flate2_inflate(&raw).read_to_string(&mut xml).unwrap();
+    assert!(xml.contains(&format!("ID=\"{}\"", r.id)), "{xml}");
+    assert!(
+        xml.contains(SP) && xml.contains(ACS) && xml.contains(HTTP_POST_BINDING),
+        "{xml}"
+    );
+}
+
+fn flate2_inflate(raw: &[u8]) -> impl std::io::Read + '_ {
+    flate2::read::DeflateDecoder::new(raw)
+}
+
+#[test]
+fn metadata_names_entity_and_acs() {
+    let m = sp_metadata("https://amove.test/sp?a=1&b=\"2\"", ACS);
+    assert!(
+        m.contains(r#"entityID="https://amove.test/sp?a=1&amp;b=&quot;2&quot;""#),
+        "{m}"
+    );
+    assert!(m.contains(ACS) && m.contains(NAMEID_EMAIL));
+}
