@@ -29,6 +29,7 @@ use crate::crypto::{random_token, sha256_hex};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::sso::oidc::{self, AuthRequest, Check, CodeExchange, IdpIdentity};
+use crate::sso::saml;
 use crate::store::audit::{self, NewEvent};
 use crate::store::idp::{self, IdpConfig, Kind};
 use crate::store::transactions::{self, Client, LOGIN_TTL_SECS, NewTransaction, Purpose};
@@ -81,7 +82,7 @@ pub struct StartRequest<'a> {
     pub scopes: &'a [&'a str],
 }
 
-fn seal_context(handle_hash: &str, what: &str) -> String {
+pub(crate) fn seal_context(handle_hash: &str, what: &str) -> String {
     format!("login_transactions:{handle_hash}:{what}")
 }
 
@@ -117,11 +118,8 @@ pub async fn start_login(state: &AppState, req: StartRequest<'_>) -> Result<Star
         audit_refusal(state, Some(account_id), &username, &e).await;
         return Err(e);
     }
-    if !config.kind.is_oidc() {
-        // The SAML flow plugs in here (issue 4): it records `saml_request_id` instead.
-        return Err(Error::NotFound(
-            "SAML sign-in is not available in this version of the agent".into(),
-        ));
+    if config.kind == Kind::Saml {
+        return start_saml_login(state, &req, &username, account_id, &config, now).await;
     }
     let openid_url = config
         .openid_url
@@ -186,6 +184,57 @@ pub async fn start_login(state: &AppState, req: StartRequest<'_>) -> Result<Star
         identifier: handle,
         url,
         state: tx_state,
+    })
+}
+
+/// The SAML side of [`start_login`]: an AuthnRequest (HTTP-Redirect binding) whose ID the
+/// transaction keeps, with the transaction's `state` as `RelayState`.
+async fn start_saml_login(
+    state: &AppState,
+    req: &StartRequest<'_>,
+    username: &str,
+    account_id: i64,
+    config: &IdpConfig,
+    now: i64,
+) -> Result<Started> {
+    let sp = crate::api::saml::sp_config(state, config)?;
+    let handle = random_token()?;
+    let handle_hash = sha256_hex(&handle);
+    let relay_state = random_token()?;
+    let request = saml::redirect_request(&sp, &relay_state, now).map_err(Error::internal)?;
+    let url = Url::parse(&request.url).map_err(|_| Error::internal("AuthnRequest URL"))?;
+    let t = NewTransaction {
+        handle_enc: Some(state.sealer.seal_secret(
+            &Secret::new(handle.clone()),
+            &seal_context(&handle_hash, "handle"),
+        )?),
+        pkce_verifier_enc: None,
+        handle_hash,
+        account_id,
+        purpose: req.purpose,
+        client: req.client,
+        provider: Kind::Saml,
+        idp_config_id: config.id,
+        started_by_user_id: req.started_by_user_id,
+        login_hint: username.to_string(),
+        callback_url: req.callback_url.trim().to_string(),
+        state: relay_state.clone(),
+        nonce: None,
+        saml_request_id: Some(request.id),
+        created_at: now,
+        expires_at: now + LOGIN_TTL_SECS,
+    };
+    state
+        .db
+        .write(move |tx| {
+            transactions::purge_expired(tx, now)?;
+            transactions::insert(tx, &t)
+        })
+        .await?;
+    Ok(Started {
+        identifier: handle,
+        url,
+        state: relay_state,
     })
 }
 
@@ -346,12 +395,11 @@ async fn complete_transaction(
                     .into(),
             )
         })?;
-    if !kind.is_oidc() {
-        return Err(Error::Sso(
-            "SAML sign-in is not available in this version of the agent".into(),
-        ));
-    }
-    let who = oidc_identity(state, t, &config, code, now).await?;
+    let who = if kind.is_oidc() {
+        oidc_identity(state, t, &config, code, now).await?
+    } else {
+        saml_identity(state, t, code, now)?
+    };
     let user = link_user(state, t.account_id, who, now).await?;
     let account_identifier = state
         .db
@@ -412,6 +460,53 @@ async fn oidc_identity(
         )
         .await?;
     Ok(signed_in.identity)
+}
+
+/// Redeems the one-time code the SAML ACS issued for this transaction for the identity the
+/// ACS verified.
+fn saml_identity(
+    state: &AppState,
+    t: &transactions::Transaction,
+    code: &Secret,
+    now: i64,
+) -> Result<IdpIdentity> {
+    let (Some(expected), Some(expires), Some(sealed)) = (
+        t.code_hash.as_deref(),
+        t.code_expires_at,
+        t.result_enc.as_deref(),
+    ) else {
+        return Err(Error::Security(
+            "no SAML response reached the agent for this sign-in; complete the sign-in at the \
+             identity provider first"
+                .into(),
+        ));
+    };
+    if expires <= now {
+        return Err(Error::Security(
+            "the authorization code has expired; sign in again".into(),
+        ));
+    }
+    let presented = sha256_hex(code.expose());
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        presented.as_bytes(),
+        expected.as_bytes(),
+    )) {
+        return Err(Error::Security(
+            "the authorization code is not the one issued for this sign-in".into(),
+        ));
+    }
+    let json = state
+        .sealer
+        .open_secret(sealed, &seal_context(&t.handle_hash, "saml_result"))?;
+    let r: saml::SamlIdentity = serde_json::from_str(json.expose())
+        .map_err(|e| Error::internal(format!("stored SAML result: {e}")))?;
+    Ok(IdpIdentity {
+        provider: Kind::Saml,
+        label: r.name_id.clone(),
+        issuer: r.issuer,
+        subject: r.name_id,
+        email: r.email,
+    })
 }
 
 /// Finds the local user of an IdP identity: through its link, or — on the first login
@@ -507,7 +602,12 @@ fn check_active(user: &User) -> Result<()> {
 }
 
 /// Records a refused sign-in with its reason (best effort: the refusal itself stands).
-async fn audit_refusal(state: &AppState, account_id: Option<i64>, actor: &str, e: &Error) {
+pub(crate) async fn audit_refusal(
+    state: &AppState,
+    account_id: Option<i64>,
+    actor: &str,
+    e: &Error,
+) {
     let reason = match e.public_messages() {
         Some(m) => m.join("; "),
         None => "internal error".to_string(),
@@ -748,13 +848,13 @@ max-width:36rem}h1{font-size:1.3rem;margin:0 0 1rem}.ok{color:#17753b}.err{color
 code{display:block;background:#eef0f4;border-radius:6px;padding:.6rem .8rem;margin:.3rem 0 1rem;\
 word-break:break-all;font:14px ui-monospace,monospace;user-select:all}p{margin:.5rem 0}";
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     html_escape::encode_safe(s).into_owned()
 }
 
 /// A small self-contained page with a strict CSP (no scripts, no external anything; the
 /// one inline style is allowed by its hash).
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
@@ -790,7 +890,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     resp
 }
 
-fn error_page(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
     page(
         status,
         "Sign-in failed",
@@ -908,11 +1008,7 @@ async fn post_test_connection(
     let kind = match provider.to_ascii_lowercase().as_str() {
         "okta" => Kind::Okta,
         "entraid" | "entra" => Kind::Entra,
-        "saml" => {
-            return Err(Error::invalid(
-                "provider=saml: the SAML connection test is not available in this version",
-            ));
-        }
+        "saml" => return crate::api::saml::test_connection(&state, &p).await,
         _ => {
             return Err(Error::invalid(
                 "provider must be okta, entraId or saml (query parameter)",

@@ -7,6 +7,7 @@ pub mod guard;
 pub mod health;
 pub mod idp;
 pub mod login;
+pub mod saml;
 pub mod session;
 pub mod ttapi;
 
@@ -98,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::routes())
         .merge(login::routes())
         .merge(callback_urls::routes())
+        .merge(saml::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

@@ -93,7 +93,7 @@ pub fn redirect_request(
 }
 
 /// The identity a valid response asserts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SamlIdentity {
     /// The assertion's Issuer (the IdP entity id).
     pub issuer: String,
@@ -143,6 +143,7 @@ pub fn validate_response(
         .map_err(|_| "SAMLResponse is not valid base64")?;
     let xml = std::str::from_utf8(&bytes).map_err(|_| "SAMLResponse is not UTF-8 XML")?;
     refuse_dtd(xml)?;
+    check_shape(xml)?;
     if sp.certificates.is_empty() {
         return Err("no IdP certificate is configured".into());
     }
@@ -273,6 +274,57 @@ fn refuse_dtd(xml: &str) -> Result<(), String> {
     let lower = xml.to_ascii_lowercase();
     if lower.contains("<!doctype") || lower.contains("<!entity") {
         return Err("the response contains a DTD or entity declaration, which is refused".into());
+    }
+    Ok(())
+}
+
+/// Refuses any document that is not one Response holding exactly one Assertion. More
+/// assertions (or encrypted ones, or responses nested anywhere) are what XML signature
+/// wrapping attacks are made of; an IdP answering one AuthnRequest sends one.
+fn check_shape(xml: &str) -> Result<(), String> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let (mut responses, mut assertions, mut encrypted, mut depth) = (0, 0, 0, 0usize);
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|_| "the response is not well-formed XML")?;
+        let (name, opens) = match &event {
+            Event::Start(e) => (e.local_name().as_ref().to_vec(), true),
+            Event::Empty(e) => (e.local_name().as_ref().to_vec(), false),
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                continue;
+            }
+            Event::Eof => break,
+            _ => continue,
+        };
+        match name.as_slice() {
+            b"Response" if depth == 0 => responses += 1,
+            b"Response" => {
+                return Err(
+                    "the response contains a nested Response (signature wrapping refused)".into(),
+                );
+            }
+            b"Assertion" => assertions += 1,
+            b"EncryptedAssertion" => encrypted += 1,
+            _ => {}
+        }
+        if opens {
+            depth += 1;
+        }
+    }
+    if responses != 1 {
+        return Err("the document is not a SAML Response".into());
+    }
+    if encrypted > 0 {
+        return Err(
+            "encrypted assertions are not supported; configure the IdP to sign, not encrypt".into(),
+        );
+    }
+    if assertions != 1 {
+        return Err(format!(
+            "the response must contain exactly one Assertion, not {assertions} (signature wrapping refused)"
+        ));
     }
     Ok(())
 }
@@ -427,7 +479,7 @@ pub mod testing {
                 .create_certificate(&CertificateParams {
                     common_name: "test-idp",
                     issuer_name: "test-idp",
-                    days_until_expiration: 30,
+                    days_until_expiration: 365,
                 })
                 .map_err(|e| e.to_string())?;
             Ok(Self {

@@ -8,11 +8,12 @@
 
 pub mod accounts;
 pub mod audit;
-pub mod callback_urls;
 pub mod cache;
+pub mod callback_urls;
 pub mod idp;
 pub mod links;
 mod migrations;
+pub mod replay;
 pub mod sessions;
 pub mod tokens;
 pub mod transactions;

@@ -136,6 +136,8 @@ pub struct Transaction {
     pub code_hash: Option<String>,
     /// Expiry of that code.
     pub code_expires_at: Option<i64>,
+    /// What the SAML ACS verified (the asserted identity), sealed; redeemed with the code.
+    pub result_enc: Option<String>,
     /// Created.
     pub created_at: i64,
     /// Expires.
@@ -154,7 +156,7 @@ impl Transaction {
 const COLUMNS: &str = "handle_hash, handle_enc, account_id, purpose, client, provider, \
      idp_config_id, started_by_user_id, login_hint, callback_url, state, nonce, \
      pkce_verifier_enc, saml_request_id, code_hash, code_expires_at, created_at, expires_at, \
-     consumed_at";
+     consumed_at, result_enc";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Transaction> {
     let purpose: String = r.get(3)?;
@@ -181,6 +183,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Transaction> {
         created_at: r.get(16)?,
         expires_at: r.get(17)?,
         consumed_at: r.get(18)?,
+        result_enc: r.get(19)?,
     })
 }
 
@@ -259,17 +262,19 @@ pub fn latest_pending_import(
         .optional()?)
 }
 
-/// Stores the hash of the one-time code a SAML ACS issued for a pending transaction.
+/// Stores the hash of the one-time code a SAML ACS issued for a pending transaction, with
+/// the sealed result it redeems for. Only once per transaction.
 pub fn set_code(
     conn: &Connection,
     handle_hash: &str,
     code_hash: &str,
     code_expires_at: i64,
+    result_enc: Option<&str>,
 ) -> Result<()> {
     let n = conn.execute(
-        "UPDATE login_transactions SET code_hash = ?2, code_expires_at = ?3 \
+        "UPDATE login_transactions SET code_hash = ?2, code_expires_at = ?3, result_enc = ?4 \
          WHERE handle_hash = ?1 AND consumed_at IS NULL AND code_hash IS NULL",
-        params![handle_hash, code_hash, code_expires_at],
+        params![handle_hash, code_hash, code_expires_at, result_enc],
     )?;
     if n != 1 {
         return Err(Error::Security(
@@ -349,8 +354,8 @@ mod tests {
         db.write_blocking(|tx| {
             let aid = accounts::insert(tx, "acme", "Acme", 0)?;
             insert(tx, &new_tx(aid, "h", 0))?;
-            set_code(tx, "h", "codehash", 60)?;
-            assert!(set_code(tx, "h", "other", 60).is_err());
+            set_code(tx, "h", "codehash", 60, Some("sealed"))?;
+            assert!(set_code(tx, "h", "other", 60, None).is_err());
             assert_eq!(
                 by_handle_hash(tx, "h")?.and_then(|t| t.code_hash),
                 Some("codehash".into())

@@ -9,5 +9,6 @@ mod config_api;
 mod fake_oidc;
 mod hardening;
 mod oidc;
+mod saml;
 mod storage;
 mod token_exchange;

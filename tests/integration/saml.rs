@@ -1,0 +1,609 @@
+//! SAML 2.0 sign-in through the real agent: against a real SimpleSAMLphp IdP, and with
+//! responses the tests build and sign with their own key (fail-closed ACS).
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+
+use amove_agent::sso::saml::testing::{ResponseSpec, TestIdp, encode, strip_xml_decl};
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::common::{Agent, add_user};
+
+const SP: &str = "https://amove.test/sp";
+const ISSUER: &str = "https://idp.corp.test/metadata";
+const CALLBACK: &str = "http://127.0.0.1:9/cb";
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// An agent with account `acme`, an active SAML configuration trusting `idp`, and the SSO
+/// user alice@corp.test.
+async fn agent_with_saml(idp: &TestIdp) -> (Agent, String) {
+    let a = Agent::with_account().await;
+    let t = a.admin_token().await;
+    let r = a
+        .post_json(
+            "/sso/setup_saml",
+            Some(&t),
+            &json!({"Certificate": idp.cert_pem(), "SPEntityId": SP, "IdPSSOURL": "https://idp.corp.test/sso",
+                    "IdPEntityId": ISSUER, "Active": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    add_user(&a.data_dir, "acme", "alice@corp.test", false, false);
+    (a, t)
+}
+
+/// Starts a SAML sign-in; returns (Identifier, AuthnRequest ID, RelayState).
+async fn start(a: &Agent, username: &str) -> (String, String, String) {
+    let r = a
+        .post_json(
+            "/sso/sso_url",
+            None,
+            &json!({"Username": username, "CallbackUrl": CALLBACK}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let url = url::Url::parse(r.json()["Url"].as_str().unwrap()).unwrap();
+    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(&q["SAMLRequest"])
+        .unwrap();
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(&raw[..])
+        .read_to_string(&mut xml)
+        .unwrap();
+    let id = xml
+        .split("ID=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    (
+        r.json()["Identifier"].as_str().unwrap().to_string(),
+        id,
+        q["RelayState"].clone(),
+    )
+}
+
+fn acs(a: &Agent) -> String {
+    format!("http://localhost:{}/sso/saml/acs", a.port)
+}
+
+async fn post_acs(a: &Agent, saml_response: &str, relay: Option<&str>) -> crate::common::Answer {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("SAMLResponse", saml_response);
+    if let Some(r) = relay {
+        form.append_pair("RelayState", r);
+    }
+    a.send(
+        a.http
+            .post(a.url("/sso/saml/acs"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Origin", "https://idp.corp.test")
+            .body(form.finish()),
+    )
+    .await
+}
+
+/// The code and state of a 303 from the ACS.
+fn redirect_code(r: &crate::common::Answer) -> (String, String) {
+    assert_eq!(r.status, 303, "{}", r.text);
+    let loc = url::Url::parse(r.headers["location"].to_str().unwrap()).unwrap();
+    assert!(loc.as_str().starts_with(CALLBACK), "{loc}");
+    let q: std::collections::HashMap<_, _> = loc.query_pairs().into_owned().collect();
+    (q["code"].clone(), q["state"].clone())
+}
+
+#[track_caller]
+fn refused_page(r: &crate::common::Answer, needle: &str) {
+    assert_ne!(
+        r.status,
+        303,
+        "a refused response yielded a redirect: {:?}",
+        r.headers.get("location")
+    );
+    assert!(r.headers.get("location").is_none());
+    assert!(!r.text.contains("code="), "{}", r.text);
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(r.text.contains(needle), "{needle:?} not in {}", r.text);
+}
+
+async fn authenticate(a: &Agent, identifier: &str, code: &str) -> crate::common::Answer {
+    a.post_json(
+        "/sso/authenticate",
+        None,
+        &json!({"Identifier": identifier, "AuthorizationCode": code, "CallbackUrl": CALLBACK}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn crafted_signed_response_signs_in_through_acs_and_authenticate() {
+    let idp = TestIdp::new().unwrap();
+    let (a, admin) = agent_with_saml(&idp).await;
+    let (identifier, request_id, relay) = start(&a, "alice@corp.test").await;
+    let xml = ResponseSpec::valid(&request_id, &acs(&a), SP, ISSUER, "alice@corp.test", now())
+        .build(&idp)
+        .unwrap();
+    let (code, state) = redirect_code(&post_acs(&a, &encode(&xml), Some(&relay)).await);
+    assert_eq!(state, relay);
+    // A wrong code does not redeem (and burns the single-use Identifier).
+    let jwt = authenticate(&a, &identifier, &code).await;
+    assert_eq!(jwt.status, 200, "{}", jwt.text);
+    let token = jwt.json().as_str().unwrap().to_string();
+    let me = a.get("/sso/whoami", Some(&token)).await.json();
+    assert_eq!(me["Username"], "alice@corp.test");
+    // The code and the Identifier work once.
+    authenticate(&a, &identifier, &code)
+        .await
+        .assert_problem(499, "SECURITY", "already used");
+    // Linked to the NameID of that issuer, and audited.
+    let audit = a.get("/sso/audit", Some(&admin)).await.text;
+    assert!(
+        audit.contains("via SAML; first sign-in: linked to subject alice@corp.test"),
+        "{audit}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_code_is_refused() {
+    let idp = TestIdp::new().unwrap();
+    let (a, _) = agent_with_saml(&idp).await;
+    let (identifier, request_id, relay) = start(&a, "alice@corp.test").await;
+    let xml = ResponseSpec::valid(&request_id, &acs(&a), SP, ISSUER, "alice@corp.test", now())
+        .build(&idp)
+        .unwrap();
+    redirect_code(&post_acs(&a, &encode(&xml), Some(&relay)).await);
+    authenticate(&a, &identifier, "not-the-code")
+        .await
+        .assert_problem(499, "SECURITY", "not the one issued");
+}
+
+#[tokio::test]
+async fn authenticate_before_the_idp_answered_is_refused() {
+    let idp = TestIdp::new().unwrap();
+    let (a, _) = agent_with_saml(&idp).await;
+    let (identifier, _, _) = start(&a, "alice@corp.test").await;
+    authenticate(&a, &identifier, "anything")
+        .await
+        .assert_problem(499, "SECURITY", "no SAML response reached the agent");
+}
+
+#[tokio::test]
+async fn the_asserted_identity_signs_in_not_the_typed_username() {
+    let idp = TestIdp::new().unwrap();
+    let (a, _) = agent_with_saml(&idp).await;
+    add_user(&a.data_dir, "acme", "bob@corp.test", false, false);
+    let (identifier, request_id, relay) = start(&a, "bob@corp.test").await;
+    let xml = ResponseSpec::valid(&request_id, &acs(&a), SP, ISSUER, "alice@corp.test", now())
+        .build(&idp)
+        .unwrap();
+    let (code, _) = redirect_code(&post_acs(&a, &encode(&xml), Some(&relay)).await);
+    let token = authenticate(&a, &identifier, &code)
+        .await
+        .json()
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        a.get("/sso/whoami", Some(&token)).await.json()["Username"],
+        "alice@corp.test"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_asserted_user_is_told_to_ask_an_admin() {
+    let idp = TestIdp::new().unwrap();
+    let (a, _) = agent_with_saml(&idp).await;
+    let (identifier, request_id, relay) = start(&a, "alice@corp.test").await;
+    let xml = ResponseSpec::valid(
+        &request_id,
+        &acs(&a),
+        SP,
+        ISSUER,
+        "mallory@corp.test",
+        now(),
+    )
+    .build(&idp)
+    .unwrap();
+    let (code, _) = redirect_code(&post_acs(&a, &encode(&xml), Some(&relay)).await);
+    authenticate(&a, &identifier, &code)
+        .await
+        .assert_problem(401, "AUTH", "ask an admin");
+}
+
+/// Every hostile response the ACS must refuse: no redirect, no code, a readable page, and
+/// an audit event with the reason.
+#[tokio::test]
+async fn hostile_responses_are_refused_at_the_acs() {
+    let idp = TestIdp::new().unwrap();
+    let other = TestIdp::new().unwrap();
+    let (a, admin) = agent_with_saml(&idp).await;
+    let acs_url = acs(&a);
+    type Mutate = Box<dyn Fn(&mut ResponseSpec)>;
+    let cases: Vec<(&str, Mutate, bool, &str)> = vec![
+        (
+            "unsigned",
+            Box::new(|s| s.sign_assertion = false),
+            false,
+            "signature",
+        ),
+        ("signed by another key", Box::new(|_| {}), true, "signature"),
+        (
+            "wrong Audience",
+            Box::new(|s| s.audience = "https://other-sp.test".into()),
+            false,
+            "Audience",
+        ),
+        (
+            "wrong Recipient",
+            Box::new(|s| s.destination = "http://localhost:1/sso/saml/acs".into()),
+            false,
+            "ACS URL",
+        ),
+        (
+            "expired",
+            Box::new(|s| {
+                s.issue_instant = now() - 3600;
+                s.not_before = now() - 3600;
+                s.not_on_or_after = now() - 600;
+            }),
+            false,
+            "refused",
+        ),
+        (
+            "not yet valid",
+            Box::new(|s| s.not_before = now() + 900),
+            false,
+            "not yet valid",
+        ),
+        (
+            "InResponseTo mismatch",
+            Box::new(|s| s.in_response_to = Some("_other".into())),
+            false,
+            "InResponseTo",
+        ),
+        (
+            "unsolicited",
+            Box::new(|s| s.in_response_to = None),
+            false,
+            "InResponseTo",
+        ),
+        (
+            "non-Success status",
+            Box::new(|s| {
+                s.sign_response = true;
+                s.status = "urn:oasis:names:tc:SAML:2.0:status:Requester".into();
+            }),
+            false,
+            "status",
+        ),
+        (
+            "wrong Issuer",
+            Box::new(|s| s.issuer = "https://evil-idp.test".into()),
+            false,
+            "Issuer",
+        ),
+    ];
+    for (name, mutate, by_other, needle) in cases {
+        let (_, request_id, relay) = start(&a, "alice@corp.test").await;
+        let mut s =
+            ResponseSpec::valid(&request_id, &acs_url, SP, ISSUER, "alice@corp.test", now());
+        mutate(&mut s);
+        let xml = s.build(if by_other { &other } else { &idp }).unwrap();
+        let r = post_acs(&a, &encode(&xml), Some(&relay)).await;
+        assert_ne!(r.status, 303, "{name} was accepted");
+        refused_page(&r, needle);
+    }
+    // Content changed after signing; a DOCTYPE with entities; garbage; no RelayState.
+    let (_, request_id, relay) = start(&a, "alice@corp.test").await;
+    let good = ResponseSpec::valid(&request_id, &acs_url, SP, ISSUER, "alice@corp.test", now())
+        .build(&idp)
+        .unwrap();
+    refused_page(
+        &post_acs(
+            &a,
+            &encode(&good.replace("alice@corp.test", "admin@corp.test")),
+            Some(&relay),
+        )
+        .await,
+        "signature",
+    );
+    let xxe = format!("<!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>{good}");
+    refused_page(&post_acs(&a, &encode(&xxe), Some(&relay)).await, "DTD");
+    refused_page(
+        &post_acs(&a, "%%% not base64", Some(&relay)).await,
+        "base64",
+    );
+    refused_page(&post_acs(&a, &encode(&good), None).await, "unsolicited");
+    refused_page(
+        &post_acs(&a, &encode(&good), Some("unknown-relay-state")).await,
+        "unsolicited",
+    );
+    // An XML signature wrapping attempt: an evil unsigned assertion before the signed one.
+    let signed = strip_xml_decl(
+        &idp.sign(
+            &ResponseSpec::valid(&request_id, &acs_url, SP, ISSUER, "alice@corp.test", now())
+                .assertion_xml(),
+        )
+        .unwrap(),
+    );
+    let mut evil = ResponseSpec::valid(&request_id, &acs_url, SP, ISSUER, "admin@corp.test", now());
+    evil.sign_assertion = false;
+    let wrapped = evil.response_xml(&format!("{}{signed}", evil.assertion_xml()));
+    refused_page(
+        &post_acs(&a, &encode(&wrapped), Some(&relay)).await,
+        "refused",
+    );
+    // Each refusal is in the audit trail with its reason.
+    let audit = a.get("/sso/audit?pageSize=200", Some(&admin)).await.json();
+    let refusals = audit["Items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["Outcome"] == "refused")
+        .count();
+    assert!(refusals >= 14, "only {refusals} refusals audited");
+}
+
+#[tokio::test]
+async fn comment_injected_name_id_never_becomes_the_shorter_user() {
+    let idp = TestIdp::new().unwrap();
+    let (a, _) = agent_with_saml(&idp).await;
+    add_user(&a.data_dir, "acme", "admin@corp.test", true, false);
+    let (identifier, request_id, relay) = start(&a, "alice@corp.test").await;
+    let mut s = ResponseSpec::valid(
+        &request_id,
+        &acs(&a),
+        SP,
+        ISSUER,
+        "admin@corp.test.evil.test",
+        now(),
+    );
+    s.name_id_xml = "admin@corp.test.evil.test".into();
+    let xml = s.build(&idp).unwrap().replace(
+        "admin@corp.test.evil.test",
+        "admin@corp.test<!---->.evil.test",
+    );
+    let r = post_acs(&a, &encode(&xml), Some(&relay)).await;
+    if r.status == 303 {
+        let (code, _) = redirect_code(&r);
+        let jwt = authenticate(&a, &identifier, &code).await;
+        assert_ne!(jwt.status, 200, "signed in as {}", jwt.text);
+        jwt.assert_problem(401, "AUTH", "admin@corp.test.evil.test");
+    }
+}
+
+#[tokio::test]
+async fn oversized_acs_bodies_are_refused() {
+    let idp = TestIdp::new().unwrap();
+    let (a, _) = agent_with_saml(&idp).await;
+    let (_, _, relay) = start(&a, "alice@corp.test").await;
+    let huge = "A".repeat(2 * 1024 * 1024);
+    let r = post_acs(&a, &huge, Some(&relay)).await;
+    refused_page(&r, "limit");
+}
+
+#[tokio::test]
+async fn replay_is_refused_even_after_a_restart() {
+    let idp = TestIdp::new().unwrap();
+    let (mut a, _) = agent_with_saml(&idp).await;
+    let (_, request_id, relay) = start(&a, "alice@corp.test").await;
+    let mut spec = ResponseSpec::valid(&request_id, &acs(&a), SP, ISSUER, "alice@corp.test", now());
+    redirect_code(&post_acs(&a, &encode(&spec.build(&idp).unwrap()), Some(&relay)).await);
+    a.restart().await;
+    // Make the transaction answerable again, as if restored from a backup: only the replay
+    // cache, persisted in SQLite, now stands between the same assertion and a second code.
+    let conn = rusqlite::Connection::open(a.data_dir.join("agent.db")).unwrap();
+    conn.execute(
+        "UPDATE login_transactions SET code_hash = NULL, code_expires_at = NULL, result_enc = NULL",
+        [],
+    )
+    .unwrap();
+    let cached: i64 = conn
+        .query_row("SELECT COUNT(*) FROM saml_replay_cache", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(cached, 1);
+    drop(conn);
+    // The restarted agent listens on a new port, so its ACS URL changed: re-sign the same
+    // assertion (same ID) for it.
+    spec.destination = acs(&a);
+    refused_page(
+        &post_acs(&a, &encode(&spec.build(&idp).unwrap()), Some(&relay)).await,
+        "replay refused",
+    );
+}
+
+#[tokio::test]
+async fn metadata_and_test_connection() {
+    let idp = TestIdp::new().unwrap();
+    let (a, admin) = agent_with_saml(&idp).await;
+    let m = a.get("/sso/saml/metadata?account=acme", None).await;
+    assert_eq!(m.status, 200);
+    assert_eq!(m.headers["content-type"], "application/samlmetadata+xml");
+    assert!(
+        m.text.contains(&format!("entityID=\"{SP}\"")) && m.text.contains(&acs(&a)),
+        "{}",
+        m.text
+    );
+    a.get("/sso/saml/metadata?account=nope", None)
+        .await
+        .assert_problem(499, "NOT_FOUND", "no SAML configuration");
+    a.get("/sso/saml/metadata", None)
+        .await
+        .assert_problem(499, "DEFAULT", "account is required");
+    let t = a
+        .send(
+            a.http
+                .post(a.url("/sso/test_connection?provider=saml"))
+                .query(&[("token", &admin)]),
+        )
+        .await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    let checks: Value = t.json();
+    let cert = checks["Checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["Name"] == "Certificate")
+        .unwrap()
+        .clone();
+    assert_eq!(cert["Ok"], true);
+    assert!(
+        cert["Detail"].as_str().unwrap().contains("days left"),
+        "{cert}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Against the real IdP: SimpleSAMLphp from Debian's packages.
+
+struct SimpleSaml {
+    child: Child,
+    sso_url: String,
+    entity_id: String,
+    cert: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for SimpleSaml {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_simplesaml(acs_url: &str) -> SimpleSaml {
+    let dir = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/idp/saml/start.sh");
+    let mut child = Command::new("bash")
+        .arg(script)
+        .args([
+            "--workdir",
+            dir.path().to_str().unwrap(),
+            "--port",
+            "0",
+            "--sp-entity-id",
+            SP,
+            "--acs-url",
+            acs_url,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start SimpleSAMLphp (scripts/setup-debian.sh --test installs it)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("listening on "),
+        "SimpleSAMLphp did not start: {line:?}"
+    );
+    let info: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("idp.json")).unwrap())
+            .unwrap();
+    SimpleSaml {
+        child,
+        sso_url: info["sso_url"].as_str().unwrap().to_string(),
+        entity_id: info["entity_id"].as_str().unwrap().to_string(),
+        cert: std::fs::read_to_string(dir.path().join("idp.crt")).unwrap(),
+        _dir: dir,
+    }
+}
+
+/// The value of the form input `name` in `html`.
+fn input(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\""))?;
+    let tag_start = html[..at].rfind('<')?;
+    let tag = &html[tag_start..at + html[at..].find('>')?];
+    let v = tag.split("value=\"").nth(1)?.split('"').next()?;
+    Some(html_escape::decode_html_entities(v).into_owned())
+}
+
+fn form_action(html: &str) -> Option<String> {
+    let v = html.split("action=\"").nth(1)?.split('"').next()?;
+    Some(html_escape::decode_html_entities(v).into_owned())
+}
+
+#[tokio::test]
+async fn signs_in_through_a_real_simplesamlphp_idp() {
+    let a = Agent::with_account().await;
+    let admin = a.admin_token().await;
+    let idp = start_simplesaml(&acs(&a));
+    let r = a
+        .post_json(
+            "/sso/setup_saml",
+            Some(&admin),
+            &json!({"Certificate": idp.cert, "SPEntityId": SP, "IdPSSOURL": idp.sso_url, "IdPEntityId": idp.entity_id, "Active": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    add_user(&a.data_dir, "acme", "alice@corp.test", false, false);
+
+    let r = a
+        .post_json(
+            "/sso/sso_url",
+            None,
+            &json!({"Username": "alice@corp.test", "CallbackUrl": CALLBACK}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let identifier = r.json()["Identifier"].as_str().unwrap().to_string();
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    // The IdP redirects to its login form (reqwest follows redirects within the IdP).
+    let login = browser
+        .get(r.json()["Url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let login_url = login.url().clone();
+    let page = login.text().await.unwrap();
+    let auth_state = input(&page, "AuthState").unwrap_or_else(|| panic!("no login form: {page}"));
+    let posted = browser
+        .post(login_url)
+        .form(&[
+            ("username", "alice@corp.test"),
+            ("password", "alice-pw"),
+            ("AuthState", auth_state.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The auto-submitting form that a browser would post to the ACS.
+    assert_eq!(
+        form_action(&posted).as_deref(),
+        Some(acs(&a).as_str()),
+        "{posted}"
+    );
+    let saml_response = input(&posted, "SAMLResponse").unwrap();
+    let relay = input(&posted, "RelayState").unwrap();
+    let (code, _) = redirect_code(&post_acs(&a, &saml_response, Some(&relay)).await);
+    let jwt = authenticate(&a, &identifier, &code).await;
+    assert_eq!(jwt.status, 200, "{}", jwt.text);
+    let token = jwt.json().as_str().unwrap().to_string();
+    assert_eq!(
+        a.get("/sso/whoami", Some(&token)).await.json()["Username"],
+        "alice@corp.test"
+    );
+    // The same SAMLResponse posted again is refused.
+    refused_page(
+        &post_acs(&a, &saml_response, Some(&relay)).await,
+        "already answered",
+    );
+}
