@@ -4,7 +4,7 @@ same run, and prints a Markdown table. Standard library + wrk only.
 
 Usage: bench/bench.py TARGET_DIR   (run by scripts/bench.sh after a release build)
 """
-import json, os, re, shutil, statistics, subprocess, sys, tempfile, time, urllib.request, urllib.parse, http.client
+import json, os, re, shutil, statistics, subprocess, sys, tempfile, threading, time, urllib.request, urllib.parse, http.client, http.server
 
 TARGET = sys.argv[1] if len(sys.argv) > 1 else "target/release"
 AGENT = os.path.join(TARGET, "amove-agent")
@@ -68,6 +68,24 @@ def http_post(base, path, body, ctype, token=None):
         return json.loads(r.read() or b"null")
 
 
+def discovery_server():
+    """A minimal OpenID Provider discovery document on 127.0.0.1 (sso_url needs only that)."""
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            base = f"http://127.0.0.1:{self.server.server_port}"
+            doc = {"issuer": base, "authorization_endpoint": base + "/authorize", "token_endpoint": base + "/token",
+                   "jwks_uri": base + "/jwks", "response_types_supported": ["code"], "subject_types_supported": ["public"],
+                   "id_token_signing_alg_values_supported": ["RS256"], "token_endpoint_auth_methods_supported": ["client_secret_basic"]}
+            body = json.dumps(doc if self.path.endswith("openid-configuration") else {"keys": []}).encode()
+            self.send_response(200); self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+        def log_message(self, *a):
+            pass
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.server_port}/.well-known/openid-configuration"
+
+
 def cold_start(data_dir, runs=15):
     times = []
     for _ in range(runs):
@@ -109,9 +127,9 @@ def main():
     token = http_post(base, "/sso/ttapi/2.0/authz/0/authn",
                       urllib.parse.urlencode({"grant_type": "password", "username": "admin@bench", "password": PASSWORD}),
                       "application/x-www-form-urlencoded")["access_token"]
+    disco, disco_url = discovery_server()
     http_post(base, "/sso/setup_okta", json.dumps({"ClientId": "bench", "ClientSecret": "bench-secret",
-              "OpenIdURL": "https://bench.okta.com/.well-known/openid-configuration", "Active": True}),
-              "application/json", token)
+              "OpenIdURL": disco_url, "Active": True}), "application/json", token)
 
     print("measuring hello-world baseline", file=sys.stderr)
     h_rps, h_p99, _ = wrk(hello_url + "/")
@@ -127,6 +145,17 @@ def main():
     assert bad == 0, f"{bad} non-2xx answers from get_okta (session)"
     row("get_okta (session JWT), 64 connections", f"{g2_rps:,.0f} req/s ({100 * g2_rps / h_rps:.0f} % of baseline), p99 {g2_p99:.2f} ms", "")
 
+    lua = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    lua.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+              'wrk.body = \'{"Username": "admin@bench.test", "CallbackUrl": "http://127.0.0.1:9/cb"}\'\n')
+    lua.close()
+    http_post(base, "/sso/sso_url", json.dumps({"Username": "admin@bench.test", "CallbackUrl": "http://127.0.0.1:9/cb"}), "application/json")
+    print("measuring sso_url", file=sys.stderr)
+    u_rps, u_p99, bad = wrk(f"{base}/sso/sso_url", script=lua.name)
+    assert bad == 0, f"{bad} non-2xx answers from sso_url"
+    row("sso_url (OIDC, discovery cached), 64 connections", f"{u_rps:,.0f} req/s ({100 * u_rps / h_rps:.0f} % of baseline), p99 {u_p99:.2f} ms",
+        ">= 30 % of baseline, p99 < 5 ms")
+    disco.shutdown()
     lua = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     lua.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
               f'wrk.body = "grant_type=urn:ssocircle:api:sessiontoken&password={session}"\n')
@@ -147,9 +176,14 @@ def main():
     stop(agent); stop(hello)
     shutil.rmtree(data, ignore_errors=True)
     os.unlink(lua.name)
+    print("measuring SAML validation and OIDC authenticate (cargo bench --bench sso)", file=sys.stderr)
+    inproc = subprocess.run(["cargo", "bench", "--quiet", "--bench", "sso"], capture_output=True, text=True, check=True).stdout
     print("\n| measure | result | target |\n| --- | --- | --- |")
     for what, value, target in rows:
         print(f"| {what} | {value} | {target} |")
+    for line in inproc.splitlines():
+        if line.startswith("|"):
+            print(line)
 
 
 if __name__ == "__main__":

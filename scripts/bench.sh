@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup-debian.sh --bench
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 cargo build --release --bin amove-agent --example hello_baseline --example mint_session
+cargo bench --no-run --bench sso
 python3 bench/bench.py target/release

@@ -63,6 +63,14 @@ if [ "$want_test" = 1 ]; then
   # The real SAML IdP (SimpleSAMLphp from Debian).
   bash tests/idp/saml/install.sh
   # The seed's Python samples use requests.
-  python3 -c 'import requests' 2>/dev/null || python3 -m pip install --quiet requests
+  # Debian's own python3 refuses pip installs (PEP 668): use its package there.
+  if ! python3 -c 'import requests' 2>/dev/null; then
+    python3 -m pip install --quiet requests 2>/dev/null || {
+      cache="$(mktemp -d)"; mkdir -p "$cache/partial"
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        -o Dir::Cache::archives="$cache/" python3-requests >/dev/null
+      rm -rf "$cache"
+    }
+  fi
 fi
 echo "setup: done"

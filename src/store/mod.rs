@@ -46,6 +46,57 @@ struct Inner {
     next_reader: AtomicUsize,
     /// Commits made through this handle (the generation of in-memory databases).
     commits: AtomicUsize,
+    /// Writes waiting for the next group commit.
+    queue: Mutex<Vec<Box<dyn Job>>>,
+}
+
+/// A queued write, its closure's type erased.
+trait Job: Send {
+    /// Runs the closure inside the open transaction; false when it failed.
+    fn run(&mut self, tx: &Transaction<'_>) -> bool;
+    /// Marks the job failed (its savepoint could not be managed).
+    fn fail(&mut self, why: &str);
+    /// Answers the waiting request once the transaction committed (or did not).
+    fn finish(self: Box<Self>, committed: std::result::Result<(), String>);
+}
+
+struct TypedJob<T, F> {
+    f: Option<F>,
+    out: Option<Result<T>>,
+    reply: tokio::sync::oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> Job for TypedJob<T, F>
+where
+    T: Send,
+    F: FnOnce(&Transaction<'_>) -> Result<T> + Send,
+{
+    fn run(&mut self, tx: &Transaction<'_>) -> bool {
+        let Some(f) = self.f.take() else { return false };
+        let out = f(tx);
+        let ok = out.is_ok();
+        self.out = Some(out);
+        ok
+    }
+
+    fn fail(&mut self, why: &str) {
+        self.f = None;
+        self.out = Some(Err(Error::internal(format!("database savepoint: {why}"))));
+    }
+
+    fn finish(self: Box<Self>, committed: std::result::Result<(), String>) {
+        let out = match (committed, self.out) {
+            (Ok(()), Some(out)) => out,
+            (_, Some(Err(e))) => Err(e),
+            (Err(e), Some(Ok(_))) => Err(Error::internal(format!("database commit: {e}"))),
+            (_, None) => Err(Error::internal(format!(
+                "database transaction: {}",
+                "not started"
+            ))),
+        };
+        // The request may have gone (timed out); its write stands or fell all the same.
+        let _ = self.reply.send(out);
+    }
 }
 
 fn configure(conn: &Connection) -> Result<()> {
@@ -72,8 +123,11 @@ impl Db {
                 "could not enable WAL (journal_mode={mode})"
             )));
         }
-        // FULL: a write acknowledged to a client survives power loss, not only a crash.
-        writer.pragma_update(None, "synchronous", "FULL")?;
+        // NORMAL (SQLite's advice for WAL): a commit survives a crash of the agent (kill -9
+        // loses nothing acknowledged); a power cut may lose the last commits but never
+        // corrupts. FULL would fsync every login transaction and cap sign-ins at the disk's
+        // sync rate.
+        writer.pragma_update(None, "synchronous", "NORMAL")?;
         migrations::apply(&mut writer)?;
         restrict_permissions(path);
         let mut readers = Vec::with_capacity(READERS);
@@ -98,6 +152,7 @@ impl Db {
             readers,
             next_reader: AtomicUsize::new(0),
             commits: AtomicUsize::new(0),
+            queue: Mutex::new(Vec::new()),
         })))
     }
 
@@ -114,6 +169,7 @@ impl Db {
             readers: Vec::new(),
             next_reader: AtomicUsize::new(0),
             commits: AtomicUsize::new(0),
+            queue: Mutex::new(Vec::new()),
         })))
     }
 
@@ -147,6 +203,16 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     {
+        // Group commit: the job is queued, and whoever holds the write permit runs every
+        // queued job in one transaction, each inside its own savepoint (a failing job rolls
+        // back alone). Under load many requests share one commit instead of queueing for one
+        // each; alone, a write is still one transaction of its own.
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queue().push(Box::new(TypedJob {
+            f: Some(f),
+            out: None,
+            reply,
+        }));
         let permit = self
             .0
             .write_gate
@@ -154,13 +220,66 @@ impl Db {
             .acquire_owned()
             .await
             .map_err(Error::internal)?;
-        let db = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            db.write_blocking(f)
-        })
-        .await
-        .map_err(|e| Error::internal(format!("database task: {e}")))?
+        let jobs: Vec<Box<dyn Job>> = std::mem::take(&mut *self.queue());
+        if !jobs.is_empty() {
+            let db = self.clone();
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                db.run_batch(jobs);
+            })
+            .await
+            .map_err(|e| Error::internal(format!("database task: {e}")))?;
+        }
+        answer
+            .await
+            .map_err(|_| Error::internal("a database write was dropped"))?
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Vec<Box<dyn Job>>> {
+        self.0.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `jobs` in one IMMEDIATE transaction, one savepoint each, then answers them all.
+    fn run_batch(&self, jobs: Vec<Box<dyn Job>>) {
+        let mut conn = lock(&self.0.writer);
+        let tx = match Transaction::new(&mut conn, TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                for job in jobs {
+                    job.finish(Err(e.to_string()));
+                }
+                return;
+            }
+        };
+        let mut ran = Vec::with_capacity(jobs.len());
+        for mut job in jobs {
+            if let Err(e) = tx
+                .prepare_cached("SAVEPOINT job")
+                .and_then(|mut st| st.execute([]))
+            {
+                job.fail(&e.to_string());
+                ran.push(job);
+                continue;
+            }
+            let ok = job.run(&tx);
+            let end = |sql: &str| tx.prepare_cached(sql).and_then(|mut st| st.execute([]));
+            let ended = if ok {
+                end("RELEASE job")
+            } else {
+                end("ROLLBACK TO job").and_then(|_| end("RELEASE job"))
+            };
+            if let Err(e) = ended {
+                job.fail(&e.to_string());
+            }
+            ran.push(job);
+        }
+        let committed = tx.commit().map_err(|e| e.to_string());
+        if committed.is_ok() {
+            self.0.commits.fetch_add(1, Ordering::AcqRel);
+        }
+        for job in ran {
+            job.finish(committed.clone());
+        }
     }
 
     /// A number that changes whenever anyone — this agent or another process such as the
@@ -265,6 +384,41 @@ mod tests {
             .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))?))
             .await?;
         assert_eq!(n, 0);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_share_commits_and_fail_alone() -> Result<()> {
+        let db = Db::open_in_memory()?;
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                db.write(move |tx| {
+                    tx.execute(
+                        "INSERT INTO accounts (identifier, name, created_at) VALUES (?1, 'x', 0)",
+                        [format!("acct{}", i % 40)],
+                    )?;
+                    if i % 7 == 0 {
+                        return Err(Error::invalid("this one fails"));
+                    }
+                    Ok(i)
+                })
+                .await
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            if t.await.map_err(Error::internal)?.is_ok() {
+                ok += 1;
+            }
+        }
+        let n: i64 = db
+            .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))?))
+            .await?;
+        // Failed jobs and duplicate identifiers left nothing behind; every success is there.
+        assert_eq!(n, ok);
+        assert!(ok >= 30, "{ok}");
         Ok(())
     }
 

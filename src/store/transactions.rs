@@ -189,30 +189,30 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Transaction> {
 
 /// Records a new transaction.
 pub fn insert(conn: &Connection, t: &NewTransaction) -> Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO login_transactions (handle_hash, handle_enc, account_id, purpose, client, \
          provider, idp_config_id, started_by_user_id, login_hint, callback_url, state, nonce, \
          pkce_verifier_enc, saml_request_id, created_at, expires_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-        params![
-            t.handle_hash,
-            t.handle_enc,
-            t.account_id,
-            t.purpose.as_str(),
-            t.client.as_str(),
-            t.provider.as_str(),
-            t.idp_config_id,
-            t.started_by_user_id,
-            t.login_hint,
-            t.callback_url,
-            t.state,
-            t.nonce,
-            t.pkce_verifier_enc,
-            t.saml_request_id,
-            t.created_at,
-            t.expires_at
-        ],
-    )?;
+    )?
+    .execute(params![
+        t.handle_hash,
+        t.handle_enc,
+        t.account_id,
+        t.purpose.as_str(),
+        t.client.as_str(),
+        t.provider.as_str(),
+        t.idp_config_id,
+        t.started_by_user_id,
+        t.login_hint,
+        t.callback_url,
+        t.state,
+        t.nonce,
+        t.pkce_verifier_enc,
+        t.saml_request_id,
+        t.created_at,
+        t.expires_at
+    ])?;
     Ok(())
 }
 
@@ -287,10 +287,9 @@ pub fn set_code(
 /// Deletes every transaction that expired before `now` (consumed ones are kept until then,
 /// so a replayed `Identifier` is recognised as used rather than unknown).
 pub fn purge_expired(conn: &Connection, now: i64) -> Result<usize> {
-    Ok(conn.execute(
-        "DELETE FROM login_transactions WHERE expires_at <= ?1",
-        [now],
-    )?)
+    Ok(conn
+        .prepare_cached("DELETE FROM login_transactions WHERE expires_at <= ?1")?
+        .execute([now])?)
 }
 
 #[cfg(test)]
