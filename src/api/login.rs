@@ -148,43 +148,28 @@ pub async fn start_login(state: &AppState, req: StartRequest<'_>) -> Result<Star
             scopes: req.scopes,
         },
     )?;
-    let t = NewTransaction {
-        handle_enc: Some(state.sealer.seal_secret(
-            &Secret::new(handle.clone()),
-            &seal_context(&handle_hash, "handle"),
-        )?),
-        pkce_verifier_enc: Some(
-            state
-                .sealer
-                .seal_secret(&verifier, &seal_context(&handle_hash, "pkce_verifier"))?,
-        ),
-        handle_hash,
-        account_id,
-        purpose: req.purpose,
-        client: req.client,
-        provider: config.kind,
-        idp_config_id: config.id,
-        started_by_user_id: req.started_by_user_id,
-        login_hint: username,
-        callback_url: req.callback_url.trim().to_string(),
-        state: tx_state.clone(),
+    let pkce_verifier_enc = Some(
+        state
+            .sealer
+            .seal_secret(&verifier, &seal_context(&handle_hash, "pkce_verifier"))?,
+    );
+    let protocol = ProtocolState {
         nonce: Some(nonce),
+        pkce_verifier_enc,
         saml_request_id: None,
-        created_at: now,
-        expires_at: now + LOGIN_TTL_SECS,
     };
-    state
-        .db
-        .write(move |tx| {
-            transactions::purge_expired(tx, now)?;
-            transactions::insert(tx, &t)
-        })
-        .await?;
-    Ok(Started {
-        identifier: handle,
+    record_login(
+        state,
+        &req,
+        &username,
+        account_id,
+        &config,
+        (handle, tx_state),
+        protocol,
         url,
-        state: tx_state,
-    })
+        now,
+    )
+    .await
 }
 
 /// The SAML side of [`start_login`]: an AuthnRequest (HTTP-Redirect binding) whose ID the
@@ -199,28 +184,68 @@ async fn start_saml_login(
 ) -> Result<Started> {
     let sp = crate::api::saml::sp_config(state, config)?;
     let handle = random_token()?;
-    let handle_hash = sha256_hex(&handle);
     let relay_state = random_token()?;
     let request = saml::redirect_request(&sp, &relay_state, now).map_err(Error::internal)?;
     let url = Url::parse(&request.url).map_err(|_| Error::internal("AuthnRequest URL"))?;
+    let protocol = ProtocolState {
+        nonce: None,
+        pkce_verifier_enc: None,
+        saml_request_id: Some(request.id),
+    };
+    record_login(
+        state,
+        req,
+        username,
+        account_id,
+        config,
+        (handle, relay_state),
+        protocol,
+        url,
+        now,
+    )
+    .await
+}
+
+/// What a login transaction keeps that depends on the protocol.
+struct ProtocolState {
+    nonce: Option<String>,
+    pkce_verifier_enc: Option<String>,
+    saml_request_id: Option<String>,
+}
+
+/// Records the transaction of a started login (purging expired ones) and answers with its
+/// handle, the IdP URL and the `state`.
+#[allow(clippy::too_many_arguments)]
+async fn record_login(
+    state: &AppState,
+    req: &StartRequest<'_>,
+    username: &str,
+    account_id: i64,
+    config: &IdpConfig,
+    (handle, tx_state): (String, String),
+    protocol: ProtocolState,
+    url: Url,
+    now: i64,
+) -> Result<Started> {
+    let handle_hash = sha256_hex(&handle);
     let t = NewTransaction {
         handle_enc: Some(state.sealer.seal_secret(
             &Secret::new(handle.clone()),
             &seal_context(&handle_hash, "handle"),
         )?),
-        pkce_verifier_enc: None,
+        pkce_verifier_enc: protocol.pkce_verifier_enc,
         handle_hash,
         account_id,
         purpose: req.purpose,
         client: req.client,
-        provider: Kind::Saml,
+        provider: config.kind,
         idp_config_id: config.id,
         started_by_user_id: req.started_by_user_id,
         login_hint: username.to_string(),
         callback_url: req.callback_url.trim().to_string(),
-        state: relay_state.clone(),
-        nonce: None,
-        saml_request_id: Some(request.id),
+        state: tx_state.clone(),
+        nonce: protocol.nonce,
+        saml_request_id: protocol.saml_request_id,
         created_at: now,
         expires_at: now + LOGIN_TTL_SECS,
     };
@@ -234,7 +259,7 @@ async fn start_saml_login(
     Ok(Started {
         identifier: handle,
         url,
-        state: relay_state,
+        state: tx_state,
     })
 }
 

@@ -241,6 +241,16 @@ fn parts(idp: &TestIdp) -> (ResponseSpec, String, String) {
     (s, signed, evil.assertion_xml())
 }
 
+/// The first `ds:Signature` element of `signed`, and `signed` without it.
+fn split_signature(signed: &str) -> (String, String) {
+    let start = signed.find("<ds:Signature").unwrap();
+    let end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    (
+        signed[start..end].to_string(),
+        format!("{}{}", &signed[..start], &signed[end..]),
+    )
+}
+
 #[track_caller]
 fn never_admin(r: Result<SamlIdentity, String>) {
     if let Ok(id) = r {
@@ -255,9 +265,7 @@ fn xsw1_signed_response_moved_into_signature_object() {
     s.sign_response = true;
     s.sign_assertion = false;
     let signed = s.build(&idp).unwrap();
-    let sig_start = signed.find("<ds:Signature").unwrap();
-    let sig_end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
-    let signature = &signed[sig_start..sig_end];
+    let (signature, _) = split_signature(&signed);
     let mut evil = s.clone();
     evil.sign_response = false;
     evil.response_id = "_evil".into();
@@ -319,10 +327,7 @@ fn xsw4_signed_assertion_inside_the_evil_one() {
 fn xsw5_signature_moved_to_the_evil_assertion_original_appended() {
     let idp = TestIdp::new().unwrap();
     let (s, signed, evil) = parts(&idp);
-    let sig_start = signed.find("<ds:Signature").unwrap();
-    let sig_end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
-    let signature = &signed[sig_start..sig_end];
-    let unsigned_original = format!("{}{}", &signed[..sig_start], &signed[sig_end..]);
+    let (signature, unsigned_original) = split_signature(&signed);
     let evil_with_sig = evil.replacen("<saml:Subject>", &format!("{signature}<saml:Subject>"), 1);
     never_admin(check(
         &idp,
@@ -334,10 +339,7 @@ fn xsw5_signature_moved_to_the_evil_assertion_original_appended() {
 fn xsw6_signed_assertion_inside_the_evil_assertions_signature() {
     let idp = TestIdp::new().unwrap();
     let (s, signed, evil) = parts(&idp);
-    let sig_start = signed.find("<ds:Signature").unwrap();
-    let sig_end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
-    let signature = &signed[sig_start..sig_end];
-    let unsigned_original = format!("{}{}", &signed[..sig_start], &signed[sig_end..]);
+    let (signature, unsigned_original) = split_signature(&signed);
     let sig_with_obj = signature.replace(
         "</ds:Signature>",
         &format!("<ds:Object>{unsigned_original}</ds:Object></ds:Signature>"),
@@ -366,9 +368,7 @@ fn xsw7_signed_assertion_in_extensions() {
 fn xsw8_signed_assertion_in_an_object_of_the_evil_signature() {
     let idp = TestIdp::new().unwrap();
     let (s, signed, evil) = parts(&idp);
-    let sig_start = signed.find("<ds:Signature").unwrap();
-    let sig_end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
-    let signature = &signed[sig_start..sig_end];
+    let (signature, _) = split_signature(&signed);
     let wrapped = signature.replace(
         "</ds:Signature>",
         &format!("<ds:Object>{signed}</ds:Object></ds:Signature>"),
