@@ -320,7 +320,7 @@ async fn setup(state: AppState, p: Principal, kind: Kind, f: Fields) -> Result<J
 
 async fn read(state: AppState, p: Principal, kind: Kind) -> Result<Json<Value>> {
     let account_id = p.account_id();
-    let c = idp::get_cached(&state.db, &state.idp_cache, account_id, kind).await?;
+    let c = idp::get_cached(&state.db, &state.idp_cache, account_id, kind, p.generation).await?;
     Ok(Json(c.map(|c| view(&state, &c)).unwrap_or(Value::Null)))
 }
 

@@ -50,6 +50,9 @@ pub struct Principal {
     pub account_identifier: String,
     /// What it authenticated with.
     pub credential: Credential,
+    /// The database generation the credential was checked at: the request's snapshot, so
+    /// its other cached reads need not ask SQLite again.
+    pub generation: i64,
 }
 
 impl Principal {
@@ -212,6 +215,7 @@ impl AuthService {
                 jti: claims.jti,
                 exp: claims.exp,
             },
+            generation,
         })
     }
 
@@ -257,6 +261,7 @@ impl AuthService {
             user,
             account_identifier,
             credential: Credential::AccessToken { id: t.id },
+            generation,
         })
     }
 

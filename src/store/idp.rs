@@ -118,15 +118,16 @@ pub fn get(conn: &Connection, account_id: i64, kind: Kind) -> Result<Option<IdpC
         .optional()?)
 }
 
-/// [`get`] through `cache`, which stays exact across writes by anyone (see
-/// [`Db::generation`](crate::store::Db::generation)).
+/// [`get`] through `cache` at database `generation` (see
+/// [`Db::generation`](crate::store::Db::generation)): exact for that snapshot, whoever wrote
+/// since.
 pub async fn get_cached(
     db: &crate::store::Db,
     cache: &crate::store::cache::GenCache<(i64, Kind), Option<IdpConfig>>,
     account_id: i64,
     kind: Kind,
+    generation: i64,
 ) -> Result<Option<IdpConfig>> {
-    let generation = db.generation()?;
     if let Some(c) = cache.get(&(account_id, kind), generation) {
         return Ok(c);
     }
