@@ -2,6 +2,7 @@
 //! Nothing here knows about HTTP requests or responses: it takes plain values.
 
 pub mod cert;
+pub mod directory;
 pub mod oidc;
 pub mod saml;
 pub mod urls;

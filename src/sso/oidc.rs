@@ -246,6 +246,12 @@ impl Oidc {
         })
     }
 
+    /// The HTTP client for IdP requests (no redirects, the configured timeouts): the
+    /// directory APIs of an import use it too.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     fn lock_discovery(
         &self,
     ) -> std::sync::MutexGuard<'_, HashMap<(String, bool), Arc<Discovered>>> {

@@ -6,6 +6,7 @@
 
 mod common;
 mod config_api;
+mod directory;
 mod fake_oidc;
 mod hardening;
 mod oidc;

@@ -1,0 +1,444 @@
+//! Reading an identity provider's directory for an import: Okta's Users and Groups API and
+//! Microsoft Graph. Every page is read (Okta `Link: rel="next"`, Graph `@odata.nextLink`),
+//! rate limits are honoured (Okta 429 + `X-Rate-Limit-Reset`, Graph 429/503 + `Retry-After`),
+//! and the result is each user with the groups it belongs to. No HTTP server types here.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LINK, RETRY_AFTER};
+use serde_json::Value;
+use url::Url;
+
+use crate::secret::Secret;
+
+/// Items asked for per page (the APIs' documented maxima are 200 and 999).
+const OKTA_PAGE: u32 = 200;
+const GRAPH_PAGE: u32 = 999;
+/// Pages read at most (a bound against a directory that pages forever).
+const MAX_PAGES: usize = 10_000;
+/// Rate-limit waits at most, each and in all.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+const MAX_RETRIES: usize = 5;
+
+/// A directory user.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DirUser {
+    /// The IdP's immutable id (Okta user id; Entra object id).
+    pub external_id: String,
+    /// Sign-in name (Okta `login`, Entra `userPrincipalName`).
+    pub username: String,
+    /// Email address.
+    pub email: String,
+    /// Given name.
+    pub firstname: String,
+    /// Family name.
+    pub lastname: String,
+}
+
+/// A directory group.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DirGroup {
+    /// The IdP's group id.
+    pub external_id: String,
+    /// Display name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+}
+
+/// A user and the groups it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Relation {
+    /// The user.
+    #[serde(rename = "User")]
+    pub user: DirUser,
+    /// Its groups.
+    #[serde(rename = "UserGroups")]
+    pub groups: Vec<DirGroup>,
+}
+
+/// Why the directory could not be read; the message names the API and its answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DirError(pub String);
+
+struct Api<'a> {
+    http: &'a reqwest::Client,
+    token: &'a Secret,
+    name: &'static str,
+}
+
+impl Api<'_> {
+    /// GETs `url`, waiting out rate limits; returns the JSON body and the headers.
+    async fn get(&self, url: &Url) -> Result<(Value, HeaderMap), DirError> {
+        let mut waited = Duration::ZERO;
+        for _ in 0..=MAX_RETRIES {
+            let resp = self
+                .http
+                .get(url.clone())
+                .bearer_auth(self.token.expose())
+                .header("Accept", "application/json")
+                .send()
+                .await
+                .map_err(|e| {
+                    DirError(format!(
+                        "{} could not be reached: {}",
+                        self.name,
+                        without_url(&e)
+                    ))
+                })?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
+            {
+                let wait = retry_wait(&headers).min(MAX_WAIT);
+                waited += wait;
+                if waited > MAX_WAIT {
+                    break;
+                }
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|_| DirError(format!("{} sent an unreadable answer", self.name)))?;
+            if !status.is_success() {
+                return Err(DirError(format!(
+                    "{} answered {status}: {}",
+                    self.name,
+                    error_text(&body)
+                )));
+            }
+            let json = serde_json::from_slice(&body).map_err(|_| {
+                DirError(format!("{} answered something that is not JSON", self.name))
+            })?;
+            return Ok((json, headers));
+        }
+        Err(DirError(format!(
+            "{} kept answering 429 (rate limited); try the import again later",
+            self.name
+        )))
+    }
+}
+
+fn without_url(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "it did not answer in time"
+    } else {
+        "the connection failed"
+    }
+}
+
+/// How long a 429/503 asks to wait: `Retry-After` seconds (Graph), or until
+/// `X-Rate-Limit-Reset` (Okta, Unix seconds); one second when neither says.
+fn retry_wait(h: &HeaderMap) -> Duration {
+    let num = |name: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    if let Some(s) = h
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        return Duration::from_secs(s);
+    }
+    if let Some(reset) = num("x-rate-limit-reset") {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        return Duration::from_secs(reset.saturating_sub(now).max(1));
+    }
+    Duration::from_secs(1)
+}
+
+/// The error text of an API answer (Okta `errorSummary`, Graph `error.message`), cleaned.
+fn error_text(body: &[u8]) -> String {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let text = v["errorSummary"]
+        .as_str()
+        .or_else(|| v["error"]["message"].as_str())
+        .or_else(|| v["error_description"].as_str())
+        .unwrap_or("no error description");
+    text.chars().filter(|c| !c.is_control()).take(300).collect()
+}
+
+/// The `rel="next"` target of an Okta `Link` header, if any.
+fn next_link(h: &HeaderMap) -> Option<Url> {
+    h.get_all(LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|part| {
+            let (target, params) = part.split_once(';')?;
+            params
+                .split(';')
+                .any(|p| p.trim().replace(' ', "") == "rel=\"next\"")
+                .then(|| {
+                    Url::parse(target.trim().trim_start_matches('<').trim_end_matches('>')).ok()
+                })
+                .flatten()
+        })
+}
+
+/// Every item of a paged collection.
+async fn all_pages(api: &Api<'_>, first: Url, okta: bool) -> Result<Vec<Value>, DirError> {
+    let mut items = Vec::new();
+    let mut next = Some(first);
+    let mut pages = 0;
+    while let Some(url) = next.take() {
+        pages += 1;
+        if pages > MAX_PAGES {
+            return Err(DirError(format!(
+                "{} returned more than {MAX_PAGES} pages",
+                api.name
+            )));
+        }
+        let (body, headers) = api.get(&url).await?;
+        if okta {
+            let page = body.as_array().ok_or_else(|| {
+                DirError(format!("{} answered a page that is not a list", api.name))
+            })?;
+            items.extend(page.iter().cloned());
+            next = next_link(&headers);
+        } else {
+            let page = body["value"]
+                .as_array()
+                .ok_or_else(|| DirError(format!("{} answered a page without 'value'", api.name)))?;
+            items.extend(page.iter().cloned());
+            next = body["@odata.nextLink"]
+                .as_str()
+                .and_then(|u| Url::parse(u).ok());
+        }
+        // A next link to another host would carry our token elsewhere.
+        if let Some(n) = &next
+            && n.origin() != url.origin()
+        {
+            return Err(DirError(format!(
+                "{} sent a next-page link to another host",
+                api.name
+            )));
+        }
+    }
+    Ok(items)
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v[key].as_str().unwrap_or("").to_string()
+}
+
+fn join(
+    users: Vec<DirUser>,
+    groups: &[DirGroup],
+    members: &HashMap<String, Vec<String>>,
+) -> Vec<Relation> {
+    let by_id: HashMap<&str, &DirGroup> =
+        groups.iter().map(|g| (g.external_id.as_str(), g)).collect();
+    users
+        .into_iter()
+        .map(|u| {
+            let mut gs: Vec<DirGroup> = members
+                .get(&u.external_id)
+                .into_iter()
+                .flatten()
+                .filter_map(|gid| by_id.get(gid.as_str()).map(|g| (*g).clone()))
+                .collect();
+            gs.sort_by(|a, b| a.name.cmp(&b.name));
+            Relation {
+                user: u,
+                groups: gs,
+            }
+        })
+        .collect()
+}
+
+/// Okta: `{origin}/api/v1/users`, `/api/v1/groups` and each group's members.
+pub async fn okta(
+    http: &reqwest::Client,
+    origin: &Url,
+    token: &Secret,
+) -> Result<Vec<Relation>, DirError> {
+    let api = Api {
+        http,
+        token,
+        name: "Okta's API",
+    };
+    let url = |path: &str| {
+        origin
+            .join(path)
+            .map_err(|_| DirError("the Okta URL is not usable".into()))
+    };
+    let users: Vec<DirUser> = all_pages(
+        &api,
+        url(&format!("/api/v1/users?limit={OKTA_PAGE}"))?,
+        true,
+    )
+    .await?
+    .iter()
+    .map(|u| DirUser {
+        external_id: text(u, "id"),
+        username: text(&u["profile"], "login"),
+        email: text(&u["profile"], "email"),
+        firstname: text(&u["profile"], "firstName"),
+        lastname: text(&u["profile"], "lastName"),
+    })
+    .collect();
+    let groups: Vec<DirGroup> = all_pages(
+        &api,
+        url(&format!("/api/v1/groups?limit={OKTA_PAGE}"))?,
+        true,
+    )
+    .await?
+    .iter()
+    .map(|g| DirGroup {
+        external_id: text(g, "id"),
+        name: text(&g["profile"], "name"),
+        description: text(&g["profile"], "description"),
+    })
+    .collect();
+    let mut members: HashMap<String, Vec<String>> = HashMap::new();
+    for g in &groups {
+        let path = format!(
+            "/api/v1/groups/{}/users?limit={OKTA_PAGE}",
+            urlencode(&g.external_id)
+        );
+        for m in all_pages(&api, url(&path)?, true).await? {
+            members
+                .entry(text(&m, "id"))
+                .or_default()
+                .push(g.external_id.clone());
+        }
+    }
+    Ok(join(users, &groups, &members))
+}
+
+/// Microsoft Graph: `{graph}/v1.0/users`, `/v1.0/groups` and each group's transitive members.
+pub async fn graph(
+    http: &reqwest::Client,
+    graph: &Url,
+    token: &Secret,
+) -> Result<Vec<Relation>, DirError> {
+    let api = Api {
+        http,
+        token,
+        name: "Microsoft Graph",
+    };
+    let base = graph.as_str().trim_end_matches('/').to_string();
+    let url = |path: &str| {
+        Url::parse(&format!("{base}{path}"))
+            .map_err(|_| DirError("the GraphURL is not usable".into()))
+    };
+    let users: Vec<DirUser> = all_pages(
+        &api,
+        url(&format!(
+            "/v1.0/users?$select=id,userPrincipalName,mail,givenName,surname&$top={GRAPH_PAGE}"
+        ))?,
+        false,
+    )
+    .await?
+    .iter()
+    .map(|u| {
+        let upn = text(u, "userPrincipalName");
+        let mail = text(u, "mail");
+        DirUser {
+            external_id: text(u, "id"),
+            email: if mail.is_empty() { upn.clone() } else { mail },
+            username: upn,
+            firstname: text(u, "givenName"),
+            lastname: text(u, "surname"),
+        }
+    })
+    .collect();
+    let groups: Vec<DirGroup> = all_pages(
+        &api,
+        url(&format!(
+            "/v1.0/groups?$select=id,displayName,description&$top={GRAPH_PAGE}"
+        ))?,
+        false,
+    )
+    .await?
+    .iter()
+    .map(|g| DirGroup {
+        external_id: text(g, "id"),
+        name: text(g, "displayName"),
+        description: text(g, "description"),
+    })
+    .collect();
+    let mut members: HashMap<String, Vec<String>> = HashMap::new();
+    for g in &groups {
+        let path = format!(
+            "/v1.0/groups/{}/transitiveMembers?$select=id&$top={GRAPH_PAGE}",
+            urlencode(&g.external_id)
+        );
+        for m in all_pages(&api, url(&path)?, false).await? {
+            members
+                .entry(text(&m, "id"))
+                .or_default()
+                .push(g.external_id.clone());
+        }
+    }
+    Ok(join(users, &groups, &members))
+}
+
+fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn finds_the_next_link_among_several() {
+        let mut h = HeaderMap::new();
+        h.append(
+            LINK,
+            HeaderValue::from_static("<https://a.okta.com/api/v1/users?limit=2>; rel=\"self\""),
+        );
+        h.append(
+            LINK,
+            HeaderValue::from_static(
+                "<https://a.okta.com/api/v1/users?after=00u2&limit=2>; rel=\"next\"",
+            ),
+        );
+        assert_eq!(
+            next_link(&h).map(|u| u.to_string()).as_deref(),
+            Some("https://a.okta.com/api/v1/users?after=00u2&limit=2")
+        );
+        let mut one = HeaderMap::new();
+        one.insert(
+            LINK,
+            HeaderValue::from_static("<https://a/x>; rel=\"self\", <https://a/y>; rel=\"next\""),
+        );
+        assert_eq!(
+            next_link(&one).map(|u| u.to_string()).as_deref(),
+            Some("https://a/y")
+        );
+        assert_eq!(next_link(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn retry_after_wins_and_defaults_to_a_second() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(retry_wait(&h), Duration::from_secs(3));
+        assert_eq!(retry_wait(&HeaderMap::new()), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn error_text_reads_okta_and_graph_bodies() {
+        assert_eq!(
+            error_text(br#"{"errorCode":"E0000011","errorSummary":"Invalid token provided"}"#),
+            "Invalid token provided"
+        );
+        assert_eq!(error_text(br#"{"error":{"code":"InvalidAuthenticationToken","message":"Access token has expired."}}"#), "Access token has expired.");
+    }
+}
