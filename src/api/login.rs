@@ -450,6 +450,19 @@ async fn oidc_identity(
     code: &Secret,
     now: i64,
 ) -> Result<IdpIdentity> {
+    Ok(oidc_exchange(state, t, config, code, now).await?.identity)
+}
+
+/// Exchanges the authorization code of an OIDC transaction (PKCE verifier, nonce, client
+/// secret) and validates the ID token; the result carries the access token too (an import
+/// reads the directory with it).
+pub(crate) async fn oidc_exchange(
+    state: &AppState,
+    t: &transactions::Transaction,
+    config: &IdpConfig,
+    code: &Secret,
+    now: i64,
+) -> Result<oidc::SignedInAtIdp> {
     let verifier = t
         .pkce_verifier_enc
         .as_deref()
@@ -484,7 +497,7 @@ async fn oidc_identity(
             },
         )
         .await?;
-    Ok(signed_in.identity)
+    Ok(signed_in)
 }
 
 /// Redeems the one-time code the SAML ACS issued for this transaction for the identity the
@@ -495,6 +508,24 @@ fn saml_identity(
     code: &Secret,
     now: i64,
 ) -> Result<IdpIdentity> {
+    let r = saml_result(state, t, code, now)?;
+    Ok(IdpIdentity {
+        provider: Kind::Saml,
+        label: r.name_id.clone(),
+        issuer: r.issuer,
+        subject: r.name_id,
+        email: r.email,
+    })
+}
+
+/// Redeems the one-time code the SAML ACS issued for this transaction for everything the
+/// ACS verified (identity and attributes).
+pub(crate) fn saml_result(
+    state: &AppState,
+    t: &transactions::Transaction,
+    code: &Secret,
+    now: i64,
+) -> Result<saml::SamlIdentity> {
     let (Some(expected), Some(expires), Some(sealed)) = (
         t.code_hash.as_deref(),
         t.code_expires_at,
@@ -523,15 +554,8 @@ fn saml_identity(
     let json = state
         .sealer
         .open_secret(sealed, &seal_context(&t.handle_hash, "saml_result"))?;
-    let r: saml::SamlIdentity = serde_json::from_str(json.expose())
-        .map_err(|e| Error::internal(format!("stored SAML result: {e}")))?;
-    Ok(IdpIdentity {
-        provider: Kind::Saml,
-        label: r.name_id.clone(),
-        issuer: r.issuer,
-        subject: r.name_id,
-        email: r.email,
-    })
+    serde_json::from_str(json.expose())
+        .map_err(|e| Error::internal(format!("stored SAML result: {e}")))
 }
 
 /// Finds the local user of an IdP identity: through its link, or — on the first login

@@ -6,6 +6,7 @@ pub mod extract;
 pub mod guard;
 pub mod health;
 pub mod idp;
+pub mod import;
 pub mod login;
 pub mod saml;
 pub mod session;
@@ -100,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .merge(login::routes())
         .merge(callback_urls::routes())
         .merge(saml::routes())
+        .merge(import::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

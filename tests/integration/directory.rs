@@ -22,7 +22,9 @@ const TOKEN: &str = "directory-access-token";
 const PAGE: usize = 2;
 
 #[derive(Default)]
-struct Dir {
+pub(crate) struct Dir {
+    /// The bearer token the double accepts (default [`TOKEN`]).
+    pub(crate) token: String,
     origin: Mutex<String>,
     users: Vec<(String, String, String, String)>, // id, email, first, last
     groups: Vec<(String, String)>,                // id, name
@@ -33,9 +35,13 @@ struct Dir {
     pages_served: AtomicUsize,
 }
 
-type S = Arc<Dir>;
+pub(crate) type S = Arc<Dir>;
 
-fn directory_of(n_users: usize, groups: &[(&str, &[usize])], throttle_at: Option<usize>) -> Dir {
+pub(crate) fn directory_of(
+    n_users: usize,
+    groups: &[(&str, &[usize])],
+    throttle_at: Option<usize>,
+) -> Dir {
     let users = (0..n_users)
         .map(|i| {
             (
@@ -70,7 +76,12 @@ fn directory_of(n_users: usize, groups: &[(&str, &[usize])], throttle_at: Option
 /// Counts the request; `Some(response)` when it must be refused (bad token, throttled).
 fn gate(d: &Dir, h: &HeaderMap, okta: bool) -> Option<Response> {
     let n = d.requests.fetch_add(1, Ordering::SeqCst) + 1;
-    if h.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {TOKEN}")) {
+    let token = if d.token.is_empty() {
+        TOKEN
+    } else {
+        d.token.as_str()
+    };
+    if h.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {token}")) {
         let body = if okta {
             json!({"errorCode": "E0000011", "errorSummary": "Invalid token provided", "errorLink": "E0000011", "errorId": "x", "errorCauses": []})
         } else {
@@ -155,7 +166,7 @@ fn okta_user(u: &(String, String, String, String)) -> Value {
     json!({"id": u.0, "status": "ACTIVE", "profile": {"login": u.1, "email": u.1, "firstName": u.2, "lastName": u.3}})
 }
 
-async fn serve(d: Dir) -> (S, url::Url) {
+pub(crate) async fn serve(d: Dir) -> (S, url::Url) {
     let d = Arc::new(d);
     let app = Router::new()
         .route("/api/v1/users", get(|State(d): State<S>, h: HeaderMap, Query(q): Query<HashMap<String, String>>| async move {

@@ -9,6 +9,7 @@ mod config_api;
 mod directory;
 mod fake_oidc;
 mod hardening;
+mod import;
 mod oidc;
 mod saml;
 mod storage;
