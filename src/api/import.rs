@@ -4,6 +4,8 @@
 //! Groups API, Microsoft Graph) or, for SAML, the asserted user and its groups attribute.
 
 use axum::extract::State;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -20,6 +22,7 @@ use crate::sso::directory::{self, DirGroup, DirUser, Relation};
 use crate::sso::saml::SamlIdentity;
 use crate::store::audit::{self, NewEvent};
 use crate::store::idp::{self, Kind};
+use crate::store::imports::{self, DirectoryRead, ImportGroup, ImportUser};
 use crate::store::transactions::{self, Client, Purpose};
 use crate::store::users;
 
@@ -45,7 +48,11 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/sso/sso_url_import_user", post(post_sso_url_import_user))
         .route("/sso/get_user_usergroups", get(get_user_usergroups))
+        .route("/usergroup/import_users", post(post_import_users))
 }
+
+/// How long a directory read can be imported from.
+pub const READ_TTL_SECS: i64 = 3600;
 
 #[instrument(skip_all)]
 async fn post_sso_url_import_user(
@@ -102,7 +109,7 @@ async fn get_user_usergroups(
     State(state): State<AppState>,
     Admin(p): Admin,
     q: QueryParams,
-) -> Result<Json<Value>> {
+) -> Result<Response> {
     let code = q
         .get("authorizationCode")
         .filter(|c| !c.trim().is_empty())
@@ -172,8 +179,21 @@ async fn get_user_usergroups(
                 "the identity provider configuration changed since the import started".into(),
             )
         })?;
-    let relations = match kind {
-        Kind::Saml => vec![saml_relation(login::saml_result(&state, &t, &code, now)?)],
+    // Each user's IdP subject comes from the IdP itself: what its sign-ins will carry.
+    let (relations, issuer, subject_of): (
+        Vec<Relation>,
+        String,
+        Box<dyn Fn(&str) -> String + Send>,
+    ) = match kind {
+        Kind::Saml => {
+            let r = login::saml_result(&state, &t, &code, now)?;
+            let issuer = r.issuer.clone();
+            (
+                vec![saml_relation(r)],
+                issuer,
+                Box::new(|id: &str| id.to_string()),
+            )
+        }
         Kind::Okta | Kind::Entra => {
             let signed_in = login::oidc_exchange(&state, &t, &config, &code, now).await?;
             let http = state.oidc.http();
@@ -194,9 +214,46 @@ async fn get_user_usergroups(
                     Url::parse(graph).map_err(|_| Error::internal("GraphURL is not a URL"))?;
                 directory::graph(http, &graph, &signed_in.access_token).await
             };
-            fetched.map_err(|e| Error::Sso(format!("reading the directory failed: {e}")))?
+            let relations =
+                fetched.map_err(|e| Error::Sso(format!("reading the directory failed: {e}")))?;
+            let issuer = signed_in.identity.issuer.clone();
+            let subject: Box<dyn Fn(&str) -> String + Send> = if kind == Kind::Entra {
+                // Entra subjects are `tid/oid`; the directory read is of the signed-in tenant.
+                let tid = signed_in
+                    .identity
+                    .subject
+                    .split('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                Box::new(move |oid: &str| format!("{tid}/{oid}"))
+            } else {
+                Box::new(|id: &str| id.to_string())
+            };
+            (relations, issuer, subject)
         }
     };
+    let read = to_read(&relations, subject_of.as_ref());
+    let sealed = state.sealer.seal(
+        &serde_json::to_vec(&read).map_err(Error::internal)?,
+        &format!("directory_reads:{aid}:{admin_id}"),
+    )?;
+    let iss = issuer.clone();
+    let import_id = state
+        .db
+        .write(move |tx| {
+            imports::insert_read(
+                tx,
+                aid,
+                admin_id,
+                kind,
+                &iss,
+                &sealed,
+                now,
+                now + READ_TTL_SECS,
+            )
+        })
+        .await?;
     let (actor, n) = (p.user.email.clone(), relations.len());
     let ev = NewEvent::ok(
         Some(aid),
@@ -208,9 +265,108 @@ async fn get_user_usergroups(
         .db
         .write(move |tx| audit::record(tx, &ev, now))
         .await?;
-    serde_json::to_value(&relations)
-        .map(Json)
-        .map_err(|e| Error::internal(format!("serialising the directory: {e}")))
+    let body = serde_json::to_value(&relations)
+        .map_err(|e| Error::internal(format!("serialising the directory: {e}")))?;
+    let mut resp = Json(body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&import_id.to_string()) {
+        resp.headers_mut().insert("import-id", v);
+    }
+    Ok(resp)
+}
+
+fn to_read(relations: &[Relation], subject_of: &(dyn Fn(&str) -> String + Send)) -> DirectoryRead {
+    let mut groups: Vec<ImportGroup> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let users = relations
+        .iter()
+        .map(|r| {
+            for g in &r.groups {
+                if seen.insert(g.external_id.clone()) {
+                    groups.push(ImportGroup {
+                        external_id: g.external_id.clone(),
+                        name: g.name.clone(),
+                        description: g.description.clone(),
+                    });
+                }
+            }
+            ImportUser {
+                external_id: r.user.external_id.clone(),
+                subject: subject_of(&r.user.external_id),
+                email: r.user.email.clone(),
+                first_name: r.user.firstname.clone(),
+                last_name: r.user.lastname.clone(),
+                groups: r.groups.iter().map(|g| g.external_id.clone()).collect(),
+            }
+        })
+        .collect();
+    DirectoryRead { users, groups }
+}
+
+/// `POST /usergroup/import_users`: `{ImportId, ExternalIds?}` — persists the users of a
+/// directory read (all, or those named) with their groups, in one transaction.
+#[instrument(skip_all)]
+async fn post_import_users(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+    f: Fields,
+) -> Result<Json<Value>> {
+    let import_id = f.opt_i64("ImportId")?.ok_or_else(|| {
+        Error::invalid("ImportId is required (the Import-Id header of /sso/get_user_usergroups)")
+    })?;
+    let selected = f
+        .opt_str_list("ExternalIds")?
+        .map(|v| v.into_iter().collect::<std::collections::HashSet<_>>());
+    let (aid, admin_id, actor, now) =
+        (p.account_id(), p.user.id, p.user.email.clone(), state.now());
+    let (kind, issuer, sealed, expires) = state
+        .db
+        .read(move |c| imports::read(c, aid, import_id))
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no directory read {import_id} in this account")))?;
+    if expires <= now {
+        return Err(Error::NotFound(format!(
+            "directory read {import_id} has expired; read the directory again"
+        )));
+    }
+    // Sealed for the admin who read it: another admin's read does not open.
+    let bytes = state
+        .sealer
+        .open(&sealed, &format!("directory_reads:{aid}:{admin_id}"))
+        .map_err(|_| Error::NotFound(format!("no directory read {import_id} of yours")))?;
+    let read: DirectoryRead = serde_json::from_slice(&bytes).map_err(Error::internal)?;
+    let out = state
+        .db
+        .write(move |tx| {
+            let out = imports::persist(tx, aid, kind, &issuer, &read, selected.as_ref(), now)?;
+            let detail = format!(
+                "from {}: {} created, {} updated, {} skipped, {} groups; {} no longer at the IdP",
+                kind.label(),
+                out.created.len(),
+                out.updated.len(),
+                out.skipped.len(),
+                out.groups,
+                out.removed_at_idp.len()
+            );
+            audit::record(
+                tx,
+                &NewEvent::ok(Some(aid), &actor, "import.persist", detail),
+                now,
+            )?;
+            Ok(out)
+        })
+        .await?;
+    let skipped: Vec<Value> = out
+        .skipped
+        .iter()
+        .map(|(u, r)| json!({"User": u, "Reason": r}))
+        .collect();
+    Ok(Json(json!({
+        "Created": out.created,
+        "Updated": out.updated,
+        "Skipped": skipped,
+        "Groups": out.groups,
+        "RemovedAtIdP": out.removed_at_idp,
+    })))
 }
 
 /// The one user a SAML assertion speaks of, with the groups of its group attribute.

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_login_transactions_client.sql"),
+    include_str!("../../migrations/0003_directory_reads.sql"),
 ];
 
 /// Applies every migration the database has not seen, each in its own transaction.

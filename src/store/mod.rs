@@ -11,6 +11,7 @@ pub mod audit;
 pub mod cache;
 pub mod callback_urls;
 pub mod idp;
+pub mod imports;
 pub mod links;
 mod migrations;
 pub mod replay;

@@ -190,3 +190,140 @@ async fn missing_parameters_are_named() {
         .await
         .assert_problem(499, "ACCESS", "your own account");
 }
+
+impl Fixture {
+    /// Reads the directory and returns the Import-Id.
+    async fn read_directory(&self) -> i64 {
+        self.begin().await;
+        let r = self.read(&self.admin, "").await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.headers["import-id"].to_str().unwrap().parse().unwrap()
+    }
+
+    async fn import(&self, body: Value) -> Value {
+        let r = self
+            .agent
+            .post_json("/usergroup/import_users", Some(&self.admin), &body)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()
+    }
+}
+
+#[tokio::test]
+async fn persisting_creates_users_groups_and_links_and_is_idempotent() {
+    let f = entra().await;
+    let id = f.read_directory().await;
+    let out = f.import(json!({"ImportId": id})).await;
+    assert_eq!(out["Created"].as_array().map(Vec::len), Some(5), "{out}");
+    assert_eq!(out["Groups"], 2);
+    let again = f.import(json!({"ImportId": id})).await;
+    assert_eq!(
+        again["Created"].as_array().map(Vec::len),
+        Some(0),
+        "{again}"
+    );
+    assert_eq!(again["Updated"].as_array().map(Vec::len), Some(5));
+    let db = &f.agent.state.db;
+    let (groups, memberships, links): (i64, i64, i64) = db
+        .read(|c| {
+            Ok((
+                c.query_row("SELECT COUNT(*) FROM groups", [], |r| r.get(0))?,
+                c.query_row("SELECT COUNT(*) FROM group_members", [], |r| r.get(0))?,
+                c.query_row(
+                    "SELECT COUNT(*) FROM user_idp_links WHERE subject LIKE 'tenant-1/00u%'",
+                    [],
+                    |r| r.get(0),
+                )?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!((groups, memberships, links), (2, 3, 5));
+}
+
+#[tokio::test]
+async fn an_imported_user_signs_in_through_its_link_even_after_an_email_change() {
+    let f = entra().await;
+    let id = f.read_directory().await;
+    f.import(json!({"ImportId": id})).await;
+    let begun = f.agent.sso_url("user1@corp.test", CB).await.json();
+    let url = begun["Url"].as_str().unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = json!({
+        "iss": f.idp.issuer(), "aud": CLIENT_ID, "sub": "pairwise-u1", "oid": "00u1", "tid": "tenant-1",
+        "email": "renamed@corp.test", "iat": now, "exp": now + 300,
+        "nonce": param(url, "nonce").unwrap(), "at_hash": at_hash(FAKE_ACCESS_TOKEN),
+    });
+    f.idp.reply(TokenReply::IdToken(TestKey::a().sign(&claims)));
+    let jwt = f
+        .agent
+        .authenticate(begun["Identifier"].as_str().unwrap(), "code-123", CB)
+        .await;
+    assert_eq!(jwt.status, 200, "{}", jwt.text);
+    let me = f
+        .agent
+        .get("/sso/whoami", Some(jwt.json().as_str().unwrap()))
+        .await
+        .json();
+    assert_eq!(me["Username"], "user1@corp.test");
+}
+
+#[tokio::test]
+async fn users_gone_from_the_idp_are_reported_not_deleted() {
+    let f = entra().await;
+    let id = f.read_directory().await;
+    f.import(json!({"ImportId": id})).await;
+    // The directory now lists only four users.
+    let mut smaller = directory_of(4, &[("eng", &[0, 1])], None);
+    smaller.token = FAKE_ACCESS_TOKEN.to_string();
+    let (_, graph) = serve(smaller).await;
+    let mut cfg = f.agent.get("/sso/get_entraId", Some(&f.admin)).await.json();
+    cfg["GraphURL"] = json!(graph.as_str());
+    assert_eq!(
+        f.agent
+            .put_json("/sso/update_entraId", Some(&f.admin), &cfg)
+            .await
+            .status,
+        200
+    );
+    let id = f.read_directory().await;
+    let out = f.import(json!({"ImportId": id})).await;
+    assert_eq!(out["RemovedAtIdP"], json!(["user4@corp.test"]), "{out}");
+    let still: i64 = f
+        .agent
+        .state
+        .db
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM users WHERE email = 'user4@corp.test'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(still, 1);
+}
+
+#[tokio::test]
+async fn a_selection_imports_only_the_named_users_and_reads_are_the_admins_own() {
+    let f = entra().await;
+    let id = f.read_directory().await;
+    let out = f
+        .import(json!({"ImportId": id, "ExternalIds": ["00u0"]}))
+        .await;
+    assert_eq!(out["Created"], json!(["user0@corp.test"]));
+    f.agent
+        .post_json(
+            "/usergroup/import_users",
+            Some(&f.admin),
+            &json!({"ImportId": id + 1000}),
+        )
+        .await
+        .assert_problem(499, "NOT_FOUND", "no directory read");
+    f.agent
+        .post_json("/usergroup/import_users", Some(&f.admin), &json!({}))
+        .await
+        .assert_problem(499, "DEFAULT", "ImportId is required");
+}

@@ -1,0 +1,270 @@
+//! Imports: directory reads kept until persisted, and the persisting itself — users, groups
+//! and memberships created or updated in one transaction, each user linked to its IdP subject.
+
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::Result;
+use crate::store::idp::Kind;
+use crate::store::users::{NewUser, Role};
+use crate::store::{links, users};
+
+/// A directory user to import, with the IdP subject its sign-ins will carry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ImportUser {
+    /// The IdP's id (`ExternalId`).
+    pub external_id: String,
+    /// The subject sign-ins carry (Okta user id, Entra `tid/oid`, SAML NameID).
+    pub subject: String,
+    /// Email (the username).
+    pub email: String,
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+    /// External ids of its groups.
+    pub groups: Vec<String>,
+}
+
+/// A directory group to import.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ImportGroup {
+    /// The IdP's id.
+    pub external_id: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+}
+
+/// What a directory read found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DirectoryRead {
+    /// Users.
+    pub users: Vec<ImportUser>,
+    /// Groups.
+    pub groups: Vec<ImportGroup>,
+}
+
+/// What persisting did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Users created.
+    pub created: Vec<String>,
+    /// Users that existed and were updated.
+    pub updated: Vec<String>,
+    /// Users not imported, with the reason.
+    pub skipped: Vec<(String, String)>,
+    /// Groups created or updated.
+    pub groups: usize,
+    /// Users of the account linked to this issuer whom the directory no longer lists
+    /// (reported, not deleted).
+    pub removed_at_idp: Vec<String>,
+}
+
+/// Stores a read (sealed by the caller) and returns its id.
+#[allow(clippy::too_many_arguments)]
+pub fn insert_read(
+    conn: &Connection,
+    account_id: i64,
+    started_by: i64,
+    provider: Kind,
+    issuer: &str,
+    relations_enc: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<i64> {
+    conn.execute("DELETE FROM directory_reads WHERE expires_at <= ?1", [now])?;
+    conn.execute(
+        "INSERT INTO directory_reads (account_id, started_by_user_id, provider, issuer, relations_enc, \
+         created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![account_id, started_by, provider.as_str(), issuer, relations_enc, now, expires_at],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// A stored read of the account: (provider, issuer, sealed relations, expires_at).
+pub fn read(
+    conn: &Connection,
+    account_id: i64,
+    id: i64,
+) -> Result<Option<(Kind, String, String, i64)>> {
+    Ok(conn
+        .query_row(
+            "SELECT provider, issuer, relations_enc, expires_at FROM directory_reads \
+             WHERE id = ?1 AND account_id = ?2",
+            params![id, account_id],
+            |r| {
+                let p: String = r.get(0)?;
+                Ok((
+                    Kind::parse(&p).unwrap_or(Kind::Saml),
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                ))
+            },
+        )
+        .optional()?)
+}
+
+fn upsert_group(conn: &Connection, account_id: i64, g: &ImportGroup, now: i64) -> Result<i64> {
+    let existing: Option<i64> = conn
+        .prepare_cached("SELECT id FROM groups WHERE account_id = ?1 AND external_id = ?2")?
+        .query_row(params![account_id, g.external_id], |r| r.get(0))
+        .optional()?;
+    match existing {
+        Some(id) => {
+            conn.prepare_cached("UPDATE groups SET name = ?2, description = ?3 WHERE id = ?1")?
+                .execute(params![id, g.name, g.description])?;
+            Ok(id)
+        }
+        None => {
+            // A local group of the same name takes the IdP's id (first import of it).
+            let by_name: Option<i64> = conn
+                .prepare_cached("SELECT id FROM groups WHERE account_id = ?1 AND name = ?2 AND external_id IS NULL")?
+                .query_row(params![account_id, g.name], |r| r.get(0))
+                .optional()?;
+            if let Some(id) = by_name {
+                conn.prepare_cached(
+                    "UPDATE groups SET external_id = ?2, description = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id, g.external_id, g.description])?;
+                return Ok(id);
+            }
+            conn.prepare_cached(
+                "INSERT INTO groups (account_id, name, description, external_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![account_id, g.name, g.description, g.external_id, now])?;
+            Ok(conn.last_insert_rowid())
+        }
+    }
+}
+
+/// Persists `selected` users of `read` (with their groups) for `account_id`, linking each
+/// to `(issuer, subject)`. Run inside one transaction by the caller: all or nothing.
+pub fn persist(
+    conn: &Connection,
+    account_id: i64,
+    provider: Kind,
+    issuer: &str,
+    read: &DirectoryRead,
+    selected: Option<&HashSet<String>>,
+    now: i64,
+) -> Result<Outcome> {
+    let mut out = Outcome::default();
+    let groups: HashMap<&str, &ImportGroup> = read
+        .groups
+        .iter()
+        .map(|g| (g.external_id.as_str(), g))
+        .collect();
+    let mut group_ids: HashMap<String, i64> = HashMap::new();
+    for u in read
+        .users
+        .iter()
+        .filter(|u| selected.is_none_or(|s| s.contains(&u.external_id)))
+    {
+        let email = u.email.trim().to_lowercase();
+        if crate::bootstrap::validate_email(&email).is_err() {
+            out.skipped.push((
+                u.external_id.clone(),
+                format!("'{}' is not a usable email address", u.email),
+            ));
+            continue;
+        }
+        let linked = links::by_subject(conn, issuer, &u.subject)?;
+        let user = match &linked {
+            Some(l) => users::by_id(conn, l.user_id)?.filter(|x| x.account_id == account_id),
+            None => users::by_email(conn, &email)?,
+        };
+        let user_id = match user {
+            Some(x) if x.account_id != account_id => {
+                out.skipped
+                    .push((email, "a user of another account has this email".into()));
+                continue;
+            }
+            Some(x) => {
+                conn.prepare_cached("UPDATE users SET first_name = ?2, last_name = ?3, updated_at = ?4 WHERE id = ?1")?
+                    .execute(params![x.id, u.first_name, u.last_name, now])?;
+                out.updated.push(email.clone());
+                x.id
+            }
+            None if linked.is_some() => {
+                out.skipped.push((
+                    email,
+                    "its IdP identity is linked to a user of another account".into(),
+                ));
+                continue;
+            }
+            None => {
+                let id = users::insert(
+                    conn,
+                    &NewUser {
+                        account_id,
+                        email: email.clone(),
+                        first_name: u.first_name.clone(),
+                        last_name: u.last_name.clone(),
+                        role: Role::User,
+                        password_hash: None,
+                    },
+                    now,
+                )?;
+                out.created.push(email.clone());
+                id
+            }
+        };
+        if links::for_user(conn, user_id, issuer)?.is_none()
+            && links::by_subject(conn, issuer, &u.subject)?.is_none()
+        {
+            links::insert(
+                conn,
+                &links::Link {
+                    user_id,
+                    provider,
+                    issuer: issuer.to_string(),
+                    subject: u.subject.clone(),
+                    linked_at: now,
+                },
+            )?;
+        }
+        // The user's IdP groups become exactly the directory's; local groups stay.
+        conn.prepare_cached(
+            "DELETE FROM group_members WHERE user_id = ?1 AND group_id IN \
+             (SELECT id FROM groups WHERE account_id = ?2 AND external_id IS NOT NULL)",
+        )?
+        .execute(params![user_id, account_id])?;
+        for gid in &u.groups {
+            let Some(g) = groups.get(gid.as_str()) else {
+                continue;
+            };
+            let id = match group_ids.get(gid) {
+                Some(id) => *id,
+                None => {
+                    let id = upsert_group(conn, account_id, g, now)?;
+                    group_ids.insert(gid.clone(), id);
+                    id
+                }
+            };
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?1, ?2)",
+            )?
+            .execute(params![id, user_id])?;
+        }
+    }
+    out.groups = group_ids.len();
+    let listed: HashSet<&str> = read.users.iter().map(|u| u.subject.as_str()).collect();
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.email, l.subject FROM user_idp_links l JOIN users u ON u.id = l.user_id \
+         WHERE u.account_id = ?1 AND l.issuer = ?2 ORDER BY u.email",
+    )?;
+    let rows = stmt.query_map(params![account_id, issuer], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    for row in rows {
+        let (email, subject) = row?;
+        if !listed.contains(subject.as_str()) {
+            out.removed_at_idp.push(email);
+        }
+    }
+    Ok(out)
+}
