@@ -51,6 +51,9 @@ pub fn routes() -> Router<AppState> {
         .route("/usergroup/import_users", post(post_import_users))
 }
 
+/// Maps a directory user's id to the subject its sign-ins carry.
+type SubjectOf = Box<dyn Fn(&str) -> String + Send>;
+
 /// How long a directory read can be imported from.
 pub const READ_TTL_SECS: i64 = 3600;
 
@@ -180,11 +183,7 @@ async fn get_user_usergroups(
             )
         })?;
     // Each user's IdP subject comes from the IdP itself: what its sign-ins will carry.
-    let (relations, issuer, subject_of): (
-        Vec<Relation>,
-        String,
-        Box<dyn Fn(&str) -> String + Send>,
-    ) = match kind {
+    let (relations, issuer, subject_of): (Vec<Relation>, String, SubjectOf) = match kind {
         Kind::Saml => {
             let r = login::saml_result(&state, &t, &code, now)?;
             let issuer = r.issuer.clone();
@@ -217,7 +216,7 @@ async fn get_user_usergroups(
             let relations =
                 fetched.map_err(|e| Error::Sso(format!("reading the directory failed: {e}")))?;
             let issuer = signed_in.identity.issuer.clone();
-            let subject: Box<dyn Fn(&str) -> String + Send> = if kind == Kind::Entra {
+            let subject: SubjectOf = if kind == Kind::Entra {
                 // Entra subjects are `tid/oid`; the directory read is of the signed-in tenant.
                 let tid = signed_in
                     .identity
