@@ -9,6 +9,7 @@ pub mod idp;
 pub mod login;
 pub mod session;
 pub mod ttapi;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -98,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::routes())
         .merge(login::routes())
         .merge(callback_urls::routes())
+        .merge(ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

@@ -1,0 +1,71 @@
+//! The desktop shell: a tray app that runs the core's API server in a background task and
+//! opens its windows (sign-in, admin, first run) on demand. It only adapts the core
+//! (`amove_agent`): no API, SSO or storage logic lives here.
+
+mod agent;
+mod commands;
+mod deep_link;
+mod logs;
+mod session;
+mod tray;
+mod windows;
+
+use tauri::{Manager, RunEvent};
+
+pub use agent::Shell;
+
+/// Builds and runs the app until Quit (or SIGINT/SIGTERM).
+pub fn run() {
+    let settings = match agent::settings_from_env() {
+        Ok(s) => s,
+        Err(msg) => {
+            eprintln!("amove-desktop: {msg}");
+            std::process::exit(2);
+        }
+    };
+    let logs_dir = logs::init(&settings.data_dir);
+    let shell = Shell::new(logs_dir);
+    let app = tauri::Builder::default()
+        // First, so a second launch is forwarded before any other plugin reacts to it; its
+        // `deep-link` feature hands an amove:// argument to the deep-link plugin's listeners.
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            deep_link::on_second_instance(app, argv)
+        }))
+        .plugin(tauri_plugin_deep_link::init())
+        .plugin(tauri_plugin_opener::init())
+        .manage(shell)
+        .invoke_handler(tauri::generate_handler![
+            commands::app_state,
+            commands::api,
+            commands::start_sign_in,
+            commands::sign_out,
+            commands::first_run_setup,
+            commands::close_window,
+        ])
+        .setup(move |app| {
+            tray::create(app.handle())?;
+            deep_link::setup(app.handle());
+            agent::spawn(app.handle().clone(), settings);
+            Ok(())
+        })
+        .build(tauri::generate_context!("../tauri.conf.json"));
+    let app = match app {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the desktop app");
+            eprintln!("amove-desktop: cannot start: {e}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|handle, event| {
+        if let RunEvent::ExitRequested { code, api, .. } = event {
+            // Closing the last window asks to exit without a code: the tray app stays.
+            if code.is_none() {
+                api.prevent_exit();
+            }
+        }
+        if let RunEvent::Exit = event {
+            handle.state::<Shell>().stop();
+        }
+    });
+}
