@@ -212,25 +212,22 @@ pub fn spawn(app: AppHandle, settings: Settings) {
         let _ = shell.agent.set(state);
         tray::refresh(&app);
         run_deferred(&app);
-        let stop = async {
+        // `serve` needs a 'static shutdown future: Quit or SIGINT/SIGTERM, bridged by a channel.
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let watcher = app.clone();
+        tauri::async_runtime::spawn(async move {
+            let shell = watcher.state::<Shell>();
             tokio::select! {
                 () = shell.stop.notified() => {},
                 () = server::shutdown_signal() => {},
             }
-        };
-        // `serve` needs a 'static future; the notification is bridged through a channel.
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let serving = agent.serve(async move {
-            let _ = rx.await;
+            let _ = tx.send(());
         });
-        tokio::pin!(serving);
-        let result = tokio::select! {
-            r = &mut serving => r,
-            () = stop => {
-                let _ = tx.send(());
-                serving.await
-            }
-        };
+        let result = agent
+            .serve(async move {
+                let _ = rx.await;
+            })
+            .await;
         if let Err(e) = result {
             tracing::error!(error = %e, "the agent's server stopped");
         }
@@ -260,6 +257,9 @@ pub fn quit(app: &AppHandle) {
     tauri::async_runtime::spawn(async move {
         let shell = app.state::<Shell>();
         let stopped = shell.stopped.notified();
+        tokio::pin!(stopped);
+        // Registered before asking, so the server's notification cannot be missed.
+        stopped.as_mut().enable();
         shell.stop();
         // In-flight requests get a moment; a hung one does not keep the app alive.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(3), stopped).await;

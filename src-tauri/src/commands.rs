@@ -12,7 +12,6 @@ use tauri::{AppHandle, State, WebviewWindow};
 
 use crate::agent::{self, Shell};
 use crate::session;
-use crate::windows::View;
 
 /// What a window needs to draw itself.
 #[tauri::command]
@@ -172,6 +171,5 @@ pub async fn first_run_setup(
 /// Closes the calling window (its Close button).
 #[tauri::command]
 pub fn close_window(window: WebviewWindow) {
-    let _ = View::parse(window.label());
     let _ = window.destroy();
 }

@@ -147,6 +147,15 @@ test('the tray is up and shows "Not signed in"; no window (no WebKit process) at
   results.idleSeconds = Number(process.env.IDLE_SECONDS || 5);
 });
 
+test('the sign-in window opens on demand (cold: the first window) within the time budget', async () => {
+  const t0 = Date.now();
+  await secondLaunch(env, ['--open', 'signin']);
+  const m = await app.waitLog(/window signin ready in (\d+) ms/);
+  results.signinReadyMs = Number(m[1]);
+  results.signinWallMs = Date.now() - t0;
+  assert(results.signinReadyMs < 2000, `sign-in window ready in ${results.signinReadyMs} ms`);
+});
+
 test('a second launch opens the admin window; screenshot is not blank', async () => {
   const r = await secondLaunch(env, ['--open', 'admin']);
   eq(r.code, 0, `second launch exit code (${r.out})`);
@@ -160,15 +169,6 @@ test('a second launch opens the admin window; screenshot is not blank', async ()
   const colors = Number(execFileSync('identify', ['-format', '%k', shot]).toString());
   results.screenshot = { file: shot, sd, colors };
   assert(sd > 0.02 && colors > 16, `screenshot looks blank (sd ${sd}, ${colors} colors)`);
-});
-
-test('the sign-in window opens on demand within the time budget', async () => {
-  const t0 = Date.now();
-  await secondLaunch(env, ['--open', 'signin']);
-  const m = await app.waitLog(/window signin ready in (\d+) ms/);
-  results.signinReadyMs = Number(m[1]);
-  results.signinWallMs = Date.now() - t0;
-  assert(results.signinReadyMs < 2000, `sign-in window ready in ${results.signinReadyMs} ms`);
 });
 
 let op;
