@@ -299,7 +299,7 @@ function wireTabs() {
       if (ev.key === 'ArrowLeft') j = (i - 1 + TABS.length) % TABS.length;
       if (ev.key === 'Home') j = 0;
       if (ev.key === 'End') j = TABS.length - 1;
-      if (j !== null) { ev.preventDefault(); selectTab(TABS[j]).then(() => $(`#tab-${TABS[j]}`).focus()); }
+      if (j !== null) { ev.preventDefault(); $(`#tab-${TABS[j]}`).focus(); selectTab(TABS[j]); }
     });
   }
 }

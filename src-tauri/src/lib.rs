@@ -57,15 +57,10 @@ pub fn run() {
             std::process::exit(1);
         }
     };
-    app.run(|handle, event| {
-        if let RunEvent::ExitRequested { code, api, .. } = event {
-            // Closing the last window asks to exit without a code: the tray app stays.
-            if code.is_none() {
-                api.prevent_exit();
-            }
-        }
-        if let RunEvent::Exit = event {
-            handle.state::<Shell>().stop();
-        }
+    app.run(|handle, event| match event {
+        // Closing the last window asks to exit without a code: the tray app stays.
+        RunEvent::ExitRequested { code: None, api, .. } => api.prevent_exit(),
+        RunEvent::Exit => handle.state::<Shell>().stop(),
+        _ => {}
     });
 }

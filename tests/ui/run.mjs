@@ -30,6 +30,19 @@ page.setDefaultTimeout(15000);
 
 const text = (sel) => page.locator(sel).innerText();
 
+// Polls from the test side: the page's CSP forbids eval, so no waitForFunction.
+async function until(fn, ms = 15000) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    try { last = await fn(); if (last) return last; } catch (e) { last = e; }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting (${fn}); last: ${last}`);
+}
+const waitText = (p, sel, ok) => until(async () => ok((await p.textContent(sel)) ?? ''));
+const waitValue = (p, sel, ok) => until(async () => ok(await p.inputValue(sel)));
+
 async function signInAsAdmin() {
   await page.goto(UI);
   await page.fill('#login-username', ADMIN);
@@ -54,7 +67,7 @@ test('wrong password is refused in plain words; right one shows the admin pages'
   await page.fill('#login-username', ADMIN);
   await page.fill('#login-password', 'not the password');
   await page.click('#login-form button[type=submit]');
-  await page.waitForFunction(() => document.querySelector('#login-form .form-error').textContent.length > 0);
+  await waitText(page, '#login-form .form-error', (t) => t.length > 0);
   assert((await text('#login-form .form-error')).includes('Wrong username or password'), 'error shown');
   await page.fill('#login-password', ADMIN_PASSWORD);
   await page.click('#login-form button[type=submit]');
@@ -69,7 +82,7 @@ test('okta: field errors next to their fields, then create, masked secret, test 
   await page.fill('#okta-ClientId', '');
   await page.fill('#okta-OpenIdURL', 'ftp://op.example/x');
   await page.click('#okta-save');
-  await page.waitForFunction(() => document.querySelector('#okta-OpenIdURL-error').textContent.length > 0);
+  await waitText(page, '#okta-OpenIdURL-error', (t) => t.length > 0);
   assert((await text('#okta-OpenIdURL-error')).startsWith('OpenIdURL'), 'OpenIdURL error next to OpenIdURL');
   assert((await text('#okta-ClientId-error')).startsWith('ClientId'), 'ClientId error next to ClientId');
   eq(await page.getAttribute('#okta-OpenIdURL', 'aria-invalid'), 'true', 'aria-invalid');
@@ -78,10 +91,10 @@ test('okta: field errors next to their fields, then create, masked secret, test 
   await page.fill('#okta-OpenIdURL', op.discovery);
   await page.check('#okta-Active');
   await page.click('#okta-save');
-  await page.waitForFunction(() => document.querySelector('#form-okta .status').textContent === 'Created.');
+  await waitText(page, '#form-okta .status', (t) => t === 'Created.');
   await page.reload();
   await page.waitForSelector('#view-admin:not([hidden])');
-  await page.waitForFunction(() => document.querySelector('#okta-ClientId').value.length > 0);
+  await waitValue(page, '#okta-ClientId', (v) => v.length > 0);
   eq(await page.inputValue('#okta-ClientSecret'), '********', 'secret masked');
   assert(await page.isChecked('#okta-Active'), 'active');
   await page.click('#okta-test');
@@ -90,7 +103,7 @@ test('okta: field errors next to their fields, then create, masked secret, test 
   assert((await page.locator('#okta-checks li').count()) >= 2, 'checks listed');
   // An update with the mask keeps the stored secret.
   await page.click('#okta-save');
-  await page.waitForFunction(() => document.querySelector('#form-okta .status').textContent === 'Saved.');
+  await waitText(page, '#form-okta .status', (t) => t === 'Saved.');
 });
 
 test('entra id: create inactive with a Graph URL, second active refused next to Active, delete after confirmation', async () => {
@@ -102,20 +115,19 @@ test('entra id: create inactive with a Graph URL, second active refused next to 
   await page.fill('#entraId-GraphURL', 'https://graph.microsoft.com');
   await page.check('#entraId-Active');
   await page.click('#entraId-save');
-  await page.waitForFunction(() => document.querySelector('#entraId-Active-error').textContent.length > 0
-    || document.querySelector('#form-entraId .form-error').textContent.length > 0);
+  await until(async () => (await page.textContent('#entraId-Active-error')) || (await page.textContent('#form-entraId .form-error')));
   const refusal = (await text('#entraId-Active-error')) || (await text('#form-entraId .form-error'));
   assert(/okta/i.test(refusal), `names the active one: ${refusal}`);
   await page.uncheck('#entraId-Active');
   await page.click('#entraId-save');
-  await page.waitForFunction(() => document.querySelector('#form-entraId .status').textContent === 'Created.');
+  await waitText(page, '#form-entraId .status', (t) => t === 'Created.');
   await page.click('#entraId-delete');
   await page.waitForSelector('#confirm[open]');
   await page.click('#confirm-cancel');
   eq(await page.isVisible('#entraId-delete'), true, 'cancel keeps it');
   await page.click('#entraId-delete');
   await page.click('#confirm-ok');
-  await page.waitForFunction(() => document.querySelector('#form-entraId .status').textContent === 'Deleted.');
+  await waitText(page, '#form-entraId .status', (t) => t === 'Deleted.');
   const r = await fetch(`${BASE}/sso/get_entraId?token=${await page.evaluate(() => sessionStorage.getItem('amove.token'))}`);
   eq(await r.text(), 'null', 'deleted at the agent');
 });
@@ -131,28 +143,28 @@ test('saml: bad certificate shown next to Certificate, then create; ACS URL and 
   await page.fill('#saml-SPEntityId', 'urn:amove:acme');
   await page.fill('#saml-Certificate', 'not a certificate');
   await page.click('#saml-save');
-  await page.waitForFunction(() => document.querySelector('#saml-Certificate-error').textContent.length > 0);
+  await waitText(page, '#saml-Certificate-error', (t) => t.length > 0);
   assert((await text('#saml-Certificate-error')).startsWith('Certificate'), 'Certificate error');
   await page.fill('#saml-Certificate', pem);
   await page.click('#saml-save');
-  await page.waitForFunction(() => document.querySelector('#form-saml .status').textContent === 'Created.');
+  await waitText(page, '#form-saml .status', (t) => t === 'Created.');
   assert((await text('#saml-acs')).endsWith('/sso/saml/acs'), 'ACS URL shown');
   assert((await page.inputValue('#saml-Certificate')).includes('BEGIN CERTIFICATE'), 'certificate viewable');
-  await page.waitForFunction(() => document.querySelector('#saml-metadata').textContent.length > 0);
+  await waitText(page, '#saml-metadata', (t) => t.length > 0);
 });
 
 test('callback allow-list: a non-https URL is refused next to the field, an https one saved', async () => {
   await page.click('#tab-callbacks');
   await page.fill('#callbacks-urls', 'http://evil.example/cb');
   await page.click('#callbacks-form button[type=submit]');
-  await page.waitForFunction(() => document.querySelector('#callbacks-urls-error').textContent.length > 0);
+  await waitText(page, '#callbacks-urls-error', (t) => t.length > 0);
   await page.fill('#callbacks-urls', 'https://app.example.com/cb');
   await page.click('#callbacks-form button[type=submit]');
-  await page.waitForFunction(() => document.querySelector('#callbacks-form .status').textContent === 'Saved.');
+  await waitText(page, '#callbacks-form .status', (t) => t === 'Saved.');
   await page.reload();
   await page.waitForSelector('#view-admin:not([hidden])');
   await page.click('#tab-callbacks');
-  await page.waitForFunction(() => document.querySelector('#callbacks-urls').value.includes('https://app.example.com/cb'));
+  await waitValue(page, '#callbacks-urls', (v) => v.includes('https://app.example.com/cb'));
 });
 
 test('access tokens: a user token is listed and revoked after confirmation; it stops working', async () => {
@@ -163,7 +175,7 @@ test('access tokens: a user token is listed and revoked after confirmation; it s
   await row.waitFor();
   await row.locator('button', { hasText: 'Revoke' }).click();
   await page.click('#confirm-ok');
-  await page.waitForFunction(() => /revoked/.test(document.querySelector('#panel-tokens .status').textContent));
+  await waitText(page, '#panel-tokens .status', (t) => /revoked/.test(t));
   eq((await fetch(`${BASE}/sso/whoami`, { headers: { Authorization: `Bearer ${userToken}` } })).status, 401, 'refused after');
 });
 
@@ -179,7 +191,7 @@ test('tabs work from the keyboard', async () => {
   await page.focus('#tab-okta');
   await page.click('#tab-okta');
   await page.keyboard.press('ArrowRight');
-  eq(await page.evaluate(() => document.activeElement.id), 'tab-entraId', 'focus moved');
+  await until(async () => (await page.evaluate(() => document.activeElement.id)) === 'tab-entraId');
   eq(await page.getAttribute('#tab-entraId', 'aria-selected'), 'true', 'selected');
 });
 
@@ -220,7 +232,7 @@ test('SSO sign-in error from the provider is shown in plain words', async () => 
   const ctx = await browser.newContext();
   const p = await ctx.newPage();
   await p.goto(`${UI}?error=access_denied&error_description=User%20cancelled&state=x`);
-  await p.waitForFunction(() => document.querySelector('#login-form .form-error').textContent.length > 0);
+  await waitText(p, '#login-form .form-error', (t) => t.length > 0);
   assert((await p.locator('#login-form .form-error').innerText()).includes('User cancelled'), 'shown');
   await ctx.close();
 });
