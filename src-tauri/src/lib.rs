@@ -59,7 +59,9 @@ pub fn run() {
     };
     app.run(|handle, event| match event {
         // Closing the last window asks to exit without a code: the tray app stays.
-        RunEvent::ExitRequested { code: None, api, .. } => api.prevent_exit(),
+        RunEvent::ExitRequested {
+            code: None, api, ..
+        } => api.prevent_exit(),
         RunEvent::Exit => handle.state::<Shell>().stop(),
         _ => {}
     });

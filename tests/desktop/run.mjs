@@ -114,8 +114,8 @@ function webkitChildren(pid) {
   }
   return found;
 }
-function rssKb(pid) {
-  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+function rssKb(pid, field = 'VmRSS') {
+  const m = new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) : NaN;
 }
 function cpuTicks(pid) {
@@ -141,6 +141,8 @@ test('the tray is up and shows "Not signed in"; no window (no WebKit process) at
   await sleep(1000);
   eq(webkitChildren(app.child.pid).length, 0, 'no WebKit process while no window is open');
   results.idleRssMb = rssKb(app.child.pid) / 1024;
+  results.idleRssAnonMb = rssKb(app.child.pid, 'RssAnon') / 1024;
+  results.idleRssFileMb = rssKb(app.child.pid, 'RssFile') / 1024;
   const t0 = cpuTicks(app.child.pid);
   await sleep(Number(process.env.IDLE_SECONDS || 5) * 1000);
   results.idleCpuTicks = cpuTicks(app.child.pid) - t0;
