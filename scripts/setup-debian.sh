@@ -30,7 +30,7 @@ if [ "$want_desktop" = 1 ]; then
   # xdg-mime), dbus (single-instance). Tests: Xvfb, a screenshot tool, Debian's chromium for the
   # web UI tests (playwright-core cannot download browsers here).
   pkgs+=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
-         xdg-utils dbus dbus-x11 xvfb xauth imagemagick chromium nodejs npm procps)
+         xdg-utils dbus dbus-x11 xvfb xauth imagemagick chromium nodejs npm procps webkit2gtk-driver)
 fi
 
 missing=()
@@ -63,6 +63,11 @@ if ! command -v cargo >/dev/null; then
   curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy,rustfmt
   # shellcheck disable=SC1091
   . "$HOME/.cargo/env"
+fi
+
+if [ "$want_desktop" = 1 ] && ! command -v tauri-driver >/dev/null; then
+  # WebDriver for the real window (tests/desktop), on top of Debian's WebKitWebDriver.
+  cargo install tauri-driver --version "^2" --locked --quiet
 fi
 
 if [ "$want_desktop" = 1 ] && [ ! -d tests/ui/node_modules/playwright-core ]; then

@@ -230,6 +230,73 @@ test('SIGTERM stops the app gracefully', async () => {
   eq(r.code, 0, 'exit code');
 });
 
+// ---- WebDriver: the real admin window driven through tauri-driver + WebKitWebDriver
+function which(cmd) {
+  for (const d of (process.env.PATH || '').split(':').concat([join(process.env.HOME || '', '.cargo/bin')])) {
+    if (d && existsSync(join(d, cmd))) return join(d, cmd);
+  }
+  return null;
+}
+const TAURI_DRIVER = which('tauri-driver');
+const ELEMENT = 'element-6066-11e4-a07c-4e2f50b0d8f2';
+if (TAURI_DRIVER && which('WebKitWebDriver')) {
+  test('WebDriver drives the real admin window: password sign-in, tokens tab, screenshot', async () => {
+    const bus3 = await startDbus(); // its own bus: a separate instance of the app
+    const port = 4444 + Math.floor(Math.random() * 1000);
+    const driver = spawn(TAURI_DRIVER, ['--port', String(port), '--native-port', String(port + 1000)], {
+      env: baseEnv({ DBUS_SESSION_BUS_ADDRESS: bus3.address, AMOVE_DESKTOP_NO_REGISTER: '1' }), stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    procs.push(driver);
+    let dlog = '';
+    driver.stdout.on('data', (d) => { dlog += d; });
+    driver.stderr.on('data', (d) => { dlog += d; });
+    const W = `http://127.0.0.1:${port}`;
+    const wd = async (method, path, body) => {
+      const r = await fetch(`${W}${path}`, { method, headers: { 'Content-Type': 'application/json' }, body: body && JSON.stringify(body) });
+      const j = await r.json();
+      if (!r.ok) throw new Error(`WebDriver ${method} ${path}: ${JSON.stringify(j).slice(0, 300)}`);
+      return j.value;
+    };
+    for (let i = 0; i < 100; i++) { try { await fetch(`${W}/status`); break; } catch { await sleep(100); } }
+    let sid;
+    try {
+      const s = await wd('POST', '/session', { capabilities: { alwaysMatch: { 'tauri:options': { application: BIN, args: ['--open', 'admin'] } } } });
+      sid = s.sessionId;
+      const S = `/session/${sid}`;
+      const find = async (css) => {
+        for (let i = 0; i < 100; i++) {
+          try { return (await wd('POST', `${S}/element`, { using: 'css selector', value: css }))[ELEMENT]; } catch { await sleep(100); }
+        }
+        throw new Error(`no element ${css}`);
+      };
+      const displayed = async (css) => wd('GET', `${S}/element/${await find(css)}/displayed`);
+      const until = async (fn, what) => { for (let i = 0; i < 150; i++) { if (await fn().catch(() => false)) return; await sleep(100); } throw new Error(`timed out: ${what}`); };
+      await until(() => displayed('#view-login'), 'login view');
+      await wd('POST', `${S}/element/${await find('#login-username')}/value`, { text: ADMIN });
+      await wd('POST', `${S}/element/${await find('#login-password')}/value`, { text: ADMIN_PASSWORD });
+      await wd('POST', `${S}/element/${await find('#login-form button[type=submit]')}/click`, {});
+      await until(() => displayed('#view-admin'), 'admin view after password sign-in');
+      const who = await wd('GET', `${S}/element/${await find('#who')}/text`);
+      assert(who.includes('acme'), `who: ${who}`);
+      await wd('POST', `${S}/element/${await find('#tab-tokens')}/click`, {});
+      await until(async () => (await wd('GET', `${S}/element/${await find('#tokens-table tbody')}/text`)).includes(ADMIN), 'token row');
+      const png = Buffer.from(await wd('GET', `${S}/screenshot`), 'base64');
+      const shot = join(ROOT, 'target', 'desktop-admin-webdriver.png');
+      writeFileSync(shot, png);
+      const sd = Number(execFileSync('convert', [shot, '-format', '%[fx:standard_deviation]', 'info:']).toString());
+      assert(sd > 0.02, `WebDriver screenshot looks blank (sd ${sd})`);
+    } catch (e) {
+      throw new Error(`${e.message}\n--- tauri-driver:\n${dlog.slice(-2000)}`);
+    } finally {
+      if (sid) await wd('DELETE', `/session/${sid}`).catch(() => {});
+      driver.kill('SIGTERM');
+      bus3.proc.kill();
+    }
+  });
+} else {
+  console.log('SKIP WebDriver test: tauri-driver or WebKitWebDriver not installed (scripts/setup-debian.sh --desktop installs both)');
+}
+
 await runAll(async () => {
   console.log(`measured: ${JSON.stringify(results)}`);
   if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify(results, null, 2));
