@@ -93,13 +93,13 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
+        .merge(ui::routes())
         .merge(idp::routes())
         .merge(ttapi::routes())
         .merge(session::routes())
         .merge(audit::routes())
         .merge(login::routes())
         .merge(callback_urls::routes())
-        .merge(ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
