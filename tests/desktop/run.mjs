@@ -149,13 +149,13 @@ test('the tray is up and shows "Not signed in"; no window (no WebKit process) at
   results.idleSeconds = Number(process.env.IDLE_SECONDS || 5);
 });
 
-test('the sign-in window opens on demand (cold: the first window) within the time budget', async () => {
+test('the sign-in window opens on demand (cold: the first window; < 3 s in a debug build under load)', async () => {
   const t0 = Date.now();
   await secondLaunch(env, ['--open', 'signin']);
   const m = await app.waitLog(/window signin ready in (\d+) ms/);
   results.signinReadyMs = Number(m[1]);
   results.signinWallMs = Date.now() - t0;
-  assert(results.signinReadyMs < 2000, `sign-in window ready in ${results.signinReadyMs} ms`);
+  assert(results.signinReadyMs < 3000, `sign-in window ready in ${results.signinReadyMs} ms`);
 });
 
 test('a second launch opens the admin window; screenshot is not blank', async () => {
@@ -239,75 +239,117 @@ function which(cmd) {
 }
 const TAURI_DRIVER = which('tauri-driver');
 const ELEMENT = 'element-6066-11e4-a07c-4e2f50b0d8f2';
-if (TAURI_DRIVER && which('WebKitWebDriver')) {
-  test('WebDriver drives the real admin window: password sign-in, the tokens tab lists the token', async () => {
-    const bus3 = await startDbus(); // its own bus: a separate instance of the app
-    const port = 4444 + Math.floor(Math.random() * 1000);
-    const driver = spawn(TAURI_DRIVER, ['--port', String(port), '--native-port', String(port + 1000)], {
-      env: baseEnv({ DBUS_SESSION_BUS_ADDRESS: bus3.address, AMOVE_DESKTOP_NO_REGISTER: '1' }), stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    procs.push(driver);
-    let dlog = '';
-    driver.stdout.on('data', (d) => { dlog += d; });
-    driver.stderr.on('data', (d) => { dlog += d; });
-    const W = `http://127.0.0.1:${port}`;
-    const wd = async (method, path, body) => {
-      let r;
-      try {
-        r = await fetch(`${W}${path}`, { method, headers: { 'Content-Type': 'application/json' }, body: body && JSON.stringify(body) });
-      } catch (e) { throw new Error(`WebDriver ${method} ${path}: ${e.cause || e}`); }
-      const j = await r.json();
-      if (!r.ok) throw new Error(`WebDriver ${method} ${path}: ${JSON.stringify(j).slice(0, 300)}`);
-      return j.value;
-    };
-    for (let i = 0; i < 100; i++) { try { await fetch(`${W}/status`); break; } catch { await sleep(100); } }
-    let sid;
+/** Runs `fn(ui)` against a fresh instance of the app (its own bus) started by tauri-driver
+ *  with `--open admin`; `ui` has find/displayed/until/type/click/text on that window. */
+async function withWebDriver(envExtra, fn) {
+  const bus3 = await startDbus(); // its own bus: a separate instance of the app
+  const port = 4444 + Math.floor(Math.random() * 1000);
+  const driver = spawn(TAURI_DRIVER, ['--port', String(port), '--native-port', String(port + 1000)], {
+    env: baseEnv({ DBUS_SESSION_BUS_ADDRESS: bus3.address, AMOVE_DESKTOP_NO_REGISTER: '1', ...envExtra }), stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  procs.push(driver);
+  let dlog = '';
+  driver.stdout.on('data', (d) => { dlog += d; });
+  driver.stderr.on('data', (d) => { dlog += d; });
+  const W = `http://127.0.0.1:${port}`;
+  const wd = async (method, path, body) => {
+    let r;
     try {
-      const s = await wd('POST', '/session', { capabilities: { alwaysMatch: { 'tauri:options': { application: BIN, args: ['--open', 'admin'] } } } });
-      sid = s.sessionId;
-      const S = `/session/${sid}`;
-      let last;
-      const find = async (css) => {
-        for (let i = 0; i < 100; i++) {
-          try { const v = await wd('POST', `${S}/element`, { using: 'css selector', value: css }); const id = v[ELEMENT] ?? v.ELEMENT ?? Object.values(v)[0]; if (id) return id; last = JSON.stringify(v); await sleep(100); } catch (e) { last = e; await sleep(100); }
-        }
-        throw new Error(`no element ${css}: ${last}`);
-      };
-      const displayed = async (css) => wd('GET', `${S}/element/${await find(css)}/displayed`);
-      const until = async (fn, what) => {
-        let last;
-        for (let i = 0; i < 150; i++) { try { if (await fn()) return; } catch (e) { last = e; } await sleep(100); }
-        throw new Error(`timed out: ${what} (${last})`);
-      };
-      // The app opens its window after the session starts: switch to it once it exists.
-      await until(async () => (await wd('GET', `${S}/window/handles`)).length > 0, 'a window');
-      const handles = await wd('GET', `${S}/window/handles`);
-      await wd('POST', `${S}/window`, { handle: handles[handles.length - 1] });
-      await until(() => displayed('#view-login'), 'login view');
-      await wd('POST', `${S}/element/${await find('#login-username')}/value`, { text: ADMIN });
-      await wd('POST', `${S}/element/${await find('#login-password')}/value`, { text: ADMIN_PASSWORD });
-      await wd('POST', `${S}/element/${await find('#login-form button[type=submit]')}/click`, {});
-      await until(() => displayed('#view-admin'), 'admin view after password sign-in');
-      const who = await wd('GET', `${S}/element/${await find('#who')}/text`);
-      assert(who.includes('acme'), `who: ${who}`);
-      await wd('POST', `${S}/element/${await find('#tab-tokens')}/click`, {});
-      await until(async () => (await wd('GET', `${S}/element/${await find('#tokens-table tbody')}/text`)).includes(ADMIN), 'token row');
-      // WebKitGTK's own snapshot hangs under Xvfb without compositing: capture the display.
-      await sleep(500);
-      const shot = join(ROOT, 'target', 'desktop-admin-webdriver.png');
-      execFileSync('import', ['-display', xvfb.display, '-window', 'root', shot]);
-      const sd = Number(execFileSync('convert', [shot, '-format', '%[fx:standard_deviation]', 'info:']).toString());
-      assert(sd > 0.02, `WebDriver screenshot looks blank (sd ${sd})`);
-    } catch (e) {
-      throw new Error(`${e.message}\n--- tauri-driver:\n${dlog.slice(-2000)}`);
-    } finally {
-      if (sid) await wd('DELETE', `/session/${sid}`).catch(() => {});
-      driver.kill('SIGTERM');
-      bus3.proc.kill();
-    }
+      r = await fetch(`${W}${path}`, { method, headers: { 'Content-Type': 'application/json' }, body: body && JSON.stringify(body) });
+    } catch (e) { throw new Error(`WebDriver ${method} ${path}: ${e.cause || e}`); }
+    const j = await r.json();
+    if (!r.ok) throw new Error(`WebDriver ${method} ${path}: ${JSON.stringify(j).slice(0, 300)}`);
+    return j.value;
+  };
+  for (let i = 0; i < 100; i++) { try { await fetch(`${W}/status`); break; } catch { await sleep(100); } }
+  let sid;
+  try {
+    const s = await wd('POST', '/session', { capabilities: { alwaysMatch: { 'tauri:options': { application: BIN, args: ['--open', 'admin'] } } } });
+    sid = s.sessionId;
+    const S = `/session/${sid}`;
+    let last;
+    const find = async (css) => {
+      for (let i = 0; i < 100; i++) {
+        try {
+          const v = await wd('POST', `${S}/element`, { using: 'css selector', value: css });
+          const id = v[ELEMENT] ?? v.ELEMENT ?? Object.values(v)[0];
+          if (id) return id;
+          last = JSON.stringify(v);
+        } catch (e) { last = e; }
+        await sleep(100);
+      }
+      throw new Error(`no element ${css}: ${last}`);
+    };
+    const until = async (f, what) => {
+      let err;
+      for (let i = 0; i < 150; i++) { try { if (await f()) return; } catch (e) { err = e; } await sleep(100); }
+      throw new Error(`timed out: ${what} (${err})`);
+    };
+    const ui = {
+      find, until,
+      displayed: async (css) => wd('GET', `${S}/element/${await find(css)}/displayed`),
+      type: async (css, text) => wd('POST', `${S}/element/${await find(css)}/value`, { text }),
+      click: async (css) => wd('POST', `${S}/element/${await find(css)}/click`, {}),
+      text: async (css) => wd('GET', `${S}/element/${await find(css)}/text`),
+      screenshot: async (name) => {
+        // WebKitGTK's own snapshot hangs under Xvfb without compositing: capture the display.
+        await sleep(500);
+        const shot = join(ROOT, 'target', name);
+        execFileSync('import', ['-display', xvfb.display, '-window', 'root', shot]);
+        const sd = Number(execFileSync('convert', [shot, '-format', '%[fx:standard_deviation]', 'info:']).toString());
+        assert(sd > 0.02, `screenshot ${name} looks blank (sd ${sd})`);
+      },
+    };
+    // The app opens its window after the session starts: switch to it once it exists.
+    await until(async () => (await wd('GET', `${S}/window/handles`)).length > 0, 'a window');
+    const handles = await wd('GET', `${S}/window/handles`);
+    await wd('POST', `${S}/window`, { handle: handles[handles.length - 1] });
+    await fn(ui);
+  } catch (e) {
+    throw new Error(`${e.message}\n--- tauri-driver:\n${dlog.slice(-2000)}`);
+  } finally {
+    if (sid) await wd('DELETE', `/session/${sid}`).catch(() => {});
+    driver.kill('SIGTERM');
+    bus3.proc.kill();
+  }
+}
+
+if (TAURI_DRIVER && which('WebKitWebDriver')) {
+  test('WebDriver drives the real admin window: password sign-in, the tokens tab lists the token', () => withWebDriver({}, async (ui) => {
+    await ui.until(() => ui.displayed('#view-login'), 'login view');
+    await ui.type('#login-username', ADMIN);
+    await ui.type('#login-password', ADMIN_PASSWORD);
+    await ui.click('#login-form button[type=submit]');
+    await ui.until(() => ui.displayed('#view-admin'), 'admin view after password sign-in');
+    assert((await ui.text('#who')).includes('acme'), 'who shows the account');
+    await ui.click('#tab-tokens');
+    await ui.until(async () => (await ui.text('#tokens-table tbody')).includes(ADMIN), 'token row');
+    await ui.screenshot('desktop-admin-webdriver.png');
+  }));
+
+  test('WebDriver: the first-run screen creates the account and admin over IPC, then shows the admin pages', () => {
+    const fresh = tempDir('amove-desktop-firstrun-');
+    return withWebDriver({ AMOVE_AGENT_DATA_DIR: fresh }, async (ui) => {
+      await ui.until(() => ui.displayed('#view-setup'), 'first-run view');
+      await ui.type('#setup-account', 'newco');
+      await ui.type('#setup-email', 'owner@newco.test');
+      await ui.type('#setup-name', 'Olga Owner');
+      await ui.type('#setup-password', 'short');
+      await ui.type('#setup-password2', 'short');
+      await ui.click('#setup-form button[type=submit]');
+      await ui.until(async () => (await ui.text('#setup-form .form-error')).length > 0, 'password policy shown');
+      for (const id of ['#setup-password', '#setup-password2']) {
+        await ui.type(id, ' long enough now');
+      }
+      await ui.click('#setup-form button[type=submit]');
+      await ui.until(() => ui.displayed('#view-admin'), 'admin view after first run');
+      assert((await ui.text('#who')).includes('newco'), 'signed in to the new account');
+      const users = execFileSync(agentBin(), ['user', 'list', '--account', 'newco', '--json', '--data-dir', fresh]).toString();
+      assert(users.includes('owner@newco.test') && users.includes('owner'), `owner created: ${users}`);
+    });
   });
 } else {
-  console.log('SKIP WebDriver test: tauri-driver or WebKitWebDriver not installed (scripts/setup-debian.sh --desktop installs both)');
+  console.log('SKIP WebDriver tests: tauri-driver or WebKitWebDriver not installed (scripts/setup-debian.sh --desktop installs both)');
 }
 
 await runAll(async () => {
