@@ -145,6 +145,9 @@ async function start() {
     TAURI.event.listen('signin-finished', (ev) => signinFinished(ev.payload));
     return show('signin');
   }
+  // The tray's sign-in state changed (signed in or out elsewhere): redraw unless this window
+  // has its own password sign-in.
+  TAURI.event.listen('session-changed', () => { if (!token() && current !== 'setup') start(); });
   if (st.needsSetup) return show('setup');
   if (st.session) return enterAdmin();
   show('login');
