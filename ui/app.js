@@ -133,6 +133,7 @@ function closeWindow() {
   if (TAURI) TAURI.core.invoke('close_window'); else window.close();
 }
 
+let following = false;
 async function start() {
   if (!TAURI) return startBrowser();
   const st = await TAURI.core.invoke('app_state');
@@ -147,7 +148,10 @@ async function start() {
   }
   // The tray's sign-in state changed (signed in or out elsewhere): redraw unless this window
   // has its own password sign-in.
-  TAURI.event.listen('session-changed', () => { if (!token() && current !== 'setup') start(); });
+  if (!following) {
+    following = true;
+    TAURI.event.listen('session-changed', () => { if (!token() && current !== 'setup') start(); });
+  }
   if (st.needsSetup) return show('setup');
   if (st.session) return enterAdmin();
   show('login');
