@@ -16,6 +16,8 @@ pub use agent::Shell;
 
 /// Builds and runs the app until Quit (or SIGINT/SIGTERM).
 pub fn run() {
+    #[cfg(target_os = "linux")]
+    without_gdk_gl();
     let settings = match agent::settings_from_env() {
         Ok(s) => s,
         Err(msg) => {
@@ -65,4 +67,26 @@ pub fn run() {
         RunEvent::Exit => handle.state::<Shell>().stop(),
         _ => {}
     });
+}
+
+/// GDK probes OpenGL when GTK starts, which maps the GL driver (Mesa's llvmpipe alone is ~50 MB
+/// resident) into a process that mostly sits in the tray. The windows render without GDK's GL
+/// (WebKit uses its non-GL path to show its pages), so the app re-executes itself once with
+/// `GDK_GL=disable` — an environment variable only takes effect before GTK starts, and setting
+/// it in-process would need `unsafe`. An explicit `GDK_GL` (even empty) is left alone.
+#[cfg(target_os = "linux")]
+fn without_gdk_gl() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os("GDK_GL").is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("GDK_GL", "disable")
+        .exec();
+    // Only reached when exec failed: run as we are.
+    eprintln!("amove-desktop: could not restart without OpenGL ({err}); continuing");
 }

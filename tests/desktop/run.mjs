@@ -56,7 +56,7 @@ const baseEnv = (extra = {}) => ({
   ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, '.config'), XDG_DATA_HOME: join(home, '.local/share'),
   DISPLAY: xvfb.display, DBUS_SESSION_BUS_ADDRESS: bus.address, PATH: `${fakeBin}:${process.env.PATH}`,
   AMOVE_AGENT_DATA_DIR: dataDir, AMOVE_AGENT_ADDR: '127.0.0.1:0', AMOVE_LOG: 'info',
-  NO_AT_BRIDGE: '1', WEBKIT_DISABLE_COMPOSITING_MODE: '1', ...extra,
+  NO_AT_BRIDGE: '1', ...extra,
 });
 
 /** Starts the app; resolves when it printed `listening on` (or after `waitFor` in its log). */
@@ -143,6 +143,10 @@ test('the tray is up and shows "Not signed in"; no window (no WebKit process) at
   results.idleRssMb = rssKb(app.child.pid) / 1024;
   results.idleRssAnonMb = rssKb(app.child.pid, 'RssAnon') / 1024;
   results.idleRssFileMb = rssKb(app.child.pid, 'RssFile') / 1024;
+  const rollup = readFileSync(`/proc/${app.child.pid}/smaps_rollup`, 'utf8');
+  const kb = (k) => Number((new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(rollup) || [])[1]);
+  results.idlePssMb = kb('Pss') / 1024;
+  results.idleUssMb = (kb('Private_Clean') + kb('Private_Dirty')) / 1024;
   const t0 = cpuTicks(app.child.pid);
   await sleep(Number(process.env.IDLE_SECONDS || 5) * 1000);
   results.idleCpuTicks = cpuTicks(app.child.pid) - t0;
