@@ -245,7 +245,7 @@ const TAURI_DRIVER = which('tauri-driver');
 const ELEMENT = 'element-6066-11e4-a07c-4e2f50b0d8f2';
 /** Runs `fn(ui)` against a fresh instance of the app (its own bus) started by tauri-driver
  *  with `--open admin`; `ui` has find/displayed/until/type/click/text on that window. */
-async function withWebDriver(envExtra, fn) {
+async function withWebDriver(envExtra, fn, args = ['--open', 'admin']) {
   const bus3 = await startDbus(); // its own bus: a separate instance of the app
   const port = 4444 + Math.floor(Math.random() * 1000);
   const driver = spawn(TAURI_DRIVER, ['--port', String(port), '--native-port', String(port + 1000)], {
@@ -268,7 +268,7 @@ async function withWebDriver(envExtra, fn) {
   for (let i = 0; i < 100; i++) { try { await fetch(`${W}/status`); break; } catch { await sleep(100); } }
   let sid;
   try {
-    const s = await wd('POST', '/session', { capabilities: { alwaysMatch: { 'tauri:options': { application: BIN, args: ['--open', 'admin'] } } } });
+    const s = await wd('POST', '/session', { capabilities: { alwaysMatch: { 'tauri:options': { application: BIN, args } } } });
     sid = s.sessionId;
     const S = `/session/${sid}`;
     let last;
@@ -352,6 +352,13 @@ if (TAURI_DRIVER && which('WebKitWebDriver')) {
       assert(users.includes('owner@newco.test') && users.includes('owner'), `owner created: ${users}`);
     });
   });
+
+  test('WebDriver: the sign-in window says in plain words that a user is unknown', () => withWebDriver({}, async (ui) => {
+    await ui.until(() => ui.displayed('#view-signin'), 'sign-in view');
+    await ui.type('#signin-username', 'nobody@acme.test');
+    await ui.click('#signin-form button[type=submit]');
+    await ui.until(async () => /there is no user nobody@acme.test/.test(await ui.text('#signin-status')), 'unknown user shown');
+  }, ['--open', 'signin']));
 } else {
   console.log('SKIP WebDriver tests: tauri-driver or WebKitWebDriver not installed (scripts/setup-debian.sh --desktop installs both)');
 }
