@@ -3,16 +3,19 @@
 #   scripts/setup-debian.sh            build + run the agent
 #   scripts/setup-debian.sh --test     ... plus everything the tests start (IdPs, python)
 #   scripts/setup-debian.sh --bench    ... plus the benchmark's load generator
+#   scripts/setup-debian.sh --desktop  ... plus the desktop app (WebKitGTK, appindicator) and its
+#                                      tests (Xvfb, dbus, chromium, xdg-utils, imagemagick)
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want_test=0; want_bench=0
+want_test=0; want_bench=0; want_desktop=0
 for arg in "$@"; do
   case "$arg" in
     --test) want_test=1 ;;
     --bench) want_bench=1 ;;
-    *) echo "usage: $0 [--test] [--bench]" >&2; exit 2 ;;
+    --desktop) want_desktop=1 ;;
+    *) echo "usage: $0 [--test] [--bench] [--desktop]" >&2; exit 2 ;;
   esac
 done
 
@@ -22,6 +25,13 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 pkgs=(build-essential pkg-config libssl-dev libxmlsec1-dev libclang-dev ca-certificates curl)
 if [ "$want_test" = 1 ]; then pkgs+=(nodejs npm python3 python3-pip sqlite3); fi
 if [ "$want_bench" = 1 ]; then pkgs+=(wrk); fi
+if [ "$want_desktop" = 1 ]; then
+  # Build: Tauri v2 on WebKitGTK 4.1 with the tray. Run: xdg-utils (the deep-link plugin calls
+  # xdg-mime), dbus (single-instance). Tests: Xvfb, a screenshot tool, Debian's chromium for the
+  # web UI tests (playwright-core cannot download browsers here).
+  pkgs+=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
+         xdg-utils dbus dbus-x11 xvfb xauth imagemagick chromium nodejs npm procps webkit2gtk-driver)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -53,6 +63,15 @@ if ! command -v cargo >/dev/null; then
   curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy,rustfmt
   # shellcheck disable=SC1091
   . "$HOME/.cargo/env"
+fi
+
+if [ "$want_desktop" = 1 ] && ! command -v tauri-driver >/dev/null; then
+  # WebDriver for the real window (tests/desktop), on top of Debian's WebKitWebDriver.
+  cargo install tauri-driver --version "^2" --locked --quiet
+fi
+
+if [ "$want_desktop" = 1 ] && [ ! -d tests/ui/node_modules/playwright-core ]; then
+  npm ci --prefix tests/ui --no-audit --no-fund --loglevel=error
 fi
 
 if [ "$want_test" = 1 ]; then

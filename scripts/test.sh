@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Installs everything the tests need and runs every test: formatting, lints, unit tests and the
-# integration tests (the real agent over HTTP, a real OpenID Provider, a real SAML IdP).
+# Installs everything the tests need and runs every test: formatting, lints, unit tests, the
+# integration tests (the real agent over HTTP, a real OpenID Provider, a real SAML IdP), the web
+# UI's browser tests (headless chromium) and the desktop app's test under Xvfb.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/setup-debian.sh --test
+bash scripts/setup-debian.sh --test --desktop
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 
 echo "== cargo fmt"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --all-targets --no-fail-fast
+echo "== ui tests (tests/ui: the web UI in headless chromium against the real agent)"
+cargo build --bin amove-agent
+rc=0
+node tests/ui/run.mjs || rc=1
+echo "== desktop test (tests/desktop: the Tauri app under Xvfb)"
+cargo build -p amove-desktop
+node tests/desktop/run.mjs || rc=1
+exit $rc

@@ -11,6 +11,7 @@ pub mod login;
 pub mod saml;
 pub mod session;
 pub mod ttapi;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -94,6 +95,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
+        .merge(ui::routes())
         .merge(idp::routes())
         .merge(ttapi::routes())
         .merge(session::routes())

@@ -1,0 +1,132 @@
+//! Signing in from the tray: start the core's desktop login, open the system browser, wait
+//! for the agent to complete it (loopback callback or deep link), then update the tray and
+//! tell the sign-in window. The state change is pushed as an event; nothing polls.
+
+use amove_agent::api::login::{self, DesktopSession};
+use serde::Serialize;
+use serde_json::Value;
+use tauri::{AppHandle, Emitter, Manager};
+use tauri_plugin_opener::OpenerExt;
+
+use crate::agent::{Session, Shell};
+use crate::{tray, windows};
+
+/// Event sent to the windows when the sign-in state changed.
+pub const SESSION_EVENT: &str = "session-changed";
+/// Event sent to the sign-in window when its login finished.
+pub const FINISHED_EVENT: &str = "signin-finished";
+
+/// What the sign-in window learns when its login finished.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finished {
+    ok: bool,
+    message: String,
+}
+
+/// The user-facing words of a core error (never internal detail).
+pub fn plain(e: &amove_agent::Error) -> String {
+    e.public_messages()
+        .map(|m| m.join(" "))
+        .unwrap_or_else(|| "Something went wrong inside the agent; the log has the details.".into())
+}
+
+/// Starts a sign-in for `username` and opens the browser; the rest happens in the
+/// background. Errors (unknown user, no provider…) come back in plain words.
+pub async fn start(app: &AppHandle, username: &str) -> Result<(), String> {
+    let shell = app.state::<Shell>();
+    let state = shell.agent()?.clone();
+    let username = username.trim();
+    if username.is_empty() {
+        return Err("Type your work email address.".into());
+    }
+    let pending = login::start_desktop_login(&state, username, shell.callback)
+        .await
+        .map_err(|e| plain(&e))?;
+    tracing::info!(callback = ?shell.callback, "sign-in started; opening the browser");
+    if let Err(e) = app.opener().open_url(pending.url.as_str(), None::<&str>) {
+        tracing::warn!(error = %e, "cannot open the browser");
+        return Err(format!(
+            "The browser could not be opened ({e}). Open this address yourself: {}",
+            pending.url
+        ));
+    }
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let outcome = match pending.wait().await {
+            Ok(ds) => Ok(signed_in(&app, ds).await),
+            Err(e) => Err(plain(&e)),
+        };
+        finished(&app, outcome);
+    });
+    Ok(())
+}
+
+/// A completed login (from the waiter or a deep link): remember it and update the tray.
+pub async fn signed_in(app: &AppHandle, ds: DesktopSession) -> Session {
+    let shell = app.state::<Shell>();
+    let is_admin = whoami(&shell, &ds)
+        .await
+        .and_then(|v| v.get("IsAdmin").and_then(Value::as_bool))
+        .unwrap_or(false);
+    let s = Session {
+        token: ds.token,
+        username: ds.username,
+        display_name: ds.display_name,
+        account: ds.account,
+        is_admin,
+    };
+    tracing::info!(
+        admin = is_admin,
+        "signed in as {} ({})",
+        s.username,
+        s.account
+    );
+    shell.set_session(Some(s.clone()));
+    changed(app);
+    s
+}
+
+async fn whoami(shell: &Shell, ds: &DesktopSession) -> Option<Value> {
+    let base = shell.base_url().ok()?;
+    let r = shell
+        .http
+        .get(format!("{base}/sso/whoami"))
+        .bearer_auth(ds.token.expose())
+        .send()
+        .await
+        .ok()?;
+    r.json().await.ok()
+}
+
+/// Tells the sign-in window how its login ended; on success it closes shortly after.
+fn finished(app: &AppHandle, outcome: Result<Session, String>) {
+    let payload = match &outcome {
+        Ok(s) => Finished {
+            ok: true,
+            message: format!("Signed in as {} — {}", s.display_name, s.account),
+        },
+        Err(m) => {
+            tracing::warn!("sign-in failed: {m}");
+            Finished {
+                ok: false,
+                message: m.clone(),
+            }
+        }
+    };
+    let _ = app.emit_to(windows::View::SignIn.label(), FINISHED_EVENT, payload);
+    if outcome.is_ok() {
+        let app = app.clone();
+        tauri::async_runtime::spawn(async move {
+            // Long enough to read "Signed in"; then the WebKit processes go away.
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+            windows::close(&app, windows::View::SignIn);
+        });
+    }
+}
+
+/// The sign-in state changed: redraw the tray, tell open windows.
+pub fn changed(app: &AppHandle) {
+    tray::refresh(app);
+    let _ = app.emit(SESSION_EVENT, ());
+}

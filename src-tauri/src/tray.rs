@@ -1,0 +1,117 @@
+//! The tray icon and its menu: a status line, Sign in…, Sign out, Admin settings… (admins
+//! only), Open logs folder, Quit. [`refresh`] redraws it whenever the state changes.
+
+use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
+use tauri::tray::TrayIconBuilder;
+use tauri::{AppHandle, Manager, Wry};
+use tauri_plugin_opener::OpenerExt;
+
+use crate::agent::{self, Shell};
+use crate::windows::{self, View};
+
+const TRAY_ID: &str = "main";
+
+/// The status line: not signed in, signed in as whom, or why the agent is not running.
+pub fn status_line(shell: &Shell) -> String {
+    if let Some(e) = shell.start_error() {
+        let first = e.split(':').next().unwrap_or(e);
+        return format!("Agent not running — {first}");
+    }
+    if shell.agent().is_err() {
+        return "Starting…".into();
+    }
+    match shell.session() {
+        Some(s) => format!("Signed in as {} — {}", s.display_name, s.account),
+        None => "Not signed in".into(),
+    }
+}
+
+fn menu(app: &AppHandle) -> tauri::Result<Menu<Wry>> {
+    let shell = app.state::<Shell>();
+    let running = shell.agent().is_ok();
+    let session = shell.session();
+    let status = MenuItem::with_id(app, "status", status_line(&shell), false, None::<&str>)?;
+    let sep = PredefinedMenuItem::separator(app)?;
+    let sign_in = MenuItem::with_id(app, "signin", "Sign in…", running, None::<&str>)?;
+    let sign_out = MenuItem::with_id(app, "signout", "Sign out", session.is_some(), None::<&str>)?;
+    let logs = MenuItem::with_id(app, "logs", "Open logs folder", true, None::<&str>)?;
+    let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
+    let sep2 = PredefinedMenuItem::separator(app)?;
+    let admin = if shell.needs_setup() && running {
+        Some(MenuItem::with_id(
+            app,
+            "admin",
+            "Set up this agent…",
+            true,
+            None::<&str>,
+        )?)
+    } else if session.as_ref().is_some_and(|s| s.is_admin) {
+        Some(MenuItem::with_id(
+            app,
+            "admin",
+            "Admin settings…",
+            true,
+            None::<&str>,
+        )?)
+    } else {
+        None
+    };
+    let menu = Menu::with_items(app, &[&status, &sep, &sign_in, &sign_out])?;
+    if let Some(admin) = admin {
+        menu.append(&admin)?;
+    }
+    menu.append_items(&[&sep2, &logs, &quit])?;
+    Ok(menu)
+}
+
+fn on_menu(app: &AppHandle, id: &str) {
+    match id {
+        "signin" => windows::open(app, View::SignIn),
+        "admin" => windows::open(app, View::Admin),
+        "signout" => {
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move { agent::sign_out(&app).await });
+        }
+        "logs" => {
+            let dir = app.state::<Shell>().logs_dir.clone();
+            if let Err(e) = app.opener().open_path(dir.to_string_lossy(), None::<&str>) {
+                tracing::warn!(error = %e, "cannot open the logs folder {}", dir.display());
+            }
+        }
+        "quit" => agent::quit(app),
+        _ => {}
+    }
+}
+
+/// Creates the tray icon.
+pub fn create(app: &AppHandle) -> tauri::Result<()> {
+    let mut builder = TrayIconBuilder::with_id(TRAY_ID)
+        .tooltip("Amove")
+        .menu(&menu(app)?)
+        .show_menu_on_left_click(true)
+        .on_menu_event(|app, event| on_menu(app, event.id().as_ref()));
+    if let Some(icon) = app.default_window_icon() {
+        builder = builder.icon(icon.clone());
+    }
+    builder.build(app)?;
+    tracing::info!("tray ready: {}", status_line(&app.state::<Shell>()));
+    Ok(())
+}
+
+/// Redraws the menu from the current state (called on every state change).
+pub fn refresh(app: &AppHandle) {
+    let Some(tray) = app.tray_by_id(TRAY_ID) else {
+        return;
+    };
+    let status = status_line(&app.state::<Shell>());
+    match menu(app) {
+        Ok(m) => {
+            if let Err(e) = tray.set_menu(Some(m)) {
+                tracing::warn!(error = %e, "cannot update the tray menu");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot build the tray menu"),
+    }
+    let _ = tray.set_tooltip(Some(format!("Amove — {status}")));
+    tracing::info!("tray status: {status}");
+}

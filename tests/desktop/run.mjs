@@ -1,0 +1,372 @@
+// Desktop test of the built app (target/debug/amove-desktop) under Xvfb with its own D-Bus
+// session: it starts, serves /health, puts up the tray, opens windows only on demand (a
+// screenshot of the admin window is checked to be non-blank), forwards a second launch's
+// amove:// URL to the running instance, which completes the pending login, and reports a
+// taken port instead of dying silently. Prints "N passed, N failed"; non-zero on failure.
+//
+//   node tests/desktop/run.mjs            (needs Xvfb, dbus-daemon, ImageMagick, xdg-utils)
+//   AMOVE_DESKTOP_BIN=target/release/amove-desktop BENCH=1 node tests/desktop/run.mjs
+import { spawn, execFileSync } from 'node:child_process';
+import { writeFileSync, readFileSync, existsSync, mkdirSync, chmodSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import {
+  ROOT, test, runAll, assert, eq, tempDir, provision, startOidc, passwordToken, configureOkta, oidcLogin,
+  agentBin, ADMIN, ADMIN_PASSWORD, ALICE, ALICE_PASSWORD,
+} from '../ui/harness.mjs';
+
+const BIN = agentBin('amove-desktop');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const procs = [];
+process.on('exit', () => { for (const p of procs) { try { p.kill('SIGKILL'); } catch { /* gone */ } } });
+
+// ---- the display and the bus
+function startXvfb() {
+  return new Promise((resolve, reject) => {
+    const x = spawn('Xvfb', ['-displayfd', '3', '-screen', '0', '1280x900x24', '-nolisten', 'tcp'],
+      { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+    procs.push(x);
+    x.stdio[3].on('data', (d) => resolve({ proc: x, display: `:${String(d).trim()}` }));
+    x.on('exit', (c) => reject(new Error(`Xvfb exited with ${c}`)));
+    setTimeout(() => reject(new Error('Xvfb did not start')), 15000);
+  });
+}
+function startDbus() {
+  return new Promise((resolve, reject) => {
+    const d = spawn('dbus-daemon', ['--session', '--nofork', '--print-address=1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    procs.push(d);
+    createInterface({ input: d.stdout }).once('line', (addr) => resolve({ proc: d, address: addr.trim() }));
+    d.on('exit', (c) => reject(new Error(`dbus-daemon exited with ${c}`)));
+  });
+}
+
+const xvfb = await startXvfb();
+const bus = await startDbus();
+const home = tempDir('amove-desktop-home-');
+// The system browser: a stand-in xdg-open that records what the app opens.
+const fakeBin = join(home, 'bin');
+mkdirSync(fakeBin);
+const opened = join(home, 'opened.txt');
+writeFileSync(join(fakeBin, 'xdg-open'), `#!/bin/sh\nprintf '%s\\n' "$1" >> '${opened}'\n`);
+chmodSync(join(fakeBin, 'xdg-open'), 0o755);
+
+const dataDir = provision();
+const baseEnv = (extra = {}) => ({
+  ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, '.config'), XDG_DATA_HOME: join(home, '.local/share'),
+  DISPLAY: xvfb.display, DBUS_SESSION_BUS_ADDRESS: bus.address, PATH: `${fakeBin}:${process.env.PATH}`,
+  AMOVE_AGENT_DATA_DIR: dataDir, AMOVE_AGENT_ADDR: '127.0.0.1:0', AMOVE_LOG: 'info',
+  NO_AT_BRIDGE: '1', ...extra,
+});
+
+/** Starts the app; resolves when it printed `listening on` (or after `waitFor` in its log). */
+function startApp(env, { waitFor = null } = {}) {
+  const child = spawn(BIN, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  procs.push(child);
+  const app = { child, log: '', url: null, waiters: [] };
+  const onLog = (d) => {
+    app.log += String(d);
+    if (process.env.TEST_VERBOSE) process.stderr.write(`[app] ${d}`);
+    app.waiters = app.waiters.filter((w) => { const m = w.re.exec(app.log); if (m) w.resolve(m); return !m; });
+  };
+  child.stderr.on('data', onLog);
+  child.stdout.on('data', (d) => {
+    const m = /listening on (http:\/\/\S+)/.exec(String(d));
+    if (m) app.url = m[1].replace('localhost', '127.0.0.1');
+    onLog(d);
+  });
+  app.waitLog = (re, ms = 30000) => {
+    const m = re.exec(app.log);
+    if (m) return Promise.resolve(m);
+    return new Promise((resolve, reject) => {
+      const w = { re, resolve };
+      app.waiters.push(w);
+      setTimeout(() => reject(new Error(`no ${re} in the app's log within ${ms} ms:\n${app.log.slice(-3000)}`)), ms);
+    });
+  };
+  app.ready = app.waitLog(waitFor || /listening on http:\/\/\S+/, 60000);
+  return app;
+}
+
+/** A second launch: must exit promptly after forwarding its arguments. */
+function secondLaunch(env, args) {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const c = spawn(BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdout.on('data', (d) => { out += d; });
+    c.stderr.on('data', (d) => { out += d; });
+    const timer = setTimeout(() => { c.kill('SIGKILL'); reject(new Error(`second launch did not exit:\n${out}`)); }, 20000);
+    c.on('exit', (code) => { clearTimeout(timer); resolve({ code, out, ms: Date.now() - t0 }); });
+  });
+}
+
+function webkitChildren(pid) {
+  const found = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      if (ppid === pid && /WebKit/.test(comm)) found.push(comm);
+    } catch { /* gone */ }
+  }
+  return found;
+}
+function rssKb(pid, field = 'VmRSS') {
+  const m = new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+function cpuTicks(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]); // utime + stime
+}
+
+const env = baseEnv({ AMOVE_DESKTOP_CALLBACK: 'deep-link' });
+const app = startApp(env);
+const results = {};
+
+test('the app starts the agent: listening line, /health answers', async () => {
+  await app.ready;
+  assert(app.url, 'listening on printed');
+  eq((await fetch(`${app.url}/health`)).status, 200, '/health');
+  eq((await fetch(`${app.url}/ui/`)).status, 200, '/ui/ served by the same agent');
+});
+
+test('the tray is up and shows "Not signed in"; no window (no WebKit process) at start', async () => {
+  await app.waitLog(/tray ready/);
+  await app.waitLog(/tray status: Not signed in/);
+  await sleep(1000);
+  eq(webkitChildren(app.child.pid).length, 0, 'no WebKit process while no window is open');
+  results.idleRssMb = rssKb(app.child.pid) / 1024;
+  results.idleRssAnonMb = rssKb(app.child.pid, 'RssAnon') / 1024;
+  results.idleRssFileMb = rssKb(app.child.pid, 'RssFile') / 1024;
+  const rollup = readFileSync(`/proc/${app.child.pid}/smaps_rollup`, 'utf8');
+  const kb = (k) => Number((new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(rollup) || [])[1]);
+  results.idlePssMb = kb('Pss') / 1024;
+  results.idleUssMb = (kb('Private_Clean') + kb('Private_Dirty')) / 1024;
+  const t0 = cpuTicks(app.child.pid);
+  await sleep(Number(process.env.IDLE_SECONDS || 5) * 1000);
+  results.idleCpuTicks = cpuTicks(app.child.pid) - t0;
+  results.idleSeconds = Number(process.env.IDLE_SECONDS || 5);
+});
+
+test('the sign-in window opens on demand (cold: the first window; < 3 s in a debug build under load)', async () => {
+  const t0 = Date.now();
+  await secondLaunch(env, ['--open', 'signin']);
+  const m = await app.waitLog(/window signin ready in (\d+) ms/);
+  results.signinReadyMs = Number(m[1]);
+  results.signinWallMs = Date.now() - t0;
+  assert(results.signinReadyMs < 3000, `sign-in window ready in ${results.signinReadyMs} ms`);
+});
+
+test('a second launch opens the admin window; screenshot is not blank', async () => {
+  const r = await secondLaunch(env, ['--open', 'admin']);
+  eq(r.code, 0, `second launch exit code (${r.out})`);
+  const m = await app.waitLog(/window admin ready in (\d+) ms/);
+  results.adminReadyMs = Number(m[1]);
+  await sleep(2500); // let WebKit paint
+  assert(webkitChildren(app.child.pid).length > 0, 'WebKit runs while a window is open');
+  const shot = join(ROOT, 'target', 'desktop-admin-window.png');
+  execFileSync('import', ['-display', xvfb.display, '-window', 'root', shot]);
+  const sd = Number(execFileSync('convert', [shot, '-format', '%[fx:standard_deviation]', 'info:']).toString());
+  const colors = Number(execFileSync('identify', ['-format', '%k', shot]).toString());
+  results.screenshot = { file: shot, sd, colors };
+  assert(sd > 0.02 && colors > 16, `screenshot looks blank (sd ${sd}, ${colors} colors)`);
+});
+
+let op;
+test('a second launch with an amove:// URL completes the pending login in the first instance', async () => {
+  op = await startOidc(['amove://sso/callback'], { native: true });
+  const admin = await passwordToken(app.url, ADMIN, ADMIN_PASSWORD);
+  await configureOkta(app.url, admin, op);
+  // Start a desktop login (the tray's Sign in… does the same); the "browser" records the URL.
+  const r = await secondLaunch(env, ['--sign-in', ALICE]);
+  eq(r.code, 0, 'second launch exit code');
+  await app.waitLog(/sign-in started; opening the browser/);
+  for (let i = 0; i < 50 && !existsSync(opened); i++) await sleep(100);
+  const authUrl = readFileSync(opened, 'utf8').trim().split('\n').pop();
+  assert(authUrl.startsWith(op.url), `the browser was sent to the IdP: ${authUrl}`);
+  const back = await oidcLogin(authUrl, ALICE, ALICE_PASSWORD);
+  assert(back.startsWith('amove://sso/callback?'), `the IdP redirected to the deep link: ${back}`);
+  const fwd = await secondLaunch(env, [back]);
+  eq(fwd.code, 0, `the deep-link launch exits after forwarding (${fwd.out})`);
+  assert(!/listening on/.test(fwd.out), 'the second launch started no second agent');
+  await app.waitLog(/signed in as alice@example.com \(acme\)/);
+  await app.waitLog(/tray status: Signed in as Alice Example — acme/);
+  const audit = await (await fetch(`${app.url}/sso/audit?pageSize=5`, { headers: { Authorization: `Bearer ${admin}` } })).json();
+  assert(audit.Items.some((e) => e.Action === 'signin' && e.Actor === ALICE && e.Outcome === 'ok'), 'audit has the sign-in');
+});
+
+test('the sign-in window closes after success; the app keeps running without it', async () => {
+  await sleep(2500);
+  eq((await fetch(`${app.url}/health`)).status, 200, 'still serving');
+  // The window is gone: asking for it again creates a new one (logged as ready again).
+  await secondLaunch(env, ['--open', 'signin']);
+  await app.waitLog(/window signin ready in \d+ ms[\s\S]*window signin ready in \d+ ms/);
+});
+
+test('a taken port is reported (log, stderr and a window) instead of dying silently', async () => {
+  const blocker = createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => blocker.once('listening', r));
+  const port = blocker.address().port;
+  const bus2 = await startDbus(); // its own bus: not a second instance of the first app
+  const dd = tempDir('amove-desktop-port-');
+  const a2 = startApp(baseEnv({ AMOVE_AGENT_ADDR: `127.0.0.1:${port}`, AMOVE_AGENT_DATA_DIR: dd, DBUS_SESSION_BUS_ADDRESS: bus2.address }),
+    { waitFor: /already in use/ });
+  await a2.ready;
+  await a2.waitLog(/window error ready/);
+  await a2.waitLog(/tray status: Agent not running/);
+  await sleep(500);
+  eq(a2.child.exitCode, null, 'still running, showing the problem');
+  a2.child.kill('SIGTERM');
+  bus2.proc.kill();
+  blocker.close();
+});
+
+test('SIGTERM stops the app gracefully', async () => {
+  const exited = new Promise((r) => app.child.once('exit', (code, sig) => r({ code, sig })));
+  app.child.kill('SIGTERM');
+  const r = await Promise.race([exited, sleep(10000).then(() => null)]);
+  assert(r, 'exited within 10 s');
+  eq(r.code, 0, 'exit code');
+});
+
+// ---- WebDriver: the real admin window driven through tauri-driver + WebKitWebDriver
+function which(cmd) {
+  for (const d of (process.env.PATH || '').split(':').concat([join(process.env.HOME || '', '.cargo/bin')])) {
+    if (d && existsSync(join(d, cmd))) return join(d, cmd);
+  }
+  return null;
+}
+const TAURI_DRIVER = which('tauri-driver');
+const ELEMENT = 'element-6066-11e4-a07c-4e2f50b0d8f2';
+/** Runs `fn(ui)` against a fresh instance of the app (its own bus) started by tauri-driver
+ *  with `--open admin`; `ui` has find/displayed/until/type/click/text on that window. */
+async function withWebDriver(envExtra, fn, args = ['--open', 'admin']) {
+  const bus3 = await startDbus(); // its own bus: a separate instance of the app
+  const port = 4444 + Math.floor(Math.random() * 1000);
+  const driver = spawn(TAURI_DRIVER, ['--port', String(port), '--native-port', String(port + 1000)], {
+    env: baseEnv({ DBUS_SESSION_BUS_ADDRESS: bus3.address, AMOVE_DESKTOP_NO_REGISTER: '1', ...envExtra }), stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  procs.push(driver);
+  let dlog = '';
+  driver.stdout.on('data', (d) => { dlog += d; });
+  driver.stderr.on('data', (d) => { dlog += d; });
+  const W = `http://127.0.0.1:${port}`;
+  const wd = async (method, path, body) => {
+    let r;
+    try {
+      r = await fetch(`${W}${path}`, { method, headers: { 'Content-Type': 'application/json' }, body: body && JSON.stringify(body) });
+    } catch (e) { throw new Error(`WebDriver ${method} ${path}: ${e.cause || e}`); }
+    const j = await r.json();
+    if (!r.ok) throw new Error(`WebDriver ${method} ${path}: ${JSON.stringify(j).slice(0, 300)}`);
+    return j.value;
+  };
+  for (let i = 0; i < 100; i++) { try { await fetch(`${W}/status`); break; } catch { await sleep(100); } }
+  let sid;
+  try {
+    const s = await wd('POST', '/session', { capabilities: { alwaysMatch: { 'tauri:options': { application: BIN, args } } } });
+    sid = s.sessionId;
+    const S = `/session/${sid}`;
+    let last;
+    const find = async (css) => {
+      for (let i = 0; i < 100; i++) {
+        try {
+          const v = await wd('POST', `${S}/element`, { using: 'css selector', value: css });
+          const id = v[ELEMENT] ?? v.ELEMENT ?? Object.values(v)[0];
+          if (id) return id;
+          last = JSON.stringify(v);
+        } catch (e) { last = e; }
+        await sleep(100);
+      }
+      throw new Error(`no element ${css}: ${last}`);
+    };
+    const until = async (f, what) => {
+      let err;
+      for (let i = 0; i < 150; i++) { try { if (await f()) return; } catch (e) { err = e; } await sleep(100); }
+      throw new Error(`timed out: ${what} (${err})`);
+    };
+    const ui = {
+      find, until,
+      displayed: async (css) => wd('GET', `${S}/element/${await find(css)}/displayed`),
+      type: async (css, text) => wd('POST', `${S}/element/${await find(css)}/value`, { text }),
+      click: async (css) => wd('POST', `${S}/element/${await find(css)}/click`, {}),
+      text: async (css) => wd('GET', `${S}/element/${await find(css)}/text`),
+      screenshot: async (name) => {
+        // WebKitGTK's own snapshot hangs under Xvfb without compositing: capture the display.
+        await sleep(500);
+        const shot = join(ROOT, 'target', name);
+        execFileSync('import', ['-display', xvfb.display, '-window', 'root', shot]);
+        const sd = Number(execFileSync('convert', [shot, '-format', '%[fx:standard_deviation]', 'info:']).toString());
+        assert(sd > 0.02, `screenshot ${name} looks blank (sd ${sd})`);
+      },
+    };
+    // The app opens its window after the session starts: switch to it once it exists.
+    await until(async () => (await wd('GET', `${S}/window/handles`)).length > 0, 'a window');
+    const handles = await wd('GET', `${S}/window/handles`);
+    await wd('POST', `${S}/window`, { handle: handles[handles.length - 1] });
+    await fn(ui);
+  } catch (e) {
+    throw new Error(`${e.message}\n--- tauri-driver:\n${dlog.slice(-2000)}`);
+  } finally {
+    if (sid) await wd('DELETE', `/session/${sid}`).catch(() => {});
+    driver.kill('SIGTERM');
+    bus3.proc.kill();
+  }
+}
+
+if (TAURI_DRIVER && which('WebKitWebDriver')) {
+  test('WebDriver drives the real admin window: password sign-in, the tokens tab lists the token', () => withWebDriver({}, async (ui) => {
+    await ui.until(() => ui.displayed('#view-login'), 'login view');
+    await ui.type('#login-username', ADMIN);
+    await ui.type('#login-password', ADMIN_PASSWORD);
+    await ui.click('#login-form button[type=submit]');
+    await ui.until(() => ui.displayed('#view-admin'), 'admin view after password sign-in');
+    assert((await ui.text('#who')).includes('acme'), 'who shows the account');
+    await ui.click('#tab-tokens');
+    await ui.until(async () => (await ui.text('#tokens-table tbody')).includes(ADMIN), 'token row');
+    await ui.screenshot('desktop-admin-webdriver.png');
+  }));
+
+  test('WebDriver: the first-run screen creates the account and admin over IPC, then shows the admin pages', () => {
+    const fresh = tempDir('amove-desktop-firstrun-');
+    return withWebDriver({ AMOVE_AGENT_DATA_DIR: fresh }, async (ui) => {
+      await ui.until(() => ui.displayed('#view-setup'), 'first-run view');
+      await ui.type('#setup-account', 'newco');
+      await ui.type('#setup-email', 'owner@newco.test');
+      await ui.type('#setup-name', 'Olga Owner');
+      await ui.type('#setup-password', 'short');
+      await ui.type('#setup-password2', 'short');
+      await ui.click('#setup-form button[type=submit]');
+      await ui.until(async () => (await ui.text('#setup-form .form-error')).length > 0, 'password policy shown');
+      for (const id of ['#setup-password', '#setup-password2']) {
+        await ui.type(id, ' long enough now');
+      }
+      await ui.click('#setup-form button[type=submit]');
+      await ui.until(() => ui.displayed('#view-admin'), 'admin view after first run');
+      assert((await ui.text('#who')).includes('newco'), 'signed in to the new account');
+      const users = execFileSync(agentBin(), ['user', 'list', '--account', 'newco', '--json', '--data-dir', fresh]).toString();
+      assert(users.includes('owner@newco.test') && users.includes('owner'), `owner created: ${users}`);
+    });
+  });
+
+  test('WebDriver: the sign-in window says in plain words that a user is unknown', () => withWebDriver({}, async (ui) => {
+    await ui.until(() => ui.displayed('#view-signin'), 'sign-in view');
+    await ui.type('#signin-username', 'nobody@acme.test');
+    await ui.click('#signin-form button[type=submit]');
+    await ui.until(async () => /there is no user nobody@acme.test/.test(await ui.text('#signin-status')), 'unknown user shown');
+  }, ['--open', 'signin']));
+} else {
+  console.log('SKIP WebDriver tests: tauri-driver or WebKitWebDriver not installed (scripts/setup-debian.sh --desktop installs both)');
+}
+
+await runAll(async () => {
+  console.log(`measured: ${JSON.stringify(results)}`);
+  if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify(results, null, 2));
+  op?.child.stdin.end();
+  bus.proc.kill();
+  xvfb.proc.kill();
+});
