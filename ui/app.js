@@ -319,16 +319,24 @@ async function selectTab(name) {
     tab.tabIndex = sel ? 0 : -1;
     $(`#panel-${n}`).hidden = !sel;
   }
+  // While a tab loads, its panel is busy and its buttons are off: nothing the user
+  // submits can race the load that is about to fill the form.
+  const panel = $(`#panel-${name}`);
+  panel.setAttribute('aria-busy', 'true');
+  const forms = $$('form', panel);
+  for (const f of forms) setBusy(f, true);
   try {
     if (PROVIDERS[name]) await loadProvider(name);
     if (name === 'callbacks') await loadCallbacks();
     if (name === 'tokens') await loadTokens();
     if (name === 'audit') await loadAudit(1);
   } catch (e) {
-    const panel = $(`#panel-${name}`);
     let p = $('.load-error', panel);
     if (!p) { p = el('p', { class: 'form-error load-error', role: 'alert' }); panel.prepend(p); }
     p.textContent = e.message;
+  } finally {
+    for (const f of forms) setBusy(f, false);
+    panel.setAttribute('aria-busy', 'false');
   }
 }
 

@@ -42,6 +42,12 @@ async function until(fn, ms = 15000) {
 }
 const waitText = (p, sel, ok) => until(async () => ok((await p.textContent(sel)) ?? ''));
 const waitValue = (p, sel, ok) => until(async () => ok(await p.inputValue(sel)));
+// Opens a tab and waits until its panel has loaded (the UI marks it aria-busy meanwhile),
+// so what the test types next is not overwritten by the load.
+async function openTab(name, p = page) {
+  await p.click(`#tab-${name}`);
+  await p.waitForSelector(`#panel-${name}[aria-busy=false]`);
+}
 
 async function signInAsAdmin() {
   await page.goto(UI);
@@ -78,7 +84,7 @@ test('wrong password is refused in plain words; right one shows the admin pages'
 });
 
 test('okta: field errors next to their fields, then create, masked secret, test connection', async () => {
-  await page.click('#tab-okta');
+  await openTab('okta');
   await page.fill('#okta-ClientId', '');
   await page.fill('#okta-OpenIdURL', 'ftp://op.example/x');
   await page.click('#okta-save');
@@ -107,7 +113,7 @@ test('okta: field errors next to their fields, then create, masked secret, test 
 });
 
 test('entra id: create inactive with a Graph URL, second active refused next to Active, delete after confirmation', async () => {
-  await page.click('#tab-entraId');
+  await openTab('entraId');
   await page.waitForSelector('#form-entraId');
   await page.fill('#entraId-ClientId', '11111111-2222-3333-4444-555555555555');
   await page.fill('#entraId-ClientSecret', 'entra-secret');
@@ -137,7 +143,7 @@ test('saml: bad certificate shown next to Certificate, then create; ACS URL and 
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=idp.test', '-days', '30',
     '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')], { stdio: 'pipe' });
   const pem = readFileSync(join(dir, 'c.pem'), 'utf8');
-  await page.click('#tab-saml');
+  await openTab('saml');
   await page.waitForSelector('#form-saml');
   await page.fill('#saml-IdPSSOURL', 'https://idp.example.com/sso');
   await page.fill('#saml-SPEntityId', 'urn:amove:acme');
@@ -154,7 +160,7 @@ test('saml: bad certificate shown next to Certificate, then create; ACS URL and 
 });
 
 test('callback allow-list: a non-https URL is refused next to the field, an https one saved', async () => {
-  await page.click('#tab-callbacks');
+  await openTab('callbacks');
   await page.fill('#callbacks-urls', 'http://evil.example/cb');
   await page.click('#callbacks-form button[type=submit]');
   await waitText(page, '#callbacks-urls-error', (t) => t.length > 0);
@@ -163,14 +169,14 @@ test('callback allow-list: a non-https URL is refused next to the field, an http
   await waitText(page, '#callbacks-form .status', (t) => t === 'Saved.');
   await page.reload();
   await page.waitForSelector('#view-admin:not([hidden])');
-  await page.click('#tab-callbacks');
+  await openTab('callbacks');
   await waitValue(page, '#callbacks-urls', (v) => v.includes('https://app.example.com/cb'));
 });
 
 test('access tokens: a user token is listed and revoked after confirmation; it stops working', async () => {
   const userToken = await passwordToken(BASE, USER, USER_PASSWORD);
   eq((await fetch(`${BASE}/sso/whoami`, { headers: { Authorization: `Bearer ${userToken}` } })).status, 200, 'works before');
-  await page.click('#tab-tokens');
+  await openTab('tokens');
   const row = page.locator('#tokens-table tbody tr', { hasText: USER });
   await row.waitFor();
   await row.locator('button', { hasText: 'Revoke' }).click();
@@ -180,7 +186,7 @@ test('access tokens: a user token is listed and revoked after confirmation; it s
 });
 
 test('audit trail lists configuration changes and the revoke, newest first, paged', async () => {
-  await page.click('#tab-audit');
+  await openTab('audit');
   await page.waitForSelector('#audit-table tbody tr');
   const all = await text('#audit-table tbody');
   assert(/okta/i.test(all) && /token/i.test(all), `audit rows: ${all.slice(0, 300)}`);
@@ -189,7 +195,7 @@ test('audit trail lists configuration changes and the revoke, newest first, page
 
 test('tabs work from the keyboard', async () => {
   await page.focus('#tab-okta');
-  await page.click('#tab-okta');
+  await openTab('okta');
   await page.keyboard.press('ArrowRight');
   await until(async () => (await page.evaluate(() => document.activeElement.id)) === 'tab-entraId');
   eq(await page.getAttribute('#tab-entraId', 'aria-selected'), 'true', 'selected');
