@@ -26,6 +26,7 @@ pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com";
 const MAX_ID: usize = 256;
 const MAX_SECRET: usize = 2048;
 const MAX_ENTITY_ID: usize = 1024;
+const MAX_ATTRIBUTE_NAME: usize = 256;
 
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {
@@ -142,6 +143,7 @@ fn validate(
         sp_entity_id: None,
         idp_sso_url: None,
         idp_entity_id: None,
+        groups_attribute: None,
         updated_at: now,
     };
     let mut secret = SecretChange::Keep;
@@ -189,6 +191,12 @@ fn validate(
             Ok(Some(s)) => {
                 check_text("IdPEntityId", &s, MAX_ENTITY_ID).map(|()| Some(s.trim().to_string()))
             }
+            other => other,
+        });
+        config.groups_attribute = take(match f.opt_str("GroupsAttribute") {
+            Ok(Some(s)) if s.trim().is_empty() => Ok(None),
+            Ok(Some(s)) => check_text("GroupsAttribute", &s, MAX_ATTRIBUTE_NAME)
+                .map(|()| Some(s.trim().to_string())),
             other => other,
         });
         summary = format!(
@@ -274,6 +282,7 @@ pub fn view(state: &AppState, c: &IdpConfig) -> Value {
             "SPEntityId": c.sp_entity_id,
             "IdPSSOURL": c.idp_sso_url,
             "IdPEntityId": c.idp_entity_id,
+            "GroupsAttribute": c.groups_attribute,
             "Active": c.active,
             "AcsURL": format!("{}/sso/saml/acs", state.base_url()),
         }),

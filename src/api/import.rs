@@ -19,6 +19,7 @@ use crate::crypto::sha256_hex;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::sso::directory::{self, DirGroup, DirUser, Relation};
+use crate::sso::groups::{self, SignInGroups};
 use crate::sso::saml::SamlIdentity;
 use crate::store::audit::{self, NewEvent};
 use crate::store::idp::{self, Kind};
@@ -34,13 +35,6 @@ pub const ENTRA_SCOPES: &[&str] = &[
     "profile",
     "https://graph.microsoft.com/User.Read.All",
     "https://graph.microsoft.com/GroupMember.Read.All",
-];
-/// SAML attributes that carry group names, in order of preference.
-pub const SAML_GROUP_ATTRIBUTES: &[&str] = &[
-    "groups",
-    "memberOf",
-    "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups",
-    "urn:oid:1.3.6.1.4.1.5923.1.5.1.1",
 ];
 
 /// Routes of this module.
@@ -188,7 +182,7 @@ async fn get_user_usergroups(
             let r = login::saml_result(&state, &t, &code, now)?;
             let issuer = r.issuer.clone();
             (
-                vec![saml_relation(r)],
+                vec![saml_relation(r, config.groups_attribute.as_deref())],
                 issuer,
                 Box::new(|id: &str| id.to_string()),
             )
@@ -369,7 +363,7 @@ async fn post_import_users(
 }
 
 /// The one user a SAML assertion speaks of, with the groups of its group attribute.
-fn saml_relation(id: SamlIdentity) -> Relation {
+fn saml_relation(id: SamlIdentity, groups_attribute: Option<&str>) -> Relation {
     let attr = |names: &[&str]| -> Vec<String> {
         names
             .iter()
@@ -383,9 +377,12 @@ fn saml_relation(id: SamlIdentity) -> Relation {
     };
     let first = |names: &[&str]| attr(names).into_iter().next().unwrap_or_default();
     let email = id.email.clone().unwrap_or_else(|| id.name_id.clone());
-    let groups = attr(SAML_GROUP_ATTRIBUTES)
+    let groups = match groups::from_saml_attributes(&id.attributes, groups_attribute) {
+        SignInGroups::Ids(v) | SignInGroups::Names(v) => v,
+        SignInGroups::NotSent | SignInGroups::Overage => Vec::new(),
+    };
+    let groups = groups
         .into_iter()
-        .filter(|g| !g.trim().is_empty())
         .map(|g| DirGroup {
             external_id: g.clone(),
             name: g,

@@ -24,6 +24,7 @@ use tracing::instrument;
 use url::Url;
 
 use crate::api::extract::{Admin, Fields, QueryParams, check_text};
+use crate::api::signin_groups::{self, GroupUpdate};
 use crate::api::{AppState, callback_urls};
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::{Error, Result};
@@ -31,6 +32,7 @@ use crate::secret::Secret;
 use crate::sso::oidc::{self, AuthRequest, Check, CodeExchange, IdpIdentity};
 use crate::sso::saml;
 use crate::store::audit::{self, NewEvent};
+use crate::store::groups as group_store;
 use crate::store::idp::{self, IdpConfig, Kind};
 use crate::store::transactions::{self, Client, LOGIN_TTL_SECS, NewTransaction, Purpose};
 use crate::store::users::{Status, User};
@@ -420,12 +422,17 @@ async fn complete_transaction(
                     .into(),
             )
         })?;
-    let who = if kind.is_oidc() {
-        oidc_identity(state, t, &config, code, now).await?
+    let (who, groups) = if kind.is_oidc() {
+        let s = oidc_exchange(state, t, &config, code, now).await?;
+        let g =
+            signin_groups::resolve(state, &config, &s.identity.groups, Some(&s.access_token)).await;
+        (s.identity, g)
     } else {
-        saml_identity(state, t, code, now)?
+        let who = saml_identity(state, t, &config, code, now)?;
+        let g = signin_groups::resolve(state, &config, &who.groups, None).await;
+        (who, g)
     };
-    let user = link_user(state, t.account_id, who, now).await?;
+    let user = link_user(state, t.account_id, who, groups, now).await?;
     let account_identifier = state
         .db
         .read(move |c| accounts::by_id(c, aid))
@@ -441,16 +448,6 @@ async fn complete_transaction(
         account_identifier,
         provider: kind,
     })
-}
-
-async fn oidc_identity(
-    state: &AppState,
-    t: &transactions::Transaction,
-    config: &IdpConfig,
-    code: &Secret,
-    now: i64,
-) -> Result<IdpIdentity> {
-    Ok(oidc_exchange(state, t, config, code, now).await?.identity)
 }
 
 /// Exchanges the authorization code of an OIDC transaction (PKCE verifier, nonce, client
@@ -505,6 +502,7 @@ pub(crate) async fn oidc_exchange(
 fn saml_identity(
     state: &AppState,
     t: &transactions::Transaction,
+    config: &IdpConfig,
     code: &Secret,
     now: i64,
 ) -> Result<IdpIdentity> {
@@ -512,6 +510,10 @@ fn saml_identity(
     Ok(IdpIdentity {
         provider: Kind::Saml,
         label: r.name_id.clone(),
+        groups: crate::sso::groups::from_saml_attributes(
+            &r.attributes,
+            config.groups_attribute.as_deref(),
+        ),
         issuer: r.issuer,
         subject: r.name_id,
         email: r.email,
@@ -559,85 +561,100 @@ pub(crate) fn saml_result(
 }
 
 /// Finds the local user of an IdP identity: through its link, or — on the first login
-/// through this issuer — by email within the account, then links them. One write
-/// transaction, recorded in the audit trail.
-async fn link_user(state: &AppState, account_id: i64, who: IdpIdentity, now: i64) -> Result<User> {
-    let label = who.provider.label();
+/// through this issuer — by email within the account, then links them; then brings their
+/// IdP group memberships up to date. One write transaction, recorded in the audit trail.
+async fn link_user(
+    state: &AppState,
+    account_id: i64,
+    who: IdpIdentity,
+    groups: GroupUpdate,
+    now: i64,
+) -> Result<User> {
     state
         .db
         .write(move |tx| {
-            let ask = "ask an admin of your account";
-            if let Some(link) = links::by_subject(tx, &who.issuer, &who.subject)? {
-                let user = users::by_id(tx, link.user_id)?
-                    .filter(|u| u.account_id == account_id)
-                    .ok_or_else(|| {
-                        Error::Auth(format!(
-                            "your {label} identity ({}) is linked to a user of another account; {ask}",
-                            who.label
-                        ))
-                    })?;
-                check_active(&user)?;
-                audit::record(
-                    tx,
-                    &NewEvent::ok(
-                        Some(account_id),
-                        &user.email,
-                        AUDIT_SIGNIN,
-                        format!("via {label} as {}", who.label),
-                    ),
-                    now,
-                )?;
-                return Ok(user);
+            let (user, mut detail) = find_or_link(tx, account_id, &who, now)?;
+            if let Some(refs) = &groups.groups {
+                let mut ids = Vec::with_capacity(refs.len());
+                for r in refs {
+                    if let Some(id) = group_store::resolve(tx, account_id, r, now)? {
+                        ids.push(id);
+                    }
+                }
+                let change = group_store::set_idp_memberships(tx, account_id, user.id, &ids)?;
+                detail.push_str(&format!("; groups: {}", change.summary()));
             }
-            let email = who.email.as_deref().ok_or_else(|| {
-                Error::Auth(format!(
-                    "{label} did not provide a verified email address for {}, so no user of \
-                     this account can be matched; {ask}",
-                    who.label
-                ))
-            })?;
-            let user = users::by_email(tx, email)?
-                .filter(|u| u.account_id == account_id)
-                .ok_or_else(|| {
-                    Error::Auth(format!(
-                        "{email} signed in at {label} but is not a user of this account; {ask} \
-                         to add you"
-                    ))
-                })?;
-            if let Some(existing) = links::for_user(tx, user.id, &who.issuer)?
-                && existing.subject != who.subject
-            {
-                return Err(Error::Auth(format!(
-                    "{email} is already linked to a different {label} identity; {ask}"
-                )));
+            if let Some(note) = &groups.note {
+                detail.push_str(&format!("; {note}"));
             }
-            check_active(&user)?;
-            links::insert(
-                tx,
-                &links::Link {
-                    user_id: user.id,
-                    provider: who.provider,
-                    issuer: who.issuer.clone(),
-                    subject: who.subject.clone(),
-                    linked_at: now,
-                },
-            )?;
             audit::record(
                 tx,
-                &NewEvent::ok(
-                    Some(account_id),
-                    &user.email,
-                    AUDIT_SIGNIN,
-                    format!(
-                        "via {label}; first sign-in: linked to subject {} of {}",
-                        who.subject, who.issuer
-                    ),
-                ),
+                &NewEvent::ok(Some(account_id), &user.email, AUDIT_SIGNIN, detail),
                 now,
             )?;
             Ok(user)
         })
         .await
+}
+
+/// The local user of `who` and the audit detail of their sign-in (see [`link_user`]).
+fn find_or_link(
+    tx: &rusqlite::Connection,
+    account_id: i64,
+    who: &IdpIdentity,
+    now: i64,
+) -> Result<(User, String)> {
+    let label = who.provider.label();
+    let ask = "ask an admin of your account";
+    if let Some(link) = links::by_subject(tx, &who.issuer, &who.subject)? {
+        let user = users::by_id(tx, link.user_id)?
+            .filter(|u| u.account_id == account_id)
+            .ok_or_else(|| {
+                Error::Auth(format!(
+                    "your {label} identity ({}) is linked to a user of another account; {ask}",
+                    who.label
+                ))
+            })?;
+        check_active(&user)?;
+        return Ok((user, format!("via {label} as {}", who.label)));
+    }
+    let email = who.email.as_deref().ok_or_else(|| {
+        Error::Auth(format!(
+            "{label} did not provide a verified email address for {}, so no user of this \
+             account can be matched; {ask}",
+            who.label
+        ))
+    })?;
+    let user = users::by_email(tx, email)?
+        .filter(|u| u.account_id == account_id)
+        .ok_or_else(|| {
+            Error::Auth(format!(
+                "{email} signed in at {label} but is not a user of this account; {ask} to add you"
+            ))
+        })?;
+    if let Some(existing) = links::for_user(tx, user.id, &who.issuer)?
+        && existing.subject != who.subject
+    {
+        return Err(Error::Auth(format!(
+            "{email} is already linked to a different {label} identity; {ask}"
+        )));
+    }
+    check_active(&user)?;
+    links::insert(
+        tx,
+        &links::Link {
+            user_id: user.id,
+            provider: who.provider,
+            issuer: who.issuer.clone(),
+            subject: who.subject.clone(),
+            linked_at: now,
+        },
+    )?;
+    let detail = format!(
+        "via {label}; first sign-in: linked to subject {} of {}",
+        who.subject, who.issuer
+    );
+    Ok((user, detail))
 }
 
 fn check_active(user: &User) -> Result<()> {

@@ -10,6 +10,7 @@ pub mod import;
 pub mod login;
 pub mod saml;
 pub mod session;
+pub mod signin_groups;
 pub mod ttapi;
 pub mod ui;
 

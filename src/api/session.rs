@@ -10,6 +10,7 @@ use crate::api::extract::Auth;
 use crate::auth::Credential;
 use crate::error::Result;
 use crate::store::audit::{self, NewEvent};
+use crate::store::groups;
 
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {
@@ -19,8 +20,10 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The signed-in user, for the tray's status line and the UI.
-async fn get_whoami(Auth(p): Auth) -> Json<Value> {
-    Json(json!({
+async fn get_whoami(State(state): State<AppState>, Auth(p): Auth) -> Result<Json<Value>> {
+    let uid = p.user.id;
+    let groups = state.db.read(move |c| groups::names_of(c, uid)).await?;
+    Ok(Json(json!({
         "UserId": p.user.id,
         "Username": p.user.email,
         "Firstname": p.user.first_name,
@@ -29,7 +32,8 @@ async fn get_whoami(Auth(p): Auth) -> Json<Value> {
         "Role": p.user.role.as_str(),
         "IsAdmin": p.role().is_admin(),
         "Account": p.account_identifier,
-    }))
+        "Groups": groups,
+    })))
 }
 
 /// Revokes the credential the request came with (session JWT or access token).

@@ -3,6 +3,7 @@
 
 pub mod cert;
 pub mod directory;
+pub mod groups;
 pub mod oidc;
 pub mod saml;
 pub mod urls;

@@ -32,6 +32,7 @@ use url::Url;
 
 use crate::error::{Error, Result};
 use crate::secret::Secret;
+use crate::sso::groups::{self, SignInGroups};
 use crate::store::idp::Kind;
 use discovery::Discovered;
 use jwks::{KeySet, Lookup};
@@ -156,6 +157,8 @@ pub struct IdpIdentity {
     pub email: Option<String>,
     /// For the audit trail: the email, or the IdP's user name, or the subject.
     pub label: String,
+    /// What the sign-in says about the user's groups.
+    pub groups: SignInGroups,
 }
 
 /// The outcome of a code exchange whose ID token passed every check.
@@ -736,6 +739,7 @@ pub fn identity(kind: Kind, issuer: &str, claims: &Map<String, Value>) -> Result
         subject,
         email,
         label,
+        groups: groups::from_oidc_claims(kind, claims)?,
     })
 }
 

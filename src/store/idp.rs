@@ -81,12 +81,14 @@ pub struct IdpConfig {
     pub idp_sso_url: Option<String>,
     /// The IdP's entity id; when set, responses must name it as Issuer.
     pub idp_entity_id: Option<String>,
+    /// The SAML attribute carrying the user's groups (`None`: the defaults).
+    pub groups_attribute: Option<String>,
     /// Last change.
     pub updated_at: i64,
 }
 
 const COLUMNS: &str = "id, account_id, kind, active, client_id, client_secret_enc, openid_url, \
-     graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, idp_entity_id, updated_at";
+     graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, idp_entity_id, updated_at, groups_attribute";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<IdpConfig> {
     let kind: String = r.get(2)?;
@@ -105,6 +107,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<IdpConfig> {
         idp_sso_url: r.get(11)?,
         idp_entity_id: r.get(12)?,
         updated_at: r.get(13)?,
+        groups_attribute: r.get(14)?,
     })
 }
 
@@ -184,8 +187,8 @@ pub fn insert(conn: &Connection, c: &IdpConfig, now: i64) -> Result<i64> {
     conn.execute(
         "INSERT INTO idp_configs (account_id, kind, active, client_id, client_secret_enc, \
          openid_url, graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, \
-         idp_entity_id, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+         idp_entity_id, created_at, updated_at, groups_attribute) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14)",
         params![
             c.account_id,
             c.kind.as_str(),
@@ -199,7 +202,8 @@ pub fn insert(conn: &Connection, c: &IdpConfig, now: i64) -> Result<i64> {
             c.sp_entity_id,
             c.idp_sso_url,
             c.idp_entity_id,
-            now
+            now,
+            c.groups_attribute
         ],
     )
     .map_err(|e| map_write_error(e, c))?;
@@ -213,8 +217,8 @@ pub fn update(conn: &Connection, c: &IdpConfig, now: i64) -> Result<bool> {
         .execute(
             "UPDATE idp_configs SET active = ?3, client_id = ?4, client_secret_enc = ?5, \
              openid_url = ?6, graph_url = ?7, certificate = ?8, next_certificate = ?9, \
-             sp_entity_id = ?10, idp_sso_url = ?11, idp_entity_id = ?12, updated_at = ?13 \
-             WHERE id = ?1 AND account_id = ?2 AND kind = ?14",
+             sp_entity_id = ?10, idp_sso_url = ?11, idp_entity_id = ?12, updated_at = ?13, \
+             groups_attribute = ?15 WHERE id = ?1 AND account_id = ?2 AND kind = ?14",
             params![
                 c.id,
                 c.account_id,
@@ -229,7 +233,8 @@ pub fn update(conn: &Connection, c: &IdpConfig, now: i64) -> Result<bool> {
                 c.idp_sso_url,
                 c.idp_entity_id,
                 now,
-                c.kind.as_str()
+                c.kind.as_str(),
+                c.groups_attribute
             ],
         )
         .map_err(|e| map_write_error(e, c))?;

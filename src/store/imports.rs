@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::Result;
+use crate::store::groups::{self as group_store, GroupRef};
 use crate::store::idp::Kind;
 use crate::store::users::{NewUser, Role};
 use crate::store::{links, users};
@@ -108,39 +109,6 @@ pub fn read(
         .optional()?)
 }
 
-fn upsert_group(conn: &Connection, account_id: i64, g: &ImportGroup, now: i64) -> Result<i64> {
-    let existing: Option<i64> = conn
-        .prepare_cached("SELECT id FROM groups WHERE account_id = ?1 AND external_id = ?2")?
-        .query_row(params![account_id, g.external_id], |r| r.get(0))
-        .optional()?;
-    match existing {
-        Some(id) => {
-            conn.prepare_cached("UPDATE groups SET name = ?2, description = ?3 WHERE id = ?1")?
-                .execute(params![id, g.name, g.description])?;
-            Ok(id)
-        }
-        None => {
-            // A local group of the same name takes the IdP's id (first import of it).
-            let by_name: Option<i64> = conn
-                .prepare_cached("SELECT id FROM groups WHERE account_id = ?1 AND name = ?2 AND external_id IS NULL")?
-                .query_row(params![account_id, g.name], |r| r.get(0))
-                .optional()?;
-            if let Some(id) = by_name {
-                conn.prepare_cached(
-                    "UPDATE groups SET external_id = ?2, description = ?3 WHERE id = ?1",
-                )?
-                .execute(params![id, g.external_id, g.description])?;
-                return Ok(id);
-            }
-            conn.prepare_cached(
-                "INSERT INTO groups (account_id, name, description, external_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![account_id, g.name, g.description, g.external_id, now])?;
-            Ok(conn.last_insert_rowid())
-        }
-    }
-}
-
 /// Persists `selected` users of `read` (with their groups) for `account_id`, linking each
 /// to `(issuer, subject)`. Run inside one transaction by the caller: all or nothing.
 pub fn persist(
@@ -228,11 +196,7 @@ pub fn persist(
             )?;
         }
         // The user's IdP groups become exactly the directory's; local groups stay.
-        conn.prepare_cached(
-            "DELETE FROM group_members WHERE user_id = ?1 AND group_id IN \
-             (SELECT id FROM groups WHERE account_id = ?2 AND external_id IS NOT NULL)",
-        )?
-        .execute(params![user_id, account_id])?;
+        let mut ids = Vec::with_capacity(u.groups.len());
         for gid in &u.groups {
             let Some(g) = groups.get(gid.as_str()) else {
                 continue;
@@ -240,16 +204,21 @@ pub fn persist(
             let id = match group_ids.get(gid) {
                 Some(id) => *id,
                 None => {
-                    let id = upsert_group(conn, account_id, g, now)?;
+                    let r = GroupRef::Id {
+                        external_id: g.external_id.clone(),
+                        name: Some(g.name.clone()),
+                        description: Some(g.description.clone()),
+                    };
+                    let Some(id) = group_store::resolve(conn, account_id, &r, now)? else {
+                        continue;
+                    };
                     group_ids.insert(gid.clone(), id);
                     id
                 }
             };
-            conn.prepare_cached(
-                "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?1, ?2)",
-            )?
-            .execute(params![id, user_id])?;
+            ids.push(id);
         }
+        group_store::set_idp_memberships(conn, account_id, user_id, &ids)?;
     }
     out.groups = group_ids.len();
     let listed: HashSet<&str> = read.users.iter().map(|u| u.subject.as_str()).collect();

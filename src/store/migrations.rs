@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_login_transactions_client.sql"),
     include_str!("../../migrations/0003_directory_reads.sql"),
+    include_str!("../../migrations/0004_groups_attribute.sql"),
 ];
 
 /// Applies every migration the database has not seen, each in its own transaction.

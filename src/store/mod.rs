@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod audit;
 pub mod cache;
 pub mod callback_urls;
+pub mod groups;
 pub mod idp;
 pub mod imports;
 pub mod links;

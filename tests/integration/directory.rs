@@ -31,7 +31,9 @@ pub(crate) struct Dir {
     members: HashMap<String, Vec<String>>,        // group id → user ids
     /// Answer 429 to the request with this number (1-based), once.
     throttle_at: Option<usize>,
-    requests: AtomicUsize,
+    /// The user id `me/...` requests are about (the token's user).
+    pub(crate) me: String,
+    pub(crate) requests: AtomicUsize,
     pages_served: AtomicUsize,
 }
 
@@ -198,6 +200,14 @@ pub(crate) async fn serve(d: Dir) -> (S, url::Url) {
             if let Some(r) = gate(&d, &h, false) { return r; }
             let ms = d.members.get(&id).into_iter().flatten().map(|uid| json!({"@odata.type": "#microsoft.graph.user", "id": uid})).collect();
             graph_page(&d, &format!("/v1.0/groups/{id}/transitiveMembers"), ms, &q)
+        }))
+        .route("/v1.0/me/transitiveMemberOf/microsoft.graph.group", get(|State(d): State<S>, h: HeaderMap, Query(q): Query<HashMap<String, String>>| async move {
+            if let Some(r) = gate(&d, &h, false) { return r; }
+            let gs = d.groups.iter()
+                .filter(|(id, _)| d.members.get(id).is_some_and(|m| m.contains(&d.me)))
+                .map(|(id, n)| json!({"@odata.type": "#microsoft.graph.group", "id": id, "displayName": n, "description": format!("{n} team")}))
+                .collect();
+            graph_page(&d, "/v1.0/me/transitiveMemberOf/microsoft.graph.group", gs, &q)
         }))
         .with_state(d.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

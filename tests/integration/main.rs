@@ -8,6 +8,7 @@ mod common;
 mod config_api;
 mod directory;
 mod fake_oidc;
+mod groups;
 mod hardening;
 mod import;
 mod oidc;

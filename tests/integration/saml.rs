@@ -597,13 +597,91 @@ async fn signs_in_through_a_real_simplesamlphp_idp() {
     let jwt = authenticate(&a, &identifier, &code).await;
     assert_eq!(jwt.status, 200, "{}", jwt.text);
     let token = jwt.json().as_str().unwrap().to_string();
-    assert_eq!(
-        a.get("/sso/whoami", Some(&token)).await.json()["Username"],
-        "alice@corp.test"
-    );
+    let me = a.get("/sso/whoami", Some(&token)).await.json();
+    assert_eq!(me["Username"], "alice@corp.test");
+    // Its `groups` attribute (one of the default names) became memberships.
+    assert_eq!(me["Groups"], json!(["admins", "engineering"]));
     // The same SAMLResponse posted again is refused.
     refused_page(
         &post_acs(&a, &saml_response, Some(&relay)).await,
         "already answered",
     );
+}
+
+/// Signs alice in with a crafted response carrying `attributes`; returns the session JWT.
+async fn sign_in_with_attributes(
+    a: &Agent,
+    idp: &TestIdp,
+    attributes: Vec<(String, Vec<String>)>,
+) -> String {
+    let (identifier, request_id, relay) = start(a, "alice@corp.test").await;
+    let mut spec = ResponseSpec::valid(&request_id, &acs(a), SP, ISSUER, "alice@corp.test", now());
+    spec.attributes = attributes;
+    let xml = spec.build(idp).unwrap();
+    let (code, _) = redirect_code(&post_acs(a, &encode(&xml), Some(&relay)).await);
+    let jwt = authenticate(a, &identifier, &code).await;
+    assert_eq!(jwt.status, 200, "{}", jwt.text);
+    jwt.json().as_str().unwrap().to_string()
+}
+
+fn attr(name: &str, values: &[&str]) -> (String, Vec<String>) {
+    (
+        name.to_string(),
+        values.iter().map(|v| v.to_string()).collect(),
+    )
+}
+
+#[tokio::test]
+async fn group_attribute_is_configurable_and_memberships_follow_each_sign_in() {
+    let idp = TestIdp::new().unwrap();
+    let (a, admin) = agent_with_saml(&idp).await;
+    let groups = |jwt: String| {
+        let a = &a;
+        async move { a.get("/sso/whoami", Some(&jwt)).await.json()["Groups"].clone() }
+    };
+    // Default names: the Microsoft groups claim URI is one of them.
+    let ms = "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups";
+    let jwt = sign_in_with_attributes(&a, &idp, vec![attr(ms, &["0b1c-finance"])]).await;
+    assert_eq!(groups(jwt).await, json!(["0b1c-finance"]));
+    // The admin names the attribute their IdP uses; others are then ignored.
+    let cfg = a.get("/sso/get_saml", Some(&admin)).await.json();
+    let mut update = cfg.clone();
+    update["GroupsAttribute"] = json!("Department Groups");
+    let r = a.put_json("/sso/update_saml", Some(&admin), &update).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        a.get("/sso/get_saml", Some(&admin)).await.json()["GroupsAttribute"],
+        "Department Groups"
+    );
+    let jwt = sign_in_with_attributes(
+        &a,
+        &idp,
+        vec![
+            attr("department groups", &["eng", "ops"]),
+            attr("groups", &["ignored"]),
+        ],
+    )
+    .await;
+    assert_eq!(groups(jwt).await, json!(["eng", "ops"]));
+    // Removed from ops at the IdP.
+    let jwt = sign_in_with_attributes(&a, &idp, vec![attr("Department Groups", &["eng"])]).await;
+    assert_eq!(groups(jwt).await, json!(["eng"]));
+    // No such attribute in the assertion: memberships stay as they are.
+    let jwt = sign_in_with_attributes(&a, &idp, vec![attr("groups", &["other"])]).await;
+    assert_eq!(groups(jwt).await, json!(["eng"]));
+    // An oversized name is refused; a blank one goes back to the defaults.
+    update["GroupsAttribute"] = json!("x".repeat(300));
+    a.put_json("/sso/update_saml", Some(&admin), &update)
+        .await
+        .assert_problem(
+            499,
+            "DEFAULT",
+            "GroupsAttribute must be at most 256 characters",
+        );
+    update["GroupsAttribute"] = json!("  ");
+    let r = a.put_json("/sso/update_saml", Some(&admin), &update).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(a.get("/sso/get_saml", Some(&admin)).await.json()["GroupsAttribute"].is_null());
+    let jwt = sign_in_with_attributes(&a, &idp, vec![attr("memberOf", &["ops"])]).await;
+    assert_eq!(groups(jwt).await, json!(["ops"]));
 }
