@@ -91,6 +91,7 @@ pub fn build_state(
         oidc,
         desktop_logins: api::login::DesktopLogins::default(),
         idp_cache: Default::default(),
+        login_cache: Default::default(),
     }))
 }
 

@@ -9,7 +9,8 @@
 //! work is in `sso::oidc`; storage in `store::{transactions, links}`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -32,6 +33,7 @@ use crate::secret::Secret;
 use crate::sso::oidc::{self, AuthRequest, Check, CodeExchange, IdpIdentity};
 use crate::sso::saml;
 use crate::store::audit::{self, NewEvent};
+use crate::store::cache::GenCache;
 use crate::store::groups as group_store;
 use crate::store::idp::{self, IdpConfig, Kind};
 use crate::store::transactions::{self, Client, LOGIN_TTL_SECS, NewTransaction, Purpose};
@@ -88,29 +90,80 @@ pub(crate) fn seal_context(handle_hash: &str, what: &str) -> String {
     format!("login_transactions:{handle_hash}:{what}")
 }
 
+/// What every `sso_url` reads — the account of a username, and the account's active
+/// configuration and callback allow-list — cached exactly for [`Db::epoch`]: only this
+/// process writes configurations and allow-lists, and a user's account never changes.
+/// Unknown usernames are not cached (the CLI may add them at any time).
+///
+/// [`Db::epoch`]: crate::store::Db::epoch
+#[derive(Default)]
+pub struct LoginCache {
+    accounts_of: GenCache<String, i64>,
+    accounts: GenCache<i64, (Option<IdpConfig>, Arc<Vec<String>>)>,
+    last_purge: AtomicI64,
+}
+
+impl LoginCache {
+    /// Whether expired login transactions are due to be purged (true at most once a minute).
+    fn purge_due(&self, now: i64) -> bool {
+        let last = self.last_purge.load(Ordering::Relaxed);
+        now - last >= 60
+            && self
+                .last_purge
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+/// The account of `username` (lowercased), its active configuration and allow-list.
+async fn login_context(
+    state: &AppState,
+    username: &str,
+) -> Result<Option<(i64, Option<IdpConfig>, Arc<Vec<String>>)>> {
+    // Taken before reading: a read racing a write is tagged with the epoch the write ends.
+    let epoch = i64::try_from(state.db.epoch()).unwrap_or(i64::MAX);
+    let cache = &state.login_cache;
+    let account_id = match cache.accounts_of.get(&username.to_string(), epoch) {
+        Some(a) => a,
+        None => {
+            let lookup = username.to_string();
+            let Some(user) = state.db.read(move |c| users::by_email(c, &lookup)).await? else {
+                return Ok(None);
+            };
+            cache
+                .accounts_of
+                .put(username.to_string(), epoch, user.account_id);
+            user.account_id
+        }
+    };
+    if let Some((config, allowed)) = cache.accounts.get(&account_id, epoch) {
+        return Ok(Some((account_id, config, allowed)));
+    }
+    let (config, allowed) = state
+        .db
+        .read(move |c| {
+            Ok((
+                idp::active(c, account_id)?,
+                Arc::new(crate::store::callback_urls::list(c, account_id)?),
+            ))
+        })
+        .await?;
+    cache
+        .accounts
+        .put(account_id, epoch, (config.clone(), allowed.clone()));
+    Ok(Some((account_id, config, allowed)))
+}
+
 /// Starts a login for `req.username`: resolves the account and its active provider, checks
 /// the callback URL, records the transaction and builds the IdP's URL.
 pub async fn start_login(state: &AppState, req: StartRequest<'_>) -> Result<Started> {
     let now = state.now();
     let username = req.username.trim().to_lowercase();
-    let lookup = username.clone();
-    let found = state
-        .db
-        .read(move |c| {
-            let Some(user) = users::by_email(c, &lookup)? else {
-                return Ok(None);
-            };
-            let config = idp::active(c, user.account_id)?;
-            let allowed = crate::store::callback_urls::list(c, user.account_id)?;
-            Ok(Some((user, config, allowed)))
-        })
-        .await?;
-    let Some((user, config, allowed)) = found else {
+    let Some((account_id, config, allowed)) = login_context(state, &username).await? else {
         return Err(Error::NotFound(format!(
             "there is no user {username}; ask your admin to add you"
         )));
     };
-    let account_id = user.account_id;
     let Some(config) = config else {
         return Err(Error::NotFound(
             "this account has no active identity provider; an admin must set one up".into(),
@@ -251,10 +304,15 @@ async fn record_login(
         created_at: now,
         expires_at: now + LOGIN_TTL_SECS,
     };
+    // Expired transactions can no longer be used (`consume` checks); they are deleted at
+    // most once a minute rather than by every insert.
+    let purge = state.login_cache.purge_due(now);
     state
         .db
-        .write(move |tx| {
-            transactions::purge_expired(tx, now)?;
+        .write_uncached(move |tx| {
+            if purge {
+                transactions::purge_expired(tx, now)?;
+            }
             transactions::insert(tx, &t)
         })
         .await?;

@@ -56,6 +56,8 @@ pub struct Inner {
         (i64, crate::store::idp::Kind),
         Option<crate::store::idp::IdpConfig>,
     >,
+    /// What every `sso_url` reads, exact for [`Db::epoch`](crate::store::Db::epoch).
+    pub login_cache: login::LoginCache,
 }
 
 impl std::ops::Deref for AppState {

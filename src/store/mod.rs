@@ -22,7 +22,7 @@ pub mod transactions;
 pub mod users;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -48,6 +48,8 @@ struct Inner {
     next_reader: AtomicUsize,
     /// Commits made through this handle (the generation of in-memory databases).
     commits: AtomicUsize,
+    /// Changes when a write that may touch cached data ends (see [`Db::epoch`]).
+    epoch: AtomicU64,
     /// Writes waiting for the next group commit.
     queue: Mutex<Vec<Box<dyn Job>>>,
 }
@@ -60,12 +62,15 @@ trait Job: Send {
     fn fail(&mut self, why: &str);
     /// Answers the waiting request once the transaction committed (or did not).
     fn finish(self: Box<Self>, committed: std::result::Result<(), String>);
+    /// Whether the job may change data an in-process cache holds (see [`Db::epoch`]).
+    fn changes_cached_data(&self) -> bool;
 }
 
 struct TypedJob<T, F> {
     f: Option<F>,
     out: Option<Result<T>>,
     reply: tokio::sync::oneshot::Sender<Result<T>>,
+    changes_cached_data: bool,
 }
 
 impl<T, F> Job for TypedJob<T, F>
@@ -98,6 +103,10 @@ where
         };
         // The request may have gone (timed out); its write stands or fell all the same.
         let _ = self.reply.send(out);
+    }
+
+    fn changes_cached_data(&self) -> bool {
+        self.changes_cached_data
     }
 }
 
@@ -154,6 +163,7 @@ impl Db {
             readers,
             next_reader: AtomicUsize::new(0),
             commits: AtomicUsize::new(0),
+            epoch: AtomicU64::new(0),
             queue: Mutex::new(Vec::new()),
         })))
     }
@@ -171,6 +181,7 @@ impl Db {
             readers: Vec::new(),
             next_reader: AtomicUsize::new(0),
             commits: AtomicUsize::new(0),
+            epoch: AtomicU64::new(0),
             queue: Mutex::new(Vec::new()),
         })))
     }
@@ -205,6 +216,25 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     {
+        self.queue_write(f, true).await
+    }
+
+    /// [`Db::write`] for writes that change no data an in-process cache holds (login
+    /// transactions: inserted by `sso_url`, the hot path, and read by nothing cached), so
+    /// they leave [`Db::epoch`] as it is. Any other write must use [`Db::write`].
+    pub async fn write_uncached<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        self.queue_write(f, false).await
+    }
+
+    async fn queue_write<T, F>(&self, f: F, changes_cached_data: bool) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
         // Group commit: the job is queued, and whoever holds the write permit runs every
         // queued job in one transaction, each inside its own savepoint (a failing job rolls
         // back alone). Under load many requests share one commit instead of queueing for one
@@ -214,6 +244,7 @@ impl Db {
             f: Some(f),
             out: None,
             reply,
+            changes_cached_data,
         }));
         let permit = self
             .0
@@ -243,6 +274,7 @@ impl Db {
 
     /// Runs `jobs` in one IMMEDIATE transaction, one savepoint each, then answers them all.
     fn run_batch(&self, jobs: Vec<Box<dyn Job>>) {
+        let bump = jobs.iter().any(|j| j.changes_cached_data());
         let mut conn = lock(&self.0.writer);
         let tx = match Transaction::new(&mut conn, TransactionBehavior::Immediate) {
             Ok(tx) => tx,
@@ -279,6 +311,11 @@ impl Db {
         if committed.is_ok() {
             self.0.commits.fetch_add(1, Ordering::AcqRel);
         }
+        drop(conn);
+        // After the transaction ended (whatever became of it), before anyone is answered.
+        if bump {
+            self.0.epoch.fetch_add(1, Ordering::AcqRel);
+        }
         for job in ran {
             job.finish(committed.clone());
         }
@@ -301,6 +338,16 @@ impl Db {
         }
     }
 
+    /// A number that changes after every write through this handle except
+    /// [`Db::write_uncached`] ones — whether it committed or not — and before the writer
+    /// is answered. An in-process cache of data that only this process writes (IdP
+    /// configurations, callback allow-lists) is exact while the epoch it was read at is
+    /// current: take the epoch *before* reading, and a read racing a write is tagged with
+    /// the epoch that write ends. Unlike [`Db::generation`] it is blind to other processes.
+    pub fn epoch(&self) -> u64 {
+        self.0.epoch.load(Ordering::Acquire)
+    }
+
     /// [`Db::read`] for synchronous callers (the CLI).
     pub fn read_blocking<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         if self.0.readers.is_empty() {
@@ -318,12 +365,24 @@ impl Db {
 
     /// [`Db::write`] for synchronous callers (the CLI).
     pub fn write_blocking<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let _epoch = EpochBump(Some(&self.0.epoch));
         let mut conn = lock(&self.0.writer);
         let tx = Transaction::new(&mut conn, TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
         self.0.commits.fetch_add(1, Ordering::AcqRel);
         Ok(out)
+    }
+}
+
+/// Advances the epoch when dropped: after the transaction, on every path out.
+struct EpochBump<'a>(Option<&'a AtomicU64>);
+
+impl Drop for EpochBump<'_> {
+    fn drop(&mut self) {
+        if let Some(e) = self.0 {
+            e.fetch_add(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -446,6 +505,31 @@ mod tests {
             [],
         )?;
         assert_ne!(db.generation()?, g1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_epoch_moves_after_every_write_but_uncached_ones() -> Result<()> {
+        let db = Db::open_in_memory()?;
+        let insert = |tx: &Transaction<'_>, id: &str| -> Result<usize> {
+            Ok(tx.execute(
+                "INSERT INTO accounts (identifier, name, created_at) VALUES (?1, 'A', 0)",
+                [id],
+            )?)
+        };
+        let e0 = db.epoch();
+        db.write_uncached(move |tx| insert(tx, "a")).await?;
+        assert_eq!(db.epoch(), e0, "an uncached write leaves the epoch");
+        db.write(move |tx| insert(tx, "b")).await?;
+        let e1 = db.epoch();
+        assert!(e1 > e0, "a write moves it before its caller is answered");
+        // A failed write moves it too (what it touched is unknown).
+        let failed = db.write(move |tx| insert(tx, "b")).await;
+        assert!(failed.is_err());
+        let e2 = db.epoch();
+        assert!(e2 > e1);
+        db.write_blocking(|tx| insert(tx, "c"))?;
+        assert!(db.epoch() > e2);
         Ok(())
     }
 

@@ -1150,3 +1150,73 @@ async fn sso_url_names_what_is_missing() {
         .await
         .assert_problem(499, "DEFAULT", "CallbackUrl is required");
 }
+
+/// `sso_url` caches what it reads (an account per username; a configuration and allow-list
+/// per account): every change must show at once, and a user another process adds (the CLI)
+/// must be found although the agent never saw the write.
+#[tokio::test]
+async fn sso_url_sees_configuration_allow_list_and_new_users_at_once() {
+    let f = okta().await;
+    let admin = f.agent.admin_token();
+    let https = "https://app.acme.test/cb";
+    assert_eq!(f.agent.sso_url(ANN, CB).await.status, 200);
+    f.agent
+        .sso_url(ANN, https)
+        .await
+        .assert_problem(499, "SECURITY", "CallbackUrl");
+    let allow = |urls: Value| {
+        let (agent, admin) = (&f.agent, admin.clone());
+        async move {
+            let r = agent
+                .put_json(
+                    "/sso/callback_urls",
+                    Some(&admin),
+                    &json!({ "CallbackUrls": urls }),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+    };
+    allow(json!([https])).await;
+    assert_eq!(f.agent.sso_url(ANN, https).await.status, 200);
+    allow(json!([])).await;
+    f.agent
+        .sso_url(ANN, https)
+        .await
+        .assert_problem(499, "SECURITY", "CallbackUrl");
+    // Deactivated: no provider at once.
+    let mut cfg = f.agent.get("/sso/get_okta", Some(&admin)).await.json();
+    cfg["Active"] = json!(false);
+    let r = f
+        .agent
+        .put_json("/sso/update_okta", Some(&admin), &cfg)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    f.agent
+        .sso_url(ANN, CB)
+        .await
+        .assert_problem(499, "NOT_FOUND", "no active identity provider");
+    cfg["Active"] = json!(true);
+    let r = f
+        .agent
+        .put_json("/sso/update_okta", Some(&admin), &cfg)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(f.agent.sso_url(ANN, CB).await.status, 200);
+    // Unknown, then added by another process: found at once (misses are not cached).
+    let carl = "carl@acme.test";
+    f.agent
+        .sso_url(carl, CB)
+        .await
+        .assert_problem(499, "NOT_FOUND", "there is no user");
+    let other =
+        rusqlite::Connection::open(f.agent.dir.path().join(amove_agent::server::DB_FILE)).unwrap();
+    other
+        .execute(
+            "INSERT INTO users (account_id, email, role, status, created_at, updated_at) \
+             SELECT account_id, ?1, 'user', 'active', 0, 0 FROM users WHERE email = ?2",
+            [carl, ANN],
+        )
+        .unwrap();
+    assert_eq!(f.agent.sso_url(carl, CB).await.status, 200);
+}
