@@ -1,0 +1,601 @@
+// Directory APIs served next to the OpenID Provider when the config has a `directory`
+// section: a double of Okta's Users/Groups API (`/api/v1/...`) and of Microsoft Graph
+// (`/graph/v1.0/...`), both at the server's origin. They follow the cloud APIs' documented
+// wire formats (paging, rate limits, error bodies, WWW-Authenticate) and accept only real
+// access tokens issued by this oidc-provider instance. See README.md, "Directory APIs".
+
+import * as crypto from 'node:crypto';
+
+const GRAPH_RESOURCE = 'https://graph.microsoft.com/';
+
+/** Scopes granted by default (added to the provider's scopes) when `directory` is set. */
+export const DIRECTORY_SCOPES = [
+  'okta.users.read',
+  'okta.groups.read',
+  `${GRAPH_RESOURCE}User.Read.All`,
+  `${GRAPH_RESOURCE}GroupMember.Read.All`,
+];
+
+// Any one of these scopes opens an endpoint family (the APIs accept the broader ones too).
+const NEEDS = {
+  oktaUsers: ['okta.users.read', 'okta.users.manage'],
+  oktaGroups: ['okta.groups.read', 'okta.groups.manage'],
+  graphUsers: ['User.Read.All', 'User.ReadBasic.All', 'User.ReadWrite.All', 'Directory.Read.All'],
+  graphGroups: ['GroupMember.Read.All', 'Group.Read.All', 'Directory.Read.All'],
+};
+
+// Okta: List Users pages hold at most 200, groups and group members more; a larger `limit`
+// is capped, as Okta does. Graph directory objects: `$top` 1..999, default 100.
+const OKTA_MAX_LIMIT = { users: 200, groups: 10000, members: 1000 };
+const GRAPH_MAX_TOP = 999;
+const GRAPH_DEFAULT_TOP = 100;
+const OKTA_RATE_LIMIT = 600;
+const MAX_URL = 8192;
+const LOG_MAX = 1000;
+
+const USER_PROPS = ['id', 'businessPhones', 'displayName', 'givenName', 'jobTitle', 'mail', 'mobilePhone',
+  'officeLocation', 'preferredLanguage', 'surname', 'userPrincipalName', 'accountEnabled'];
+const USER_DEFAULT_PROPS = USER_PROPS.filter((p) => p !== 'accountEnabled');
+const GROUP_PROPS = ['id', 'createdDateTime', 'description', 'displayName', 'groupTypes', 'mail',
+  'mailEnabled', 'mailNickname', 'securityEnabled', 'visibility'];
+
+class ConfigError extends Error {}
+
+function positiveInt(v, name, { min = 1 } = {}) {
+  if (v === undefined || v === null) return undefined;
+  if (!Number.isInteger(v) || v < min) throw new ConfigError(`directory.${name} must be an integer >= ${min}`);
+  return v;
+}
+
+function groupId(name) {
+  // Okta-shaped (00g + 17 characters), stable for a name.
+  return `00g${crypto.createHash('sha256').update(name).digest('hex').slice(0, 17)}`;
+}
+
+/**
+ * Builds the directory (users and groups) from the config and returns
+ * `{ handle(req, res) -> Promise<boolean> }`; `handle` answers the request and returns true when
+ * its path belongs to a directory API.
+ */
+export function createDirectory({ config, users, provider, origin, log }) {
+  const d = config.directory;
+  if (typeof d !== 'object' || d === null || Array.isArray(d)) throw new ConfigError('directory must be an object');
+  const pageSize = positiveInt(d.pageSize, 'pageSize');
+  const throttleAt = positiveInt(d.throttleAt, 'throttleAt');
+  const retryAfter = positiveInt(d.retryAfter, 'retryAfter') ?? 1;
+  const extra = typeof d.extraUsers === 'number' ? { count: d.extraUsers } : (d.extraUsers ?? { count: 0 });
+  const extraCount = positiveInt(extra.count, 'extraUsers(.count)', { min: 0 }) ?? 0;
+  const extraDomain = extra.domain ?? 'directory.example.com';
+  const extraGroups = extra.groups ?? [];
+  if (typeof extraDomain !== 'string' || !/^[a-z0-9.-]+$/i.test(extraDomain)) throw new ConfigError('directory.extraUsers.domain must be a domain name');
+  if (!Array.isArray(extraGroups) || extraGroups.some((g) => typeof g !== 'string' || !g)) {
+    throw new ConfigError('directory.extraUsers.groups must be an array of group names');
+  }
+  const created = new Date().toISOString().replace(/\.\d{3}Z$/, '.000Z');
+
+  // ---- groups: the declared ones first (ids, descriptions, empty groups), then any other
+  // group a user names, in the order first seen.
+  const groups = [];
+  const groupsByName = new Map();
+  const groupsById = new Map();
+  function addGroup({ id, name, description }) {
+    if (typeof name !== 'string' || !name) throw new ConfigError('every directory group needs a name');
+    if (groupsByName.has(name)) throw new ConfigError(`directory group ${JSON.stringify(name)} is declared twice`);
+    const g = { id: id ?? groupId(name), name, description: description ?? '' };
+    if (typeof g.id !== 'string' || !/^[A-Za-z0-9._~-]+$/.test(g.id)) throw new ConfigError(`directory group id ${JSON.stringify(g.id)} must be URL-safe`);
+    if (typeof g.description !== 'string') throw new ConfigError(`directory group ${name}: description must be a string`);
+    if (groupsById.has(g.id)) throw new ConfigError(`directory group id ${g.id} is used twice`);
+    groups.push(g);
+    groupsByName.set(name, g);
+    groupsById.set(g.id, g);
+    return g;
+  }
+  if (d.groups !== undefined && !Array.isArray(d.groups)) throw new ConfigError('directory.groups must be an array');
+  for (const g of d.groups ?? []) addGroup(g ?? {});
+
+  // ---- users: the config's (they can sign in) and the generated extra ones (directory only).
+  const dirUsers = [];
+  function addUser(u) {
+    if (u.groups !== undefined && (!Array.isArray(u.groups) || u.groups.some((g) => typeof g !== 'string' || !g))) {
+      throw new ConfigError(`user ${u.accountId}: groups must be an array of group names`);
+    }
+    const names = [...new Set(u.groups ?? [])];
+    for (const n of names) if (!groupsByName.has(n)) addGroup({ name: n });
+    const email = typeof u.email === 'string' ? u.email : '';
+    const login = u.preferred_username ?? email ?? u.accountId;
+    const first = u.given_name ?? '';
+    const last = u.family_name ?? '';
+    dirUsers.push({
+      oktaId: u.accountId,
+      graphId: typeof u.oid === 'string' && u.oid ? u.oid : u.accountId,
+      accountId: u.accountId,
+      email,
+      login: login || u.accountId,
+      firstName: first,
+      lastName: last,
+      displayName: u.name ?? ([first, last].filter(Boolean).join(' ') || login),
+      groups: names.map((n) => groupsByName.get(n)),
+    });
+  }
+  for (const u of users) addUser(u);
+  for (let i = 1; i <= extraCount; i += 1) {
+    const n = String(i).padStart(5, '0');
+    addUser({
+      accountId: `00uextra${n}`,
+      email: `user${n}@${extraDomain}`,
+      given_name: 'User',
+      family_name: n,
+      groups: extraGroups,
+    });
+  }
+  const byOktaId = new Map(dirUsers.map((u) => [u.oktaId, u]));
+  const byGraphId = new Map(dirUsers.map((u) => [u.graphId, u]));
+  const byAccount = new Map(dirUsers.map((u) => [u.accountId, u]));
+  const membersOf = (g) => dirUsers.filter((u) => u.groups.includes(g));
+
+  // ---- request bookkeeping
+  let requests = 0; // authenticated directory requests, for throttleAt
+  let throttled = false;
+  const window = { minute: 0, count: 0 };
+  const requestLog = [];
+
+  function rateWindow() {
+    const minute = Math.floor(Date.now() / 60000);
+    if (window.minute !== minute) Object.assign(window, { minute, count: 0 });
+    window.count += 1;
+    return {
+      limit: OKTA_RATE_LIMIT,
+      remaining: Math.max(0, OKTA_RATE_LIMIT - window.count),
+      reset: (minute + 1) * 60,
+    };
+  }
+
+  function sendJson(res, status, body, headers = {}) {
+    const text = JSON.stringify(body);
+    res.writeHead(status, {
+      'Content-Type': 'application/json',
+      'Cache-Control': 'no-cache, no-store',
+      'Content-Length': Buffer.byteLength(text),
+      ...headers,
+    });
+    res.end(text);
+  }
+
+  // ---- access tokens: real ones of this provider, nothing else
+  async function bearer(req) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(String(req.headers.authorization ?? ''));
+    if (!m) return { error: 'missing' };
+    const token = await provider.AccessToken.find(m[1]); // unknown, expired or revoked: undefined
+    if (!token || token.isExpired) return { error: 'invalid' };
+    const grant = await provider.Grant.find(token.grantId, { ignoreExpiration: true });
+    if (!grant || grant.isExpired || grant.accountId !== token.accountId || grant.clientId !== token.clientId) {
+      return { error: 'invalid' };
+    }
+    if (!await provider.Client.find(token.clientId)) return { error: 'invalid' };
+    const user = byAccount.get(token.accountId);
+    if (!user) return { error: 'invalid' };
+    return { user, scopes: token.scopes };
+  }
+
+  function hasScope(scopes, family, graph) {
+    return NEEDS[family].some((s) => scopes.has(s) || (graph && scopes.has(`${GRAPH_RESOURCE}${s}`)));
+  }
+
+  // ================================================================ Okta
+  function oktaError(res, status, code, summary, { causes = [], headers = {} } = {}) {
+    sendJson(res, status, {
+      errorCode: code,
+      errorSummary: summary,
+      errorLink: code,
+      errorId: `oae${crypto.randomBytes(11).toString('base64url')}`,
+      errorCauses: causes.map((c) => ({ errorSummary: c })),
+    }, headers);
+  }
+
+  function oktaAuthenticate(scope, error, description, resource) {
+    return `Bearer authorization_uri="${origin}/oauth2/v1/authorize", realm="IdpRealm", scope="${scope}", `
+      + `error="${error}", error_description="${description}", resource="${resource}"`;
+  }
+
+  function oktaUser(u) {
+    return {
+      id: u.oktaId,
+      status: 'ACTIVE',
+      created,
+      activated: created,
+      statusChanged: created,
+      lastLogin: null,
+      lastUpdated: created,
+      passwordChanged: null,
+      type: { id: 'oty00000000000000000' },
+      profile: { login: u.login, email: u.email, firstName: u.firstName, lastName: u.lastName },
+      credentials: { provider: { type: 'OKTA', name: 'OKTA' } },
+      _links: { self: { href: `${origin}/api/v1/users/${encodeURIComponent(u.oktaId)}` } },
+    };
+  }
+
+  function oktaGroup(g) {
+    return {
+      id: g.id,
+      created,
+      lastUpdated: created,
+      lastMembershipUpdated: created,
+      objectClass: ['okta:user_group'],
+      type: 'OKTA_GROUP',
+      profile: { name: g.name, description: g.description },
+      _links: { users: { href: `${origin}/api/v1/groups/${g.id}/users` } },
+    };
+  }
+
+  // One page of an Okta collection: `limit` + `after` (the id of the previous page's last
+  // item, as Okta's cursors are), `Link` headers with absolute URLs.
+  function oktaList(res, ctx, items, idOf, maxLimit, rate) {
+    const { query, rawPairs, pathname } = ctx;
+    let limit = maxLimit;
+    if (query.has('limit')) {
+      const raw = query.get('limit');
+      if (!/^\d{1,9}$/.test(raw) || Number(raw) < 1) {
+        oktaError(res, 400, 'E0000001', 'Api validation failed: limit', { causes: ['limit: must be a positive integer'] });
+        return;
+      }
+      limit = Math.min(Number(raw), maxLimit);
+    }
+    for (const p of ['filter', 'search', 'q', 'expand']) {
+      if (query.has(p)) {
+        oktaError(res, 400, 'E0000001', `Api validation failed: ${p}`, { causes: [`${p}: not supported by this test double`] });
+        return;
+      }
+    }
+    let from = 0;
+    if (query.has('after')) {
+      const idx = items.findIndex((it) => idOf(it) === query.get('after'));
+      if (idx === -1) {
+        oktaError(res, 400, 'E0000001', 'Api validation failed: after', { causes: ['after: is not a cursor of this list'] });
+        return;
+      }
+      from = idx + 1;
+    }
+    const size = Math.min(limit, pageSize ?? limit);
+    const page = items.slice(from, from + size);
+    const self = rawPairs.length ? `${origin}${pathname}?${rawPairs.join('&')}` : `${origin}${pathname}`;
+    const links = [`<${self}>; rel="self"`];
+    if (from + size < items.length) {
+      const keep = rawPairs.filter((p) => !/^(after|limit)=/.test(p));
+      const next = [`after=${encodeURIComponent(idOf(page[page.length - 1]))}`, `limit=${limit}`, ...keep].join('&');
+      links.push(`<${origin}${pathname}?${next}>; rel="next"`);
+    }
+    sendJson(res, 200, page, { ...oktaRateHeaders(rate), Link: links });
+  }
+
+  function oktaRateHeaders(rate) {
+    return {
+      'X-Rate-Limit-Limit': String(rate.limit),
+      'X-Rate-Limit-Remaining': String(rate.remaining),
+      'X-Rate-Limit-Reset': String(rate.reset),
+    };
+  }
+
+  const oktaRoutes = [
+    // [pattern, scope family, handler(res, ctx, params, rate)]
+    [/^\/api\/v1\/users$/, 'oktaUsers', (res, ctx, _, rate) => oktaList(res, ctx, dirUsers.map(oktaUser), (u) => u.id, OKTA_MAX_LIMIT.users, rate)],
+    [/^\/api\/v1\/users\/([^/]+)$/, 'oktaUsers', (res, ctx, [id], rate) => {
+      const u = byOktaId.get(id) ?? dirUsers.find((x) => x.login.toLowerCase() === id.toLowerCase());
+      if (!u) return oktaError(res, 404, 'E0000007', `Not found: Resource not found: ${id} (User)`);
+      return sendJson(res, 200, oktaUser(u), oktaRateHeaders(rate));
+    }],
+    [/^\/api\/v1\/users\/([^/]+)\/groups$/, 'oktaUsers', (res, ctx, [id], rate) => {
+      const u = byOktaId.get(id);
+      if (!u) return oktaError(res, 404, 'E0000007', `Not found: Resource not found: ${id} (User)`);
+      // Okta does not page a user's groups: one answer holds them all.
+      return sendJson(res, 200, u.groups.map(oktaGroup), oktaRateHeaders(rate));
+    }],
+    [/^\/api\/v1\/groups$/, 'oktaGroups', (res, ctx, _, rate) => oktaList(res, ctx, groups.map(oktaGroup), (g) => g.id, OKTA_MAX_LIMIT.groups, rate)],
+    [/^\/api\/v1\/groups\/([^/]+)$/, 'oktaGroups', (res, ctx, [id], rate) => {
+      const g = groupsById.get(id);
+      if (!g) return oktaError(res, 404, 'E0000007', `Not found: Resource not found: ${id} (UserGroup)`);
+      return sendJson(res, 200, oktaGroup(g), oktaRateHeaders(rate));
+    }],
+    [/^\/api\/v1\/groups\/([^/]+)\/users$/, 'oktaGroups', (res, ctx, [id], rate) => {
+      const g = groupsById.get(id);
+      if (!g) return oktaError(res, 404, 'E0000007', `Not found: Resource not found: ${id} (UserGroup)`);
+      return oktaList(res, ctx, membersOf(g).map(oktaUser), (u) => u.id, OKTA_MAX_LIMIT.members, rate);
+    }],
+  ];
+
+  async function handleOkta(req, res, ctx) {
+    const route = match(oktaRoutes, ctx.pathname);
+    if (!route || route === 'bad-path') return oktaError(res, 404, 'E0000008', 'The requested path was not found');
+    const [, family, handler, params] = route;
+    if (req.method !== 'GET') {
+      return oktaError(res, 405, 'E0000022', 'The endpoint does not support the provided HTTP method', { headers: { Allow: 'GET' } });
+    }
+    const scope = NEEDS[family][0];
+    const who = await bearer(req);
+    if (who.error) {
+      return oktaError(res, 401, 'E0000011', 'Invalid token provided', {
+        headers: { 'WWW-Authenticate': oktaAuthenticate(scope, 'invalid_token', 'The access token is invalid.', ctx.pathname) },
+      });
+    }
+    const rate = rateWindow();
+    if (throttle()) {
+      const reset = Math.floor(Date.now() / 1000) + retryAfter;
+      return oktaError(res, 429, 'E0000047', 'API call exceeded rate limit due to too many requests.', {
+        headers: { 'X-Rate-Limit-Limit': String(rate.limit), 'X-Rate-Limit-Remaining': '0', 'X-Rate-Limit-Reset': String(reset) },
+      });
+    }
+    if (!hasScope(who.scopes, family, false)) {
+      return oktaError(res, 403, 'E0000006', 'You do not have permission to perform the requested action', {
+        headers: {
+          'WWW-Authenticate': oktaAuthenticate(scope, 'insufficient_scope',
+            'The access token provided does not contain the required scopes.', ctx.pathname),
+        },
+      });
+    }
+    return handler(res, ctx, params, rate);
+  }
+
+  // ================================================================ Microsoft Graph
+  function graphError(res, status, code, message, headers = {}) {
+    const requestId = crypto.randomUUID();
+    sendJson(res, status, {
+      error: {
+        code,
+        message,
+        innerError: {
+          date: new Date().toISOString().replace(/\.\d{3}Z$/, ''),
+          'request-id': requestId,
+          'client-request-id': requestId,
+        },
+      },
+    }, { 'request-id': requestId, 'client-request-id': requestId, ...headers });
+  }
+
+  function graphUser(u) {
+    return {
+      '@odata.type': '#microsoft.graph.user',
+      id: u.graphId,
+      businessPhones: [],
+      displayName: u.displayName,
+      givenName: u.firstName || null,
+      jobTitle: null,
+      mail: u.email || null,
+      mobilePhone: null,
+      officeLocation: null,
+      preferredLanguage: null,
+      surname: u.lastName || null,
+      userPrincipalName: u.login,
+      accountEnabled: true,
+    };
+  }
+
+  function graphGroup(g) {
+    return {
+      '@odata.type': '#microsoft.graph.group',
+      id: g.id,
+      createdDateTime: created.replace('.000Z', 'Z'),
+      description: g.description || null,
+      displayName: g.name,
+      groupTypes: [],
+      mail: null,
+      mailEnabled: false,
+      mailNickname: g.name.replace(/[^A-Za-z0-9]/g, '') || g.id,
+      securityEnabled: true,
+      visibility: null,
+    };
+  }
+
+  // Projects an object on `$select` (or the entity's default properties).
+  function project(obj, select, { keepType, defaults }) {
+    const out = {};
+    if (keepType) out['@odata.type'] = obj['@odata.type'];
+    const props = select ?? defaults(obj);
+    for (const p of props) if (p in obj) out[p] = obj[p];
+    return out;
+  }
+  const defaultProps = (obj) => (obj['@odata.type'] === '#microsoft.graph.user' ? USER_DEFAULT_PROPS : GROUP_PROPS);
+
+  function parseSelect(query, allowed, typeName) {
+    if (!query.has('$select')) return { select: undefined };
+    const props = query.get('$select').split(',').map((s) => s.trim()).filter(Boolean);
+    for (const p of props) {
+      if (!allowed.includes(p)) {
+        return { error: `Could not find a property named '${p}' on type '${typeName}'.` };
+      }
+    }
+    return { select: props };
+  }
+
+  const skipToken = (offset) => Buffer.from(`RFNwd:${offset}`).toString('base64url');
+  function readSkipToken(t) {
+    const m = /^RFNwd:(\d{1,9})$/.exec(Buffer.from(t, 'base64url').toString('utf8'));
+    return m ? Number(m[1]) : undefined;
+  }
+
+  // One page of a Graph collection: `$top`, `$skiptoken`, `@odata.nextLink` (absolute).
+  function graphList(res, ctx, items, { contextName, allowed, typeName, keepType }) {
+    const { query, rawPairs, pathname } = ctx;
+    let top = GRAPH_DEFAULT_TOP;
+    if (query.has('$top')) {
+      const raw = query.get('$top');
+      if (!/^\d{1,9}$/.test(raw) || Number(raw) < 1 || Number(raw) > GRAPH_MAX_TOP) {
+        return graphError(res, 400, 'Request_UnsupportedQuery',
+          `Invalid page size specified: '${raw}'. Must be between 1 and ${GRAPH_MAX_TOP} inclusive.`);
+      }
+      top = Number(raw);
+    }
+    const unsupported = ['$filter', '$search', '$orderby', '$expand', '$count', '$skip'].find((p) => query.has(p));
+    if (unsupported) {
+      return graphError(res, 400, 'Request_UnsupportedQuery', `The query parameter '${unsupported}' is not supported by this test double.`);
+    }
+    const sel = parseSelect(query, allowed, typeName);
+    if (sel.error) return graphError(res, 400, 'BadRequest', sel.error);
+    let from = 0;
+    if (query.has('$skiptoken')) {
+      from = readSkipToken(query.get('$skiptoken'));
+      if (from === undefined || from > items.length) {
+        return graphError(res, 400, 'Directory_ExpiredPageToken',
+          'The specified page token value has expired and can no longer be included in your request.');
+      }
+    }
+    const size = Math.min(top, pageSize ?? top);
+    const page = items.slice(from, from + size);
+    const sel_ = sel.select ? `(${sel.select.join(',')})` : '';
+    const body = {
+      '@odata.context': `${origin}/graph/v1.0/$metadata#${contextName}${sel_}`,
+      value: page.map((o) => project(o, sel.select, { keepType, defaults: defaultProps })),
+    };
+    if (from + size < items.length) {
+      const keep = rawPairs.filter((p) => !/^(\$|%24)skiptoken=/i.test(p));
+      body['@odata.nextLink'] = `${origin}${pathname}?${[...keep, `$skiptoken=${skipToken(from + size)}`].join('&')}`;
+    }
+    return sendJson(res, 200, body, graphHeaders());
+  }
+
+  function graphEntity(res, ctx, obj, { contextName, allowed, typeName }) {
+    const sel = parseSelect(ctx.query, allowed, typeName);
+    if (sel.error) return graphError(res, 400, 'BadRequest', sel.error);
+    const sel_ = sel.select ? `(${sel.select.join(',')})` : '';
+    return sendJson(res, 200, {
+      '@odata.context': `${origin}/graph/v1.0/$metadata#${contextName}${sel_}/$entity`,
+      ...project(obj, sel.select, { keepType: false, defaults: defaultProps }),
+    }, graphHeaders());
+  }
+
+  function graphHeaders() {
+    const id = crypto.randomUUID();
+    return {
+      'Content-Type': 'application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8',
+      'request-id': id,
+      'client-request-id': id,
+    };
+  }
+
+  const USERS = { contextName: 'users', allowed: USER_PROPS, typeName: 'microsoft.graph.user', keepType: false };
+  const GROUPS = { contextName: 'groups', allowed: GROUP_PROPS, typeName: 'microsoft.graph.group', keepType: false };
+  const OBJECTS = {
+    contextName: 'directoryObjects',
+    allowed: [...new Set([...USER_PROPS, ...GROUP_PROPS])],
+    typeName: 'microsoft.graph.directoryObject',
+    keepType: true,
+  };
+  const notFound = (res, id) => graphError(res, 404, 'Request_ResourceNotFound',
+    `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`);
+  const memberOf = (u) => u.groups.map(graphGroup);
+
+  const graphRoutes = [
+    // [pattern, scope family (null: any valid token), handler(res, ctx, params, who)]
+    [/^\/graph\/v1\.0\/users$/, 'graphUsers', (res, ctx) => graphList(res, ctx, dirUsers.map(graphUser), USERS)],
+    [/^\/graph\/v1\.0\/users\/([^/]+)$/, 'graphUsers', (res, ctx, [id]) => {
+      const u = byGraphId.get(id) ?? dirUsers.find((x) => x.login.toLowerCase() === id.toLowerCase());
+      return u ? graphEntity(res, ctx, graphUser(u), USERS) : notFound(res, id);
+    }],
+    [/^\/graph\/v1\.0\/users\/([^/]+)\/(?:transitiveMemberOf|memberOf)$/, 'graphGroups', (res, ctx, [id]) => {
+      const u = byGraphId.get(id);
+      return u ? graphList(res, ctx, memberOf(u), OBJECTS) : notFound(res, id);
+    }],
+    [/^\/graph\/v1\.0\/groups$/, 'graphGroups', (res, ctx) => graphList(res, ctx, groups.map(graphGroup), GROUPS)],
+    [/^\/graph\/v1\.0\/groups\/([^/]+)$/, 'graphGroups', (res, ctx, [id]) => {
+      const g = groupsById.get(id);
+      return g ? graphEntity(res, ctx, graphGroup(g), GROUPS) : notFound(res, id);
+    }],
+    [/^\/graph\/v1\.0\/groups\/([^/]+)\/(?:transitiveMembers|members)$/, 'graphGroups', (res, ctx, [id]) => {
+      const g = groupsById.get(id);
+      return g ? graphList(res, ctx, membersOf(g).map(graphUser), OBJECTS) : notFound(res, id);
+    }],
+    [/^\/graph\/v1\.0\/me$/, null, (res, ctx, _, who) => graphEntity(res, ctx, graphUser(who.user), USERS)],
+    [/^\/graph\/v1\.0\/me\/(?:transitiveMemberOf|memberOf)$/, null,
+      (res, ctx, _, who) => graphList(res, ctx, memberOf(who.user), OBJECTS)],
+    [/^\/graph\/v1\.0\/me\/(?:transitiveMemberOf|memberOf)\/microsoft\.graph\.group$/, null,
+      (res, ctx, _, who) => graphList(res, ctx, memberOf(who.user), GROUPS)],
+  ];
+
+  async function handleGraph(req, res, ctx) {
+    const route = match(graphRoutes, ctx.pathname);
+    if (!route || route === 'bad-path') {
+      const segment = ctx.pathname.split('/').filter(Boolean).slice(2).join('/') || ctx.pathname;
+      return graphError(res, 400, 'BadRequest', `Resource not found for the segment '${segment}'.`);
+    }
+    const [, family, handler, params] = route;
+    if (req.method !== 'GET') {
+      return graphError(res, 405, 'Request_BadRequest', 'Specified HTTP method is not allowed for the request target.', { Allow: 'GET' });
+    }
+    const who = await bearer(req);
+    if (who.error) {
+      return graphError(res, 401, 'InvalidAuthenticationToken',
+        who.error === 'missing' ? 'Access token is empty.' : 'Access token validation failure. Invalid or expired token.',
+        { 'WWW-Authenticate': 'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"' });
+    }
+    if (throttle()) {
+      return graphError(res, 429, 'TooManyRequests', `Too many requests. Retry after ${retryAfter} seconds.`, { 'Retry-After': String(retryAfter) });
+    }
+    if (family && !hasScope(who.scopes, family, true)) {
+      return graphError(res, 403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.');
+    }
+    return handler(res, ctx, params, who);
+  }
+
+  // ================================================================ shared
+  // The Nth authenticated directory request (1-based) is answered 429, once.
+  function throttle() {
+    requests += 1;
+    if (throttleAt !== undefined && !throttled && requests === throttleAt) {
+      throttled = true;
+      return true;
+    }
+    return false;
+  }
+
+  function match(routes, pathname) {
+    for (const [re, family, handler] of routes) {
+      const m = re.exec(pathname);
+      if (m) {
+        try {
+          return [re, family, handler, m.slice(1).map(decodeURIComponent)];
+        } catch {
+          return 'bad-path';
+        }
+      }
+    }
+    return undefined;
+  }
+
+  function context(req) {
+    const qIdx = req.url.indexOf('?');
+    const pathname = (qIdx === -1 ? req.url : req.url.slice(0, qIdx)).replace(/\/+$/, '') || '/';
+    const rawQuery = qIdx === -1 ? '' : req.url.slice(qIdx + 1);
+    const rawPairs = rawQuery.split('&').filter(Boolean);
+    return { pathname, rawPairs, query: new URLSearchParams(rawQuery) };
+  }
+
+  async function handle(req, res) {
+    const isOkta = req.url === '/api/v1' || req.url.startsWith('/api/v1/') || req.url.startsWith('/api/v1?');
+    const isGraph = req.url.startsWith('/graph/');
+    if (req.url.split('?')[0] === '/_idp/directory-log') {
+      sendJson(res, 200, requestLog);
+      return true;
+    }
+    if (!isOkta && !isGraph) return false;
+    res.on('finish', () => {
+      requestLog.push({ method: req.method, url: req.url, status: res.statusCode });
+      if (requestLog.length > LOG_MAX) requestLog.shift();
+      log(`directory ${req.method} ${req.url} -> ${res.statusCode}`);
+    });
+    if (req.url.length > MAX_URL) {
+      if (isOkta) oktaError(res, 414, 'E0000001', 'Api validation failed: the request URL is too long');
+      else graphError(res, 414, 'BadRequest', 'The request URL is too long.');
+      return true;
+    }
+    const ctx = context(req);
+    if (isOkta) await handleOkta(req, res, ctx);
+    else await handleGraph(req, res, ctx);
+    return true;
+  }
+
+  return {
+    handle,
+    summary: `${dirUsers.length} users, ${groups.length} groups${pageSize ? `, pages of ${pageSize}` : ''}`
+      + `${throttleAt ? `, 429 at request ${throttleAt}` : ''}`,
+  };
+}
+
+export { ConfigError };
