@@ -19,9 +19,11 @@ export const DIRECTORY_SCOPES = [
 // Any one of these scopes opens an endpoint family (the APIs accept the broader ones too).
 const NEEDS = {
   oktaUsers: ['okta.users.read', 'okta.users.manage'],
+  oktaUsersManage: ['okta.users.manage'],
   oktaGroups: ['okta.groups.read', 'okta.groups.manage'],
-  graphUsers: ['User.Read.All', 'User.ReadBasic.All', 'User.ReadWrite.All', 'Directory.Read.All'],
-  graphGroups: ['GroupMember.Read.All', 'Group.Read.All', 'Directory.Read.All'],
+  graphUsers: ['User.Read.All', 'User.ReadBasic.All', 'User.ReadWrite.All', 'Directory.Read.All', 'Directory.ReadWrite.All'],
+  graphUsersWrite: ['User.ReadWrite.All', 'Directory.ReadWrite.All'],
+  graphGroups: ['GroupMember.Read.All', 'Group.Read.All', 'Directory.Read.All', 'Directory.ReadWrite.All'],
 };
 
 // Okta: List Users pages hold at most 200, groups and group members more; a larger `limit`
@@ -31,6 +33,7 @@ const GRAPH_MAX_TOP = 999;
 const GRAPH_DEFAULT_TOP = 100;
 const OKTA_RATE_LIMIT = 600;
 const MAX_URL = 8192;
+const MAX_BODY = 64 * 1024;
 const LOG_MAX = 1000;
 
 const USER_PROPS = ['id', 'businessPhones', 'displayName', 'givenName', 'jobTitle', 'mail', 'mobilePhone',
@@ -52,10 +55,42 @@ function groupId(name) {
   return `00g${crypto.createHash('sha256').update(name).digest('hex').slice(0, 17)}`;
 }
 
+function readJsonBody(req) {
+  return new Promise((resolve) => {
+    const type = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    const chunks = [];
+    let size = 0;
+    let done = false;
+    const finish = (v) => { if (!done) { done = true; resolve(v); } };
+    req.on('data', (c) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        finish({ error: 'too-large' });
+        req.resume();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (type !== 'application/json') return finish({ error: 'not-json' });
+      try {
+        const v = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        return finish(v && typeof v === 'object' && !Array.isArray(v) ? { value: v } : { error: 'not-json' });
+      } catch {
+        return finish({ error: 'not-json' });
+      }
+    });
+    req.on('error', () => finish({ error: 'not-json' }));
+  });
+}
+
+const looksLikeEmail = (s) => typeof s === 'string' && /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(s) && s.length <= 254;
+
 /**
  * Builds the directory (users and groups) from the config and returns
- * `{ handle(req, res) -> Promise<boolean> }`; `handle` answers the request and returns true when
- * its path belongs to a directory API.
+ * `{ handle(req, res) -> Promise<boolean>, isBlocked(accountId) -> boolean, summary }`;
+ * `handle` answers the request and returns true when its path belongs to a directory API;
+ * `isBlocked` says a user was deactivated or deleted through the APIs (no more sign-ins).
  */
 export function createDirectory({ config, users, provider, origin, log }) {
   const d = config.directory;
@@ -102,18 +137,16 @@ export function createDirectory({ config, users, provider, origin, log }) {
     const names = [...new Set(u.groups ?? [])];
     for (const n of names) if (!groupsByName.has(n)) addGroup({ name: n });
     const email = typeof u.email === 'string' ? u.email : '';
-    const login = u.preferred_username ?? email ?? u.accountId;
-    const first = u.given_name ?? '';
-    const last = u.family_name ?? '';
     dirUsers.push({
+      src: u, // the config's user object: profile changes write through to the OP's claims
       oktaId: u.accountId,
       graphId: typeof u.oid === 'string' && u.oid ? u.oid : u.accountId,
       accountId: u.accountId,
+      status: 'ACTIVE',
       email,
-      login: login || u.accountId,
-      firstName: first,
-      lastName: last,
-      displayName: u.name ?? ([first, last].filter(Boolean).join(' ') || login),
+      login: u.preferred_username || email || u.accountId,
+      firstName: u.given_name ?? '',
+      lastName: u.family_name ?? '',
       groups: names.map((n) => groupsByName.get(n)),
     });
   }
@@ -131,7 +164,27 @@ export function createDirectory({ config, users, provider, origin, log }) {
   const byOktaId = new Map(dirUsers.map((u) => [u.oktaId, u]));
   const byGraphId = new Map(dirUsers.map((u) => [u.graphId, u]));
   const byAccount = new Map(dirUsers.map((u) => [u.accountId, u]));
-  const membersOf = (g) => dirUsers.filter((u) => u.groups.includes(g));
+  const removed = new Set();
+  const active = () => dirUsers.filter((u) => u.status === 'ACTIVE');
+  const membersOf = (g, users = dirUsers) => users.filter((u) => u.groups.includes(g));
+  const displayName = (u) => u.src.name ?? ([u.firstName, u.lastName].filter(Boolean).join(' ') || u.login);
+  const byLogin = (login) => dirUsers.find((x) => x.login.toLowerCase() === login.toLowerCase());
+
+  // A profile change is the IdP's: later ID tokens and userinfo carry it too.
+  function setProfile(u, { email, login, firstName, lastName }) {
+    if (email !== undefined) { u.email = email; u.src.email = email; }
+    if (login !== undefined) { u.login = login; u.src.preferred_username = login; }
+    if (firstName !== undefined) { u.firstName = firstName; u.src.given_name = firstName; }
+    if (lastName !== undefined) { u.lastName = lastName; u.src.family_name = lastName; }
+  }
+
+  function removeUser(u) {
+    dirUsers.splice(dirUsers.indexOf(u), 1);
+    byOktaId.delete(u.oktaId);
+    byGraphId.delete(u.graphId);
+    byAccount.delete(u.accountId);
+    removed.add(u.accountId);
+  }
 
   // ---- request bookkeeping
   let requests = 0; // authenticated directory requests, for throttleAt
@@ -200,7 +253,7 @@ export function createDirectory({ config, users, provider, origin, log }) {
   function oktaUser(u) {
     return {
       id: u.oktaId,
-      status: 'ACTIVE',
+      status: u.status,
       created,
       activated: created,
       statusChanged: created,
@@ -275,40 +328,94 @@ export function createDirectory({ config, users, provider, origin, log }) {
     };
   }
 
+  const userNotFound = (res, id) => oktaError(res, 404, 'E0000007', `Not found: Resource not found: ${id} (User)`);
+  const groupNotFound = (res, id) => oktaError(res, 404, 'E0000007', `Not found: Resource not found: ${id} (UserGroup)`);
+  const OKTA_PROFILE = { email: 'email', login: 'login', firstName: 'firstName', lastName: 'lastName' };
+
+  // Partial profile update (Okta: POST /api/v1/users/{id} with {profile: {...}}).
+  async function oktaUpdateUser(req, res, u, rate) {
+    const body = await readJsonBody(req);
+    if (body.error === 'too-large') return oktaError(res, 413, 'E0000001', 'Api validation failed: the request body is too large');
+    if (body.error) return oktaError(res, 400, 'E0000003', 'The request body was not well-formed.');
+    const profile = body.value.profile;
+    if (typeof profile !== 'object' || profile === null || Array.isArray(profile)) {
+      return oktaError(res, 400, 'E0000001', 'Api validation failed: profile', { causes: ['profile: is required'] });
+    }
+    const change = {};
+    const causes = [];
+    for (const [k, v] of Object.entries(profile)) {
+      if (!(k in OKTA_PROFILE)) causes.push(`${k}: Property name '${k}' is not defined in profile`);
+      else if (typeof v !== 'string' || (k !== 'firstName' && k !== 'lastName' && !v)) causes.push(`${k}: must be a string`);
+      else if ((k === 'email' || k === 'login') && !looksLikeEmail(v)) causes.push(`${k}: Does not match required pattern`);
+      else change[k] = v;
+    }
+    if (change.login && change.login.toLowerCase() !== u.login.toLowerCase() && byLogin(change.login)) {
+      causes.push('login: An object with this field already exists in the current organization');
+    }
+    if (causes.length) return oktaError(res, 400, 'E0000001', 'Api validation failed: profile', { causes });
+    setProfile(u, change);
+    return sendJson(res, 200, oktaUser(u), oktaRateHeaders(rate));
+  }
+
   const oktaRoutes = [
-    // [pattern, scope family, handler(res, ctx, params, rate)]
-    [/^\/api\/v1\/users$/, 'oktaUsers', (res, ctx, _, rate) => oktaList(res, ctx, dirUsers.map(oktaUser), (u) => u.id, OKTA_MAX_LIMIT.users, rate)],
-    [/^\/api\/v1\/users\/([^/]+)$/, 'oktaUsers', (res, ctx, [id], rate) => {
-      const u = byOktaId.get(id) ?? dirUsers.find((x) => x.login.toLowerCase() === id.toLowerCase());
-      if (!u) return oktaError(res, 404, 'E0000007', `Not found: Resource not found: ${id} (User)`);
-      return sendJson(res, 200, oktaUser(u), oktaRateHeaders(rate));
+    // [pattern, { METHOD: [scope family, handler(req, res, ctx, params, rate)] }]
+    [/^\/api\/v1\/users$/, {
+      GET: ['oktaUsers', (req, res, ctx, _, rate) => oktaList(res, ctx, active().map(oktaUser), (u) => u.id, OKTA_MAX_LIMIT.users, rate)],
     }],
-    [/^\/api\/v1\/users\/([^/]+)\/groups$/, 'oktaUsers', (res, ctx, [id], rate) => {
-      const u = byOktaId.get(id);
-      if (!u) return oktaError(res, 404, 'E0000007', `Not found: Resource not found: ${id} (User)`);
-      // Okta does not page a user's groups: one answer holds them all.
-      return sendJson(res, 200, u.groups.map(oktaGroup), oktaRateHeaders(rate));
+    [/^\/api\/v1\/users\/([^/]+)$/, {
+      GET: ['oktaUsers', (req, res, ctx, [id], rate) => {
+        const u = byOktaId.get(id) ?? byLogin(id);
+        return u ? sendJson(res, 200, oktaUser(u), oktaRateHeaders(rate)) : userNotFound(res, id);
+      }],
+      POST: ['oktaUsersManage', (req, res, ctx, [id], rate) => {
+        const u = byOktaId.get(id) ?? byLogin(id);
+        return u ? oktaUpdateUser(req, res, u, rate) : userNotFound(res, id);
+      }],
+      // Okta: the first DELETE deactivates (DEPROVISIONED), the second deletes for good.
+      DELETE: ['oktaUsersManage', (req, res, ctx, [id], rate) => {
+        const u = byOktaId.get(id) ?? byLogin(id);
+        if (!u) return userNotFound(res, id);
+        if (u.status === 'DEPROVISIONED') removeUser(u);
+        else u.status = 'DEPROVISIONED';
+        res.writeHead(204, oktaRateHeaders(rate));
+        return res.end();
+      }],
     }],
-    [/^\/api\/v1\/groups$/, 'oktaGroups', (res, ctx, _, rate) => oktaList(res, ctx, groups.map(oktaGroup), (g) => g.id, OKTA_MAX_LIMIT.groups, rate)],
-    [/^\/api\/v1\/groups\/([^/]+)$/, 'oktaGroups', (res, ctx, [id], rate) => {
-      const g = groupsById.get(id);
-      if (!g) return oktaError(res, 404, 'E0000007', `Not found: Resource not found: ${id} (UserGroup)`);
-      return sendJson(res, 200, oktaGroup(g), oktaRateHeaders(rate));
+    [/^\/api\/v1\/users\/([^/]+)\/groups$/, {
+      GET: ['oktaUsers', (req, res, ctx, [id], rate) => {
+        const u = byOktaId.get(id);
+        if (!u) return userNotFound(res, id);
+        // Okta does not page a user's groups: one answer holds them all.
+        return sendJson(res, 200, u.groups.map(oktaGroup), oktaRateHeaders(rate));
+      }],
     }],
-    [/^\/api\/v1\/groups\/([^/]+)\/users$/, 'oktaGroups', (res, ctx, [id], rate) => {
-      const g = groupsById.get(id);
-      if (!g) return oktaError(res, 404, 'E0000007', `Not found: Resource not found: ${id} (UserGroup)`);
-      return oktaList(res, ctx, membersOf(g).map(oktaUser), (u) => u.id, OKTA_MAX_LIMIT.members, rate);
+    [/^\/api\/v1\/groups$/, {
+      GET: ['oktaGroups', (req, res, ctx, _, rate) => oktaList(res, ctx, groups.map(oktaGroup), (g) => g.id, OKTA_MAX_LIMIT.groups, rate)],
+    }],
+    [/^\/api\/v1\/groups\/([^/]+)$/, {
+      GET: ['oktaGroups', (req, res, ctx, [id], rate) => {
+        const g = groupsById.get(id);
+        return g ? sendJson(res, 200, oktaGroup(g), oktaRateHeaders(rate)) : groupNotFound(res, id);
+      }],
+    }],
+    [/^\/api\/v1\/groups\/([^/]+)\/users$/, {
+      GET: ['oktaGroups', (req, res, ctx, [id], rate) => {
+        const g = groupsById.get(id);
+        if (!g) return groupNotFound(res, id);
+        return oktaList(res, ctx, membersOf(g, active()).map(oktaUser), (u) => u.id, OKTA_MAX_LIMIT.members, rate);
+      }],
     }],
   ];
 
   async function handleOkta(req, res, ctx) {
     const route = match(oktaRoutes, ctx.pathname);
     if (!route || route === 'bad-path') return oktaError(res, 404, 'E0000008', 'The requested path was not found');
-    const [, family, handler, params] = route;
-    if (req.method !== 'GET') {
-      return oktaError(res, 405, 'E0000022', 'The endpoint does not support the provided HTTP method', { headers: { Allow: 'GET' } });
+    const [methods, params] = route;
+    if (!methods[req.method]) {
+      return oktaError(res, 405, 'E0000022', 'The endpoint does not support the provided HTTP method',
+        { headers: { Allow: Object.keys(methods).join(', ') } });
     }
+    const [family, handler] = methods[req.method];
     const scope = NEEDS[family][0];
     const who = await bearer(req);
     if (who.error) {
@@ -331,7 +438,7 @@ export function createDirectory({ config, users, provider, origin, log }) {
         },
       });
     }
-    return handler(res, ctx, params, rate);
+    return handler(req, res, ctx, params, rate);
   }
 
   // ================================================================ Microsoft Graph
@@ -355,7 +462,7 @@ export function createDirectory({ config, users, provider, origin, log }) {
       '@odata.type': '#microsoft.graph.user',
       id: u.graphId,
       businessPhones: [],
-      displayName: u.displayName,
+      displayName: displayName(u),
       givenName: u.firstName || null,
       jobTitle: null,
       mail: u.email || null,
@@ -364,7 +471,7 @@ export function createDirectory({ config, users, provider, origin, log }) {
       preferredLanguage: null,
       surname: u.lastName || null,
       userPrincipalName: u.login,
-      accountEnabled: true,
+      accountEnabled: u.status === 'ACTIVE',
     };
   }
 
@@ -482,31 +589,80 @@ export function createDirectory({ config, users, provider, origin, log }) {
     `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`);
   const memberOf = (u) => u.groups.map(graphGroup);
 
+  const GRAPH_WRITABLE = { mail: 'email', userPrincipalName: 'login', givenName: 'firstName', surname: 'lastName' };
+
+  // PATCH /users/{id}: mail, userPrincipalName, givenName, surname.
+  async function graphUpdateUser(req, res, u) {
+    const body = await readJsonBody(req);
+    if (body.error === 'too-large') return graphError(res, 413, 'Request_EntityTooLarge', 'The request body is too large.');
+    if (body.error) {
+      return graphError(res, 400, 'BadRequest',
+        'Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.');
+    }
+    const change = {};
+    for (const [k, v] of Object.entries(body.value)) {
+      if (!(k in GRAPH_WRITABLE)) return graphError(res, 400, 'Request_BadRequest', `Invalid property '${k}'.`);
+      if (typeof v !== 'string' || ((k === 'mail' || k === 'userPrincipalName') && !looksLikeEmail(v))) {
+        return graphError(res, 400, 'Request_BadRequest', `Invalid value specified for property '${k}' of resource 'User'.`);
+      }
+      change[GRAPH_WRITABLE[k]] = v;
+    }
+    if (change.login && change.login.toLowerCase() !== u.login.toLowerCase() && byLogin(change.login)) {
+      return graphError(res, 400, 'Request_BadRequest',
+        'Another object with the same value for property userPrincipalName already exists.');
+    }
+    setProfile(u, change);
+    res.writeHead(204, graphHeaders());
+    return res.end();
+  }
+
+  const graphUserById = (id) => byGraphId.get(id) ?? byLogin(id);
   const graphRoutes = [
-    // [pattern, scope family (null: any valid token), handler(res, ctx, params, who)]
-    [/^\/graph\/v1\.0\/users$/, 'graphUsers', (res, ctx) => graphList(res, ctx, dirUsers.map(graphUser), USERS)],
-    [/^\/graph\/v1\.0\/users\/([^/]+)$/, 'graphUsers', (res, ctx, [id]) => {
-      const u = byGraphId.get(id) ?? dirUsers.find((x) => x.login.toLowerCase() === id.toLowerCase());
-      return u ? graphEntity(res, ctx, graphUser(u), USERS) : notFound(res, id);
+    // [pattern, { METHOD: [scope family (null: any valid token), handler(req, res, ctx, params, who)] }]
+    [/^\/graph\/v1\.0\/users$/, { GET: ['graphUsers', (req, res, ctx) => graphList(res, ctx, dirUsers.map(graphUser), USERS)] }],
+    [/^\/graph\/v1\.0\/users\/([^/]+)$/, {
+      GET: ['graphUsers', (req, res, ctx, [id]) => {
+        const u = graphUserById(id);
+        return u ? graphEntity(res, ctx, graphUser(u), USERS) : notFound(res, id);
+      }],
+      PATCH: ['graphUsersWrite', (req, res, ctx, [id]) => {
+        const u = graphUserById(id);
+        return u ? graphUpdateUser(req, res, u) : notFound(res, id);
+      }],
+      DELETE: ['graphUsersWrite', (req, res, ctx, [id]) => {
+        const u = graphUserById(id);
+        if (!u) return notFound(res, id);
+        removeUser(u);
+        res.writeHead(204, graphHeaders());
+        return res.end();
+      }],
     }],
-    [/^\/graph\/v1\.0\/users\/([^/]+)\/(?:transitiveMemberOf|memberOf)$/, 'graphGroups', (res, ctx, [id]) => {
-      const u = byGraphId.get(id);
-      return u ? graphList(res, ctx, memberOf(u), OBJECTS) : notFound(res, id);
+    [/^\/graph\/v1\.0\/users\/([^/]+)\/(?:transitiveMemberOf|memberOf)$/, {
+      GET: ['graphGroups', (req, res, ctx, [id]) => {
+        const u = graphUserById(id);
+        return u ? graphList(res, ctx, memberOf(u), OBJECTS) : notFound(res, id);
+      }],
     }],
-    [/^\/graph\/v1\.0\/groups$/, 'graphGroups', (res, ctx) => graphList(res, ctx, groups.map(graphGroup), GROUPS)],
-    [/^\/graph\/v1\.0\/groups\/([^/]+)$/, 'graphGroups', (res, ctx, [id]) => {
-      const g = groupsById.get(id);
-      return g ? graphEntity(res, ctx, graphGroup(g), GROUPS) : notFound(res, id);
+    [/^\/graph\/v1\.0\/groups$/, { GET: ['graphGroups', (req, res, ctx) => graphList(res, ctx, groups.map(graphGroup), GROUPS)] }],
+    [/^\/graph\/v1\.0\/groups\/([^/]+)$/, {
+      GET: ['graphGroups', (req, res, ctx, [id]) => {
+        const g = groupsById.get(id);
+        return g ? graphEntity(res, ctx, graphGroup(g), GROUPS) : notFound(res, id);
+      }],
     }],
-    [/^\/graph\/v1\.0\/groups\/([^/]+)\/(?:transitiveMembers|members)$/, 'graphGroups', (res, ctx, [id]) => {
-      const g = groupsById.get(id);
-      return g ? graphList(res, ctx, membersOf(g).map(graphUser), OBJECTS) : notFound(res, id);
+    [/^\/graph\/v1\.0\/groups\/([^/]+)\/(?:transitiveMembers|members)$/, {
+      GET: ['graphGroups', (req, res, ctx, [id]) => {
+        const g = groupsById.get(id);
+        return g ? graphList(res, ctx, membersOf(g).map(graphUser), OBJECTS) : notFound(res, id);
+      }],
     }],
-    [/^\/graph\/v1\.0\/me$/, null, (res, ctx, _, who) => graphEntity(res, ctx, graphUser(who.user), USERS)],
-    [/^\/graph\/v1\.0\/me\/(?:transitiveMemberOf|memberOf)$/, null,
-      (res, ctx, _, who) => graphList(res, ctx, memberOf(who.user), OBJECTS)],
-    [/^\/graph\/v1\.0\/me\/(?:transitiveMemberOf|memberOf)\/microsoft\.graph\.group$/, null,
-      (res, ctx, _, who) => graphList(res, ctx, memberOf(who.user), GROUPS)],
+    [/^\/graph\/v1\.0\/me$/, { GET: [null, (req, res, ctx, _, who) => graphEntity(res, ctx, graphUser(who.user), USERS)] }],
+    [/^\/graph\/v1\.0\/me\/(?:transitiveMemberOf|memberOf)$/, {
+      GET: [null, (req, res, ctx, _, who) => graphList(res, ctx, memberOf(who.user), OBJECTS)],
+    }],
+    [/^\/graph\/v1\.0\/me\/(?:transitiveMemberOf|memberOf)\/microsoft\.graph\.group$/, {
+      GET: [null, (req, res, ctx, _, who) => graphList(res, ctx, memberOf(who.user), GROUPS)],
+    }],
   ];
 
   async function handleGraph(req, res, ctx) {
@@ -515,10 +671,12 @@ export function createDirectory({ config, users, provider, origin, log }) {
       const segment = ctx.pathname.split('/').filter(Boolean).slice(2).join('/') || ctx.pathname;
       return graphError(res, 400, 'BadRequest', `Resource not found for the segment '${segment}'.`);
     }
-    const [, family, handler, params] = route;
-    if (req.method !== 'GET') {
-      return graphError(res, 405, 'Request_BadRequest', 'Specified HTTP method is not allowed for the request target.', { Allow: 'GET' });
+    const [methods, params] = route;
+    if (!methods[req.method]) {
+      return graphError(res, 405, 'Request_BadRequest', 'Specified HTTP method is not allowed for the request target.',
+        { Allow: Object.keys(methods).join(', ') });
     }
+    const [family, handler] = methods[req.method];
     const who = await bearer(req);
     if (who.error) {
       return graphError(res, 401, 'InvalidAuthenticationToken',
@@ -531,7 +689,7 @@ export function createDirectory({ config, users, provider, origin, log }) {
     if (family && !hasScope(who.scopes, family, true)) {
       return graphError(res, 403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.');
     }
-    return handler(res, ctx, params, who);
+    return handler(req, res, ctx, params, who);
   }
 
   // ================================================================ shared
@@ -546,11 +704,11 @@ export function createDirectory({ config, users, provider, origin, log }) {
   }
 
   function match(routes, pathname) {
-    for (const [re, family, handler] of routes) {
+    for (const [re, methods] of routes) {
       const m = re.exec(pathname);
       if (m) {
         try {
-          return [re, family, handler, m.slice(1).map(decodeURIComponent)];
+          return [methods, m.slice(1).map(decodeURIComponent)];
         } catch {
           return 'bad-path';
         }
@@ -593,6 +751,7 @@ export function createDirectory({ config, users, provider, origin, log }) {
 
   return {
     handle,
+    isBlocked: (accountId) => removed.has(accountId) || byAccount.get(accountId)?.status === 'DEPROVISIONED',
     summary: `${dirUsers.length} users, ${groups.length} groups${pageSize ? `, pages of ${pageSize}` : ''}`
       + `${throttleAt ? `, 429 at request ${throttleAt}` : ''}`,
   };

@@ -708,11 +708,74 @@ async function scenarioDirectoryThrottle() {
   }
 }
 
+async function scenarioDirectoryWrites() {
+  const config = directoryConfig();
+  config.extraScopes = ['okta.users.read', 'okta.users.manage', 'https://graph.microsoft.com/User.ReadWrite.All'];
+  const srv = await startServer(config);
+  try {
+    const o = srv.origin;
+    const discovery = JSON.parse((await request(null, `${o}/.well-known/openid-configuration`)).text);
+    const [alice, bob, carol] = config.users;
+    const tok = await directoryToken(srv, discovery, config, alice, `openid email ${config.extraScopes.join(' ')}`);
+    const send = (method, url, body, { token = tok.access_token, type = 'application/json' } = {}) => fetch(url, {
+      method, headers: { authorization: `Bearer ${token}`, 'content-type': type }, body, signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
+    }).then(async (r) => ({ status: r.status, text: await r.text() }));
+
+    const up = await send('POST', `${o}/api/v1/users/${alice.accountId}`, JSON.stringify({ profile: { email: 'alice.new@example.com' } }));
+    check('writes: Okta POST /api/v1/users/{id} updates the profile', up.status === 200
+      && JSON.parse(up.text).profile.email === 'alice.new@example.com', up.text);
+    const f = await directoryToken(srv, discovery, config, { ...alice, email: 'alice.new@example.com' }, 'openid email');
+    const claims = f?.id_token ? decodeJwt(f.id_token).payload : {};
+    check('writes: the changed email is the one the OP signs in with and puts in the ID token', claims.email === 'alice.new@example.com',
+      JSON.stringify(claims));
+    const bad = await send('POST', `${o}/api/v1/users/${alice.accountId}`, '{"profile": ');
+    const unknown = await send('POST', `${o}/api/v1/users/${alice.accountId}`, JSON.stringify({ profile: { shoeSize: '9' } }));
+    check('writes: a malformed body is 400 E0000003, an unknown profile property 400 E0000001',
+      bad.status === 400 && JSON.parse(bad.text).errorCode === 'E0000003'
+      && unknown.status === 400 && JSON.parse(unknown.text).errorCode === 'E0000001', `${bad.text} ${unknown.text}`);
+    const big = await send('POST', `${o}/api/v1/users/${alice.accountId}`, JSON.stringify({ profile: { firstName: 'x'.repeat(70000) } }));
+    check('writes: bodies are bounded (413)', big.status === 413, big.text);
+
+    const del1 = await send('DELETE', `${o}/api/v1/users/${bob.accountId}`);
+    const got = await api(`${o}/api/v1/users/${bob.accountId}`, tok.access_token);
+    const list = await allPages(`${o}/api/v1/users`, tok.access_token, true);
+    check('writes: the first Okta DELETE deactivates (DEPROVISIONED, no longer listed)',
+      del1.status === 204 && got.json?.status === 'DEPROVISIONED' && !list.items.some((u) => u.id === bob.accountId),
+      `${del1.status} ${got.text}`);
+    const jar = new CookieJar();
+    const start = await request(jar, authorizeUrl(discovery, {
+      client_id: config.clients[0].client_id, response_type: 'code', scope: 'openid', redirect_uri: 'amove://sso/callback', state: 's',
+    }));
+    const form = await request(jar, start.location, { method: 'POST', form: { login: bob.email, password: bob.password } });
+    check('writes: a deactivated user cannot sign in', form.status === 200 && /id="error"/.test(form.text), `${form.status}`);
+    const del2 = await send('DELETE', `${o}/api/v1/users/${bob.accountId}`);
+    const gone = await api(`${o}/api/v1/users/${bob.accountId}`, tok.access_token);
+    check('writes: the second DELETE deletes (404 E0000007)', del2.status === 204 && gone.status === 404
+      && gone.json?.errorCode === 'E0000007', gone.text);
+
+    const patch = await send('PATCH', `${o}/graph/v1.0/users/${carol.oid}`, JSON.stringify({ surname: 'Renamed' }));
+    const g = await api(`${o}/graph/v1.0/users/${carol.oid}?$select=id,surname`, tok.access_token);
+    check('writes: Graph PATCH /users/{id} (204) changes the user', patch.status === 204 && g.json?.surname === 'Renamed', g.text);
+    const gdel = await send('DELETE', `${o}/graph/v1.0/users/${carol.oid}`);
+    const g404 = await api(`${o}/graph/v1.0/users/${carol.oid}`, tok.access_token);
+    check('writes: Graph DELETE /users/{id} (204), then 404 Request_ResourceNotFound', gdel.status === 204 && g404.status === 404
+      && g404.json?.error?.code === 'Request_ResourceNotFound', g404.text);
+    const readOnly = await directoryToken(srv, discovery, config, { ...alice, email: 'alice.new@example.com' }, 'openid okta.users.read');
+    const ro = await send('DELETE', `${o}/api/v1/users/${alice.accountId}`, undefined, { token: readOnly.access_token });
+    check('writes: changes need okta.users.manage (403 E0000006)', ro.status === 403 && JSON.parse(ro.text).errorCode === 'E0000006', ro.text);
+    await srv.stop();
+  } catch (err) {
+    check('writes scenario ran without exceptions', false, `${err.stack}\n${srv.stderr()}`);
+    await srv.stop();
+  }
+}
+
 await scenarioRoot();
 await scenarioTenant();
 await scenarioSlash();
 await scenarioDirectory();
 await scenarioDirectoryThrottle();
+await scenarioDirectoryWrites();
 
 console.log(failed === 0 ? 'PASS' : 'FAIL');
 console.log(`${passed} passed, ${failed} failed`);

@@ -309,7 +309,7 @@ async function grantAll(provider, details, accountId) {
   return grant.save();
 }
 
-function interactionHandler(provider) {
+function interactionHandler(provider, directory) {
   return async function handleInteraction(req, res, uid, action) {
     let details;
     try {
@@ -356,7 +356,8 @@ function interactionHandler(provider) {
     const login = form.get('login') ?? '';
     const password = form.get('password') ?? '';
     const user = findUserByLogin(login);
-    if (!user || user.password !== password) {
+    // A user deactivated or deleted through the directory APIs cannot sign in any more.
+    if (!user || user.password !== password || directory?.isBlocked(user.accountId)) {
       send(res, 200, loginPage({
         action: formAction, login, error: 'Invalid email or password.', clientId: params.client_id,
       }));
@@ -389,7 +390,7 @@ server.keepAliveTimeout = 5000;
 
 function makeDispatch(provider, directory) {
   const providerCallback = provider.callback();
-  const interaction = interactionHandler(provider);
+  const interaction = interactionHandler(provider, directory);
   const interactionRe = /^\/interaction\/([A-Za-z0-9_-]+)(?:\/(login|abort))?\/?$/;
 
   return async function dispatchRequest(req, res) {
