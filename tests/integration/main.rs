@@ -6,10 +6,9 @@
 
 mod common;
 mod config_api;
-mod directory;
 mod fake_oidc;
 mod hardening;
-mod import;
+mod import_e2e;
 mod oidc;
 mod saml;
 mod storage;
