@@ -154,7 +154,8 @@ pub fn persist(
             Some(x) => {
                 conn.prepare_cached("UPDATE users SET first_name = ?2, last_name = ?3, updated_at = ?4 WHERE id = ?1")?
                     .execute(params![x.id, u.first_name, u.last_name, now])?;
-                out.updated.push(email.clone());
+                // The user's name here: found through its link, it may differ from the IdP's.
+                out.updated.push(x.email.clone());
                 x.id
             }
             None if linked.is_some() => {

@@ -10,7 +10,7 @@ mod directory;
 mod fake_oidc;
 mod groups;
 mod hardening;
-mod import;
+mod import_e2e;
 mod oidc;
 mod saml;
 mod storage;

@@ -491,9 +491,291 @@ async function scenarioSlash() {
   }
 }
 
+// ------------------------------------------------------------ directory APIs
+const GRAPH_SCOPES = 'https://graph.microsoft.com/User.Read.All https://graph.microsoft.com/GroupMember.Read.All';
+const DIRECTORY_SCOPE = `openid email profile okta.users.read okta.groups.read ${GRAPH_SCOPES}`;
+
+function directoryConfig(extra = {}) {
+  const config = structuredClone(SAMPLE);
+  delete config.extraScopes; // with `directory`, its scopes are offered by default
+  config.users.push({
+    accountId: '00ucarol', email: 'carol@example.com', email_verified: true, given_name: 'Carol', family_name: 'Many',
+    password: 'carol-password', oid: 'c0000000-0000-0000-0000-0000000000c3', groups: ['engineering', 'sales', 'ops', 'admins'],
+  });
+  config.directory = {
+    pageSize: 2,
+    groups: [{ id: '00gempty', name: 'empty-group', description: 'nobody' }, { name: 'engineering', description: 'Engineers' }],
+    extraUsers: { count: 3, groups: ['sso-users'] },
+    ...extra,
+  };
+  return config;
+}
+
+async function api(url, token, headers = {}) {
+  const res = await request(null, url, { headers: token ? { authorization: `Bearer ${token}`, ...headers } : headers });
+  let json = null;
+  try { json = JSON.parse(res.text); } catch { /* keep null */ }
+  return { ...res, json };
+}
+
+function linkRel(headers, rel) {
+  const all = headers.get('link') ?? '';
+  const m = all.split(/,(?=\s*<)/).map((p) => /<([^>]+)>\s*;\s*rel="([^"]+)"/.exec(p)).find((x) => x && x[2] === rel);
+  return m ? m[1] : null;
+}
+
+// Every page of an Okta list (Link rel="next") or a Graph list (@odata.nextLink).
+async function allPages(url, token, okta) {
+  const items = [];
+  const pages = [];
+  let next = url;
+  while (next && pages.length < 50) {
+    const r = await api(next, token);
+    pages.push(r);
+    if (r.status !== 200) break;
+    items.push(...(okta ? r.json : r.json.value));
+    next = okta ? linkRel(r.headers, 'next') : r.json['@odata.nextLink'];
+  }
+  return { items, pages };
+}
+
+async function directoryToken(srv, discovery, config, user, scope) {
+  const client = config.clients[0];
+  const redirectUri = 'http://127.0.0.1:54321/sso/callback';
+  const f = await loginFlow({ label: `directory login (${scope.split(' ').length} scopes)`, discovery, client, redirectUri, user, scope });
+  if (!f) return null;
+  const tr = await tokenRequest(discovery, client, {
+    grant_type: 'authorization_code', code: f.code, redirect_uri: redirectUri, code_verifier: f.verifier,
+  }, 'client_secret_basic');
+  return tr.json;
+}
+
+async function scenarioDirectory() {
+  const config = directoryConfig();
+  const srv = await startServer(config);
+  try {
+    const o = srv.origin;
+    const discovery = JSON.parse((await request(null, `${o}/.well-known/openid-configuration`)).text);
+    const [alice, bob] = config.users;
+    const full = await directoryToken(srv, discovery, config, alice, DIRECTORY_SCOPE);
+    const granted = new Set(full?.scope?.split(' '));
+    check('directory: the token grants the Okta and Graph directory scopes (offered by default)',
+      DIRECTORY_SCOPE.split(' ').every((s) => granted.has(s)), full?.scope);
+    const plain = await directoryToken(srv, discovery, config, bob, 'openid email profile');
+    const at = full.access_token;
+    const nUsers = config.users.length + 3;
+
+    // ---- Okta
+    const users = await allPages(`${o}/api/v1/users?limit=200`, at, true);
+    check('okta: /api/v1/users pages (pageSize 2) cover every user once',
+      users.items.length === nUsers && new Set(users.items.map((u) => u.id)).size === nUsers
+      && users.pages.length === Math.ceil(nUsers / 2), `${users.items.length} items, ${users.pages.length} pages`);
+    const p1 = users.pages[0];
+    check('okta: Link rel="self" and rel="next" are absolute, next carries after= and limit=',
+      linkRel(p1.headers, 'self') === `${o}/api/v1/users?limit=200`
+      && /^http:\/\/127\.0\.0\.1:\d+\/api\/v1\/users\?after=[^&]+&limit=200$/.test(linkRel(p1.headers, 'next') ?? ''),
+      p1.headers.get('link'));
+    check('okta: the last page has no next link', linkRel(users.pages.at(-1).headers, 'next') === null);
+    check('okta: X-Rate-Limit-* headers on every answer',
+      ['x-rate-limit-limit', 'x-rate-limit-remaining', 'x-rate-limit-reset'].every((h) => /^\d+$/.test(p1.headers.get(h) ?? '')));
+    const carol = users.items.find((u) => u.id === '00ucarol');
+    check('okta: user objects are {id, status, profile: {login, email, firstName, lastName}}',
+      carol?.status === 'ACTIVE' && carol.profile.login === 'carol@example.com' && carol.profile.email === 'carol@example.com'
+      && carol.profile.firstName === 'Carol' && carol.profile.lastName === 'Many', JSON.stringify(carol));
+    const groups = await allPages(`${o}/api/v1/groups`, at, true);
+    const byName = new Map(groups.items.map((g) => [g.profile.name, g]));
+    check('okta: /api/v1/groups lists declared groups (ids, descriptions, empty ones) and every named group',
+      byName.get('empty-group')?.id === '00gempty' && byName.get('empty-group').type === 'OKTA_GROUP'
+      && byName.get('engineering')?.profile.description === 'Engineers'
+      && ['sso-users', 'sales', 'ops', 'admins'].every((n) => byName.has(n)) && groups.items.length === 6,
+      JSON.stringify(groups.items.map((g) => g.profile.name)));
+    const eng = await allPages(`${o}/api/v1/groups/${byName.get('engineering').id}/users`, at, true);
+    check('okta: /api/v1/groups/{id}/users lists the members', JSON.stringify(eng.items.map((u) => u.id).sort())
+      === JSON.stringify([alice.accountId, '00ucarol'].sort()), JSON.stringify(eng.items.map((u) => u.id)));
+    const ug = await api(`${o}/api/v1/users/00ucarol/groups`, at);
+    check('okta: /api/v1/users/{id}/groups', ug.status === 200 && ug.json.length === 4, ug.text);
+    const badLimit = await api(`${o}/api/v1/users?limit=abc`, at);
+    check('okta: a bad limit is 400 E0000001', badLimit.status === 400 && badLimit.json?.errorCode === 'E0000001'
+      && Array.isArray(badLimit.json.errorCauses), badLimit.text);
+    const none = await api(`${o}/api/v1/users`, null);
+    const bogus = await api(`${o}/api/v1/users`, 'not-a-token-of-this-provider');
+    check('okta: no or unknown token is 401 E0000011 with WWW-Authenticate error="invalid_token"',
+      [none, bogus].every((r) => r.status === 401 && r.json?.errorCode === 'E0000011' && r.json.errorSummary === 'Invalid token provided'
+        && /^Bearer .*error="invalid_token"/.test(r.headers.get('www-authenticate') ?? '')), `${none.text} ${bogus.text}`);
+    const noScope = await api(`${o}/api/v1/users`, plain.access_token);
+    check('okta: a token without okta.users.read is 403 E0000006 with error="insufficient_scope"',
+      noScope.status === 403 && noScope.json?.errorCode === 'E0000006'
+      && /error="insufficient_scope"/.test(noScope.headers.get('www-authenticate') ?? ''), noScope.text);
+
+    // ---- Graph
+    const gUsers = await allPages(`${o}/graph/v1.0/users?$select=id,userPrincipalName,mail,givenName,surname&$top=999`, at, false);
+    const gCarol = gUsers.items.find((u) => u.mail === 'carol@example.com');
+    check('graph: /users pages via absolute @odata.nextLink with $skiptoken, honouring $select',
+      gUsers.items.length === nUsers && gUsers.pages.length === Math.ceil(nUsers / 2)
+      && /^http:\/\/127\.0\.0\.1:\d+\/graph\/v1\.0\/users\?.*\$skiptoken=/.test(gUsers.pages[0].json['@odata.nextLink'])
+      && gUsers.pages[0].json['@odata.context'] === `${o}/graph/v1.0/$metadata#users(id,userPrincipalName,mail,givenName,surname)`
+      && gCarol?.id === 'c0000000-0000-0000-0000-0000000000c3' && gCarol.givenName === 'Carol' && !('displayName' in gCarol),
+      JSON.stringify(gUsers.pages[0].json));
+    const gGroups = await allPages(`${o}/graph/v1.0/groups?$select=id,displayName,description&$top=999`, at, false);
+    check('graph: /groups', gGroups.items.length === 6 && gGroups.items.some((g) => g.id === '00gempty' && g.description === 'nobody'),
+      JSON.stringify(gGroups.items));
+    const gEng = await allPages(`${o}/graph/v1.0/groups/${byName.get('engineering').id}/transitiveMembers?$select=id&$top=999`, at, false);
+    check('graph: /groups/{id}/transitiveMembers lists members by object id with @odata.type',
+      gEng.items.length === 2 && gEng.items.every((m) => m['@odata.type'] === '#microsoft.graph.user')
+      && gEng.items.some((m) => m.id === 'c0000000-0000-0000-0000-0000000000c3'), JSON.stringify(gEng.items));
+    const top = await api(`${o}/graph/v1.0/users?$top=1000`, at);
+    const sel = await api(`${o}/graph/v1.0/users?$select=nope`, at);
+    check('graph: $top out of range and unknown $select properties are 400s in Graph format',
+      top.status === 400 && top.json?.error?.code === 'Request_UnsupportedQuery' && sel.status === 400 && !!sel.json?.error?.innerError,
+      `${top.text} ${sel.text}`);
+    const g401 = await api(`${o}/graph/v1.0/users`, 'nope');
+    check('graph: an unknown token is 401 InvalidAuthenticationToken',
+      g401.status === 401 && g401.json?.error?.code === 'InvalidAuthenticationToken' && !!g401.headers.get('www-authenticate'), g401.text);
+    const g403 = await api(`${o}/graph/v1.0/groups`, plain.access_token);
+    check('graph: a token without GroupMember.Read.All is 403 Authorization_RequestDenied',
+      g403.status === 403 && g403.json?.error?.code === 'Authorization_RequestDenied'
+      && g403.json.error.message === 'Insufficient privileges to complete the operation.', g403.text);
+    const meCarolToken = await directoryToken(srv, discovery, config, config.users[2], 'openid email profile');
+    const mine = await allPages(`${o}/graph/v1.0/me/transitiveMemberOf/microsoft.graph.group?$select=id,displayName&$top=1`, meCarolToken.access_token, false);
+    check('graph: me/transitiveMemberOf/microsoft.graph.group works with a plain sign-in token, $top/$select honoured',
+      mine.pages.length === 4 && mine.items.map((g) => g.displayName).sort().join() === 'admins,engineering,ops,sales'
+      && mine.items.every((g) => Object.keys(g).join() === 'id,displayName')
+      && mine.pages[0].json['@odata.context'] === `${o}/graph/v1.0/$metadata#groups(id,displayName)`, JSON.stringify(mine.items));
+    const mineAll = await api(`${o}/graph/v1.0/me/transitiveMemberOf`, meCarolToken.access_token);
+    check('graph: me/transitiveMemberOf lists directoryObjects with @odata.type',
+      mineAll.status === 200 && mineAll.json.value.every((g) => g['@odata.type'] === '#microsoft.graph.group'), mineAll.text);
+
+    // ---- revocation: the provider's own revocation endpoint kills the token for the APIs too
+    const rv = await request(null, discovery.revocation_endpoint, {
+      method: 'POST',
+      form: { token: at, client_id: config.clients[0].client_id, client_secret: config.clients[0].client_secret },
+    });
+    const after = await api(`${o}/api/v1/users`, at);
+    check('directory: a revoked access token is refused (401)', rv.status === 200 && after.status === 401, `${rv.status} ${after.status}`);
+    await srv.stop();
+  } catch (err) {
+    check('directory scenario ran without exceptions', false, `${err.stack}\n${srv.stderr()}`);
+    await srv.stop();
+  }
+}
+
+async function scenarioDirectoryThrottle() {
+  const config = directoryConfig({ throttleAt: 2, retryAfter: 2 });
+  config.issuerPath = '/11111111-1111-1111-1111-111111111111/v2.0';
+  config.extraScopes = ['okta.users.read']; // withholds the others
+  const srv = await startServer(config);
+  try {
+    const o = srv.origin;
+    const discovery = JSON.parse((await request(null, `${o}${config.issuerPath}/.well-known/openid-configuration`)).text);
+    const tok = await directoryToken(srv, discovery, config, config.users[0], DIRECTORY_SCOPE);
+    check('throttle: an explicit extraScopes withholds the other directory scopes',
+      tok?.scope === 'openid email profile okta.users.read', tok?.scope);
+    const first = await api(`${o}/api/v1/users`, tok.access_token);
+    const second = await api(`${o}/api/v1/users`, tok.access_token);
+    const reset = Number(second.headers.get('x-rate-limit-reset'));
+    const now = Math.floor(Date.now() / 1000);
+    check('throttle: directory APIs live at the origin under a tenant issuer path', first.status === 200, first.text);
+    check('throttle: the 2nd request is 429 E0000047 with X-Rate-Limit-Remaining 0 and a Reset in the future',
+      second.status === 429 && second.json?.errorCode === 'E0000047' && second.headers.get('x-rate-limit-remaining') === '0'
+      && reset >= now + 1 && reset <= now + 3 && Array.isArray(second.json.errorCauses) && !!second.json.errorId,
+      `${second.status} ${second.text} reset=${reset} now=${now}`);
+    const third = await api(`${o}/api/v1/users`, tok.access_token);
+    check('throttle: only once', third.status === 200, third.text);
+    const g = await api(`${o}/graph/v1.0/groups`, tok.access_token);
+    check('throttle: Graph refuses a token whose Graph scopes were withheld', g.status === 403, g.text);
+    const log = await api(`${o}/_idp/directory-log`);
+    check('throttle: /_idp/directory-log records each directory request with its status',
+      JSON.stringify(log.json?.map((e) => e.status)) === '[200,429,200,403]', log.text);
+    await srv.stop();
+  } catch (err) {
+    check('throttle scenario ran without exceptions', false, `${err.stack}\n${srv.stderr()}`);
+    await srv.stop();
+  }
+
+  const graphCfg = directoryConfig({ throttleAt: 1 });
+  const srv2 = await startServer(graphCfg);
+  try {
+    const discovery = JSON.parse((await request(null, `${srv2.origin}/.well-known/openid-configuration`)).text);
+    const tok = await directoryToken(srv2, discovery, graphCfg, graphCfg.users[0], DIRECTORY_SCOPE);
+    const r = await api(`${srv2.origin}/graph/v1.0/users`, tok.access_token);
+    check('throttle: Graph 429 has Retry-After and {error: {code: TooManyRequests, message, innerError: {date, request-id}}}',
+      r.status === 429 && r.headers.get('retry-after') === '1' && r.json?.error?.code === 'TooManyRequests'
+      && !!r.json.error.innerError?.date && !!r.json.error.innerError['request-id'], r.text);
+    await srv2.stop();
+  } catch (err) {
+    check('graph throttle scenario ran without exceptions', false, `${err.stack}\n${srv2.stderr()}`);
+    await srv2.stop();
+  }
+}
+
+async function scenarioDirectoryWrites() {
+  const config = directoryConfig();
+  config.extraScopes = ['okta.users.read', 'okta.users.manage', 'https://graph.microsoft.com/User.ReadWrite.All'];
+  const srv = await startServer(config);
+  try {
+    const o = srv.origin;
+    const discovery = JSON.parse((await request(null, `${o}/.well-known/openid-configuration`)).text);
+    const [alice, bob, carol] = config.users;
+    const tok = await directoryToken(srv, discovery, config, alice, `openid email ${config.extraScopes.join(' ')}`);
+    const send = (method, url, body, { token = tok.access_token, type = 'application/json' } = {}) => fetch(url, {
+      method, headers: { authorization: `Bearer ${token}`, 'content-type': type }, body, signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
+    }).then(async (r) => ({ status: r.status, text: await r.text() }));
+
+    const up = await send('POST', `${o}/api/v1/users/${alice.accountId}`, JSON.stringify({ profile: { email: 'alice.new@example.com' } }));
+    check('writes: Okta POST /api/v1/users/{id} updates the profile', up.status === 200
+      && JSON.parse(up.text).profile.email === 'alice.new@example.com', up.text);
+    const f = await directoryToken(srv, discovery, config, { ...alice, email: 'alice.new@example.com' }, 'openid email');
+    const claims = f?.id_token ? decodeJwt(f.id_token).payload : {};
+    check('writes: the changed email is the one the OP signs in with and puts in the ID token', claims.email === 'alice.new@example.com',
+      JSON.stringify(claims));
+    const bad = await send('POST', `${o}/api/v1/users/${alice.accountId}`, '{"profile": ');
+    const unknown = await send('POST', `${o}/api/v1/users/${alice.accountId}`, JSON.stringify({ profile: { shoeSize: '9' } }));
+    check('writes: a malformed body is 400 E0000003, an unknown profile property 400 E0000001',
+      bad.status === 400 && JSON.parse(bad.text).errorCode === 'E0000003'
+      && unknown.status === 400 && JSON.parse(unknown.text).errorCode === 'E0000001', `${bad.text} ${unknown.text}`);
+    const big = await send('POST', `${o}/api/v1/users/${alice.accountId}`, JSON.stringify({ profile: { firstName: 'x'.repeat(70000) } }));
+    check('writes: bodies are bounded (413)', big.status === 413, big.text);
+
+    const del1 = await send('DELETE', `${o}/api/v1/users/${bob.accountId}`);
+    const got = await api(`${o}/api/v1/users/${bob.accountId}`, tok.access_token);
+    const list = await allPages(`${o}/api/v1/users`, tok.access_token, true);
+    check('writes: the first Okta DELETE deactivates (DEPROVISIONED, no longer listed)',
+      del1.status === 204 && got.json?.status === 'DEPROVISIONED' && !list.items.some((u) => u.id === bob.accountId),
+      `${del1.status} ${got.text}`);
+    const jar = new CookieJar();
+    const start = await request(jar, authorizeUrl(discovery, {
+      client_id: config.clients[0].client_id, response_type: 'code', scope: 'openid', redirect_uri: 'amove://sso/callback', state: 's',
+    }));
+    const form = await request(jar, start.location, { method: 'POST', form: { login: bob.email, password: bob.password } });
+    check('writes: a deactivated user cannot sign in', form.status === 200 && /id="error"/.test(form.text), `${form.status}`);
+    const del2 = await send('DELETE', `${o}/api/v1/users/${bob.accountId}`);
+    const gone = await api(`${o}/api/v1/users/${bob.accountId}`, tok.access_token);
+    check('writes: the second DELETE deletes (404 E0000007)', del2.status === 204 && gone.status === 404
+      && gone.json?.errorCode === 'E0000007', gone.text);
+
+    const patch = await send('PATCH', `${o}/graph/v1.0/users/${carol.oid}`, JSON.stringify({ surname: 'Renamed' }));
+    const g = await api(`${o}/graph/v1.0/users/${carol.oid}?$select=id,surname`, tok.access_token);
+    check('writes: Graph PATCH /users/{id} (204) changes the user', patch.status === 204 && g.json?.surname === 'Renamed', g.text);
+    const gdel = await send('DELETE', `${o}/graph/v1.0/users/${carol.oid}`);
+    const g404 = await api(`${o}/graph/v1.0/users/${carol.oid}`, tok.access_token);
+    check('writes: Graph DELETE /users/{id} (204), then 404 Request_ResourceNotFound', gdel.status === 204 && g404.status === 404
+      && g404.json?.error?.code === 'Request_ResourceNotFound', g404.text);
+    const readOnly = await directoryToken(srv, discovery, config, { ...alice, email: 'alice.new@example.com' }, 'openid okta.users.read');
+    const ro = await send('DELETE', `${o}/api/v1/users/${alice.accountId}`, undefined, { token: readOnly.access_token });
+    check('writes: changes need okta.users.manage (403 E0000006)', ro.status === 403 && JSON.parse(ro.text).errorCode === 'E0000006', ro.text);
+    await srv.stop();
+  } catch (err) {
+    check('writes scenario ran without exceptions', false, `${err.stack}\n${srv.stderr()}`);
+    await srv.stop();
+  }
+}
+
 await scenarioRoot();
 await scenarioTenant();
 await scenarioSlash();
+await scenarioDirectory();
+await scenarioDirectoryThrottle();
+await scenarioDirectoryWrites();
 
 console.log(failed === 0 ? 'PASS' : 'FAIL');
 console.log(`${passed} passed, ${failed} failed`);

@@ -22,6 +22,8 @@ import { parseArgs } from 'node:util';
 
 import Provider from 'oidc-provider';
 
+import { ConfigError, DIRECTORY_SCOPES, createDirectory } from './directory.mjs';
+
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const HOST = '127.0.0.1';
 const MAX_BODY = 64 * 1024;
@@ -126,7 +128,11 @@ const claimsConfig = {
   profile: STANDARD_CLAIMS.profile,
   ...(config.claims ?? {}),
 };
-const extraScopes = Array.isArray(config.extraScopes) ? config.extraScopes : [];
+// With a `directory` section and no explicit `extraScopes`, the directory APIs' scopes are
+// offered (and so granted); an explicit list wins, so a config can withhold them.
+const extraScopes = Array.isArray(config.extraScopes)
+  ? config.extraScopes
+  : (config.directory ? DIRECTORY_SCOPES : []);
 
 function signingJwk() {
   if (config.signingKey) {
@@ -303,7 +309,7 @@ async function grantAll(provider, details, accountId) {
   return grant.save();
 }
 
-function interactionHandler(provider) {
+function interactionHandler(provider, directory) {
   return async function handleInteraction(req, res, uid, action) {
     let details;
     try {
@@ -350,7 +356,8 @@ function interactionHandler(provider) {
     const login = form.get('login') ?? '';
     const password = form.get('password') ?? '';
     const user = findUserByLogin(login);
-    if (!user || user.password !== password) {
+    // A user deactivated or deleted through the directory APIs cannot sign in any more.
+    if (!user || user.password !== password || directory?.isBlocked(user.accountId)) {
       send(res, 200, loginPage({
         action: formAction, login, error: 'Invalid email or password.', clientId: params.client_id,
       }));
@@ -381,12 +388,14 @@ const server = http.createServer((req, res) => {
 });
 server.keepAliveTimeout = 5000;
 
-function makeDispatch(provider) {
+function makeDispatch(provider, directory) {
   const providerCallback = provider.callback();
-  const interaction = interactionHandler(provider);
+  const interaction = interactionHandler(provider, directory);
   const interactionRe = /^\/interaction\/([A-Za-z0-9_-]+)(?:\/(login|abort))?\/?$/;
 
   return async function dispatchRequest(req, res) {
+    // The directory APIs live at the origin, whatever the issuer path.
+    if (directory && await directory.handle(req, res)) return;
     const qIdx = req.url.indexOf('?');
     const pathname = qIdx === -1 ? req.url : req.url.slice(0, qIdx);
     const search = qIdx === -1 ? '' : req.url.slice(qIdx);
@@ -446,17 +455,24 @@ server.listen(port, HOST, async () => {
   const origin = `http://${HOST}:${actualPort}`;
   const issuer = `${origin}${issuerPath}`;
   let provider;
+  let directory;
   try {
     provider = buildProvider(issuer);
     // Static clients are validated lazily; validate now so a bad config fails at start.
     for (const c of clients) {
       if (!await provider.Client.find(c.client_id)) throw new Error(`client ${c.client_id} not found`);
     }
+    if (config.directory) {
+      directory = createDirectory({
+        config, users, provider, origin, log,
+      });
+    }
   } catch (err) {
-    fail(`invalid configuration: ${err.message}${err.error_description ? ` (${err.error_description})` : ''}`);
+    const what = err instanceof ConfigError ? 'invalid directory configuration' : 'invalid configuration';
+    fail(`${what}: ${err.message}${err.error_description ? ` (${err.error_description})` : ''}`);
   }
-  dispatch = makeDispatch(provider);
-  log(`issuer ${issuer} (config ${configFile})`);
+  dispatch = makeDispatch(provider, directory);
+  log(`issuer ${issuer} (config ${configFile})${directory ? `; directory: ${directory.summary}` : ''}`);
   process.stdout.write(`listening on ${origin}\n`);
 });
 
