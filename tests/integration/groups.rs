@@ -266,3 +266,81 @@ async fn okta_groups_claim_from_the_real_openid_provider() {
         ["Engineering", "Everyone"]
     );
 }
+
+/// Entra ID's overage through the real OpenID Provider: its ID token carries
+/// `_claim_names.groups` (and no groups), and the groups come from the provider's Graph, which
+/// accepts only the access token that provider issued for this sign-in.
+#[tokio::test]
+async fn entra_overage_from_the_real_openid_provider_is_read_from_its_graph() {
+    let tenant = "22222222-2222-2222-2222-222222222222";
+    let oid = "00000000-0000-0000-0000-0000000000b2";
+    let agent = TestAgent::start(|_| {}).await;
+    let cb = agent.own_callback();
+    let op = RealOp::start(&json!({
+        "issuerPath": format!("/{tenant}/v2.0"),
+        "clients": [op_client(CLIENT_ID, "real-secret", "client_secret_post", &[&cb])],
+        "users": [{"accountId": oid, "oid": oid, "tid": tenant, "email": ANN,
+                   "password": "ann-password", "groups": ["engineering", "ops"],
+                   "_claim_names": {"groups": "src1"}}],
+        // The groups live in the directory only: the ID token carries the overage marker.
+        "claims": {"openid": ["sub", "oid", "tid", "_claim_names"]},
+        "directory": {"groups": [{"id": "g-eng", "name": "engineering"},
+                                 {"id": "g-ops", "name": "ops"}], "pageSize": 1},
+    }))
+    .await;
+    agent.add_user(ANN, "Ann Example");
+    let r = agent
+        .post_json(
+            "/sso/setup_entraId",
+            Some(&agent.admin_token()),
+            &json!({"ClientId": CLIENT_ID, "ClientSecret": "real-secret",
+                    "OpenIdURL": format!("{}/{tenant}/v2.0/.well-known/openid-configuration", op.origin),
+                    "GraphURL": format!("{}/graph", op.origin), "Active": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let a = agent.sso_url(ANN, &cb).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let url = a.json()["Url"].as_str().unwrap().to_string();
+    let back = Browser::new().login(&url, ANN, "ann-password", &cb).await;
+    let jwt = jwt_of(
+        &agent
+            .authenticate(
+                a.json()["Identifier"].as_str().unwrap(),
+                &param(&back, "code").unwrap(),
+                &cb,
+            )
+            .await,
+    );
+    assert_eq!(whoami_groups(&agent, &jwt).await, ["engineering", "ops"]);
+    let external: Vec<String> = agent
+        .state
+        .db
+        .read_blocking(|c| {
+            let mut st = c.prepare("SELECT external_id FROM groups ORDER BY external_id")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .unwrap();
+    assert_eq!(external, ["g-eng", "g-ops"], "the Graph ids, from Graph");
+    let log: Value = reqwest::get(format!("{}/_idp/directory-log", op.origin))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["url"].as_str())
+        .collect();
+    assert!(
+        paths
+            .iter()
+            .filter(|p| p.contains("/me/transitiveMemberOf"))
+            .count()
+            >= 2,
+        "every page of the user's groups: {log}"
+    );
+}
