@@ -5,6 +5,7 @@
 const TAURI = window.__TAURI__ && window.__TAURI__.core ? window.__TAURI__ : null;
 const TOKEN_KEY = 'amove.token';
 const SSO_KEY = 'amove.sso';
+const IMPORT_KEY = 'amove.import';
 const MASK = '********';
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -49,24 +50,27 @@ function messagesOf(status, data) {
 
 function token() { return sessionStorage.getItem(TOKEN_KEY); }
 
-async function api(method, path, { json, form, auth = true } = {}) {
+// `full`: answer `{data, header(name)}` instead of the data alone (the import reads a header).
+async function api(method, path, { json, form, auth = true, full = false } = {}) {
   const headers = {};
   let body;
   if (json !== undefined) { headers['Content-Type'] = 'application/json'; body = JSON.stringify(json); }
   if (form) { headers['Content-Type'] = 'application/x-www-form-urlencoded'; body = new URLSearchParams(form).toString(); }
   if (auth && token()) headers.Authorization = `Bearer ${token()}`;
-  let status, text, code;
+  let status, text, code, header;
   if (TAURI) {
     const r = await TAURI.core.invoke('api', { request: { method, path, headers, body: body ?? null } });
     ({ status, body: text } = r);
     code = r.errorCode;
+    header = (n) => (n.toLowerCase() === 'content-type' ? r.contentType : null);
   } else {
     const r = await fetch(path, { method, headers, body, credentials: 'omit', cache: 'no-store' });
     status = r.status; text = await r.text(); code = r.headers.get('error-code');
+    header = (n) => r.headers.get(n);
   }
   let data = null;
   if (text) { try { data = JSON.parse(text); } catch { data = text; } }
-  if (status >= 200 && status < 300) return data;
+  if (status >= 200 && status < 300) return full ? { data, header } : data;
   if (status === 401 && auth) onUnauthorized();
   throw new ApiError(status, data, code);
 }
@@ -92,7 +96,8 @@ function onUnauthorized() {
   if (TAURI && !token()) return;
   sessionStorage.removeItem(TOKEN_KEY);
   setWho('');
-  if (current === 'admin' || current === 'notadmin') {
+  // Also at start (a stored token that has expired, e.g. back from the IdP after a long while).
+  if (current === null || current === 'admin' || current === 'notadmin') {
     show('login');
     formError($('#login-form'), 'Your session has ended. Sign in again.');
   }
@@ -113,7 +118,10 @@ function setBusy(form, busy) {
 
 document.addEventListener('DOMContentLoaded', () => {
   wireCommon();
-  start().catch((e) => { show('error'); $('#error-message').textContent = e.message || String(e); });
+  start().catch((e) => {
+    if (e instanceof ApiError && e.status === 401) return; // onUnauthorized showed the sign-in
+    show('error'); $('#error-message').textContent = e.message || String(e);
+  });
 });
 
 function wireCommon() {
@@ -126,6 +134,7 @@ function wireCommon() {
   $('#callbacks-form').addEventListener('submit', saveCallbacks);
   $('#audit-prev').addEventListener('click', () => loadAudit(auditPage - 1));
   $('#audit-next').addEventListener('click', () => loadAudit(auditPage + 1));
+  wireImport();
   wireTabs();
 }
 
@@ -134,9 +143,11 @@ function closeWindow() {
 }
 
 let following = false;
+let agentUrl = null;
 async function start() {
   if (!TAURI) return startBrowser();
   const st = await TAURI.core.invoke('app_state');
+  agentUrl = st.agentUrl || null;
   if (st.view === 'error') {
     $('#error-message').textContent = st.error || 'The agent could not start.';
     return show('error');
@@ -158,9 +169,17 @@ async function start() {
   $('#login-sso').hidden = true; // in the app, SSO sign-in is the tray's "Sign in…"
 }
 
+const readJson = (key) => { try { return JSON.parse(sessionStorage.getItem(key) || 'null'); } catch { return null; } };
+
 async function startBrowser() {
   const q = new URLSearchParams(location.search);
-  if (q.has('code') || q.has('error')) return finishSso(q);
+  if (q.has('code') || q.has('error')) {
+    // Sign-in and import both come back to this page: the pending one whose `state` matches
+    // is the one answered.
+    const imp = readJson(IMPORT_KEY);
+    if (imp && (!readJson(SSO_KEY) || q.get('state') === imp.state)) return finishImportSignIn(q, imp);
+    return finishSso(q);
+  }
   if (token()) return enterAdmin();
   show('login');
 }
@@ -197,7 +216,7 @@ async function ssoLogin() {
   setBusy(form, true);
   try {
     const r = await api('POST', '/sso/sso_url', { json: { Username: username, CallbackUrl: ownCallback() }, auth: false });
-    sessionStorage.setItem(SSO_KEY, JSON.stringify({ identifier: r.Identifier, callback: ownCallback() }));
+    sessionStorage.setItem(SSO_KEY, JSON.stringify({ identifier: r.Identifier, callback: ownCallback(), hash: location.hash }));
     location.assign(r.Url);
   } catch (e) {
     formError(form, e.message);
@@ -206,9 +225,10 @@ async function ssoLogin() {
 }
 
 async function finishSso(q) {
-  history.replaceState(null, '', location.pathname); // the code must not stay in the URL
-  const pending = JSON.parse(sessionStorage.getItem(SSO_KEY) || 'null');
+  const pending = readJson(SSO_KEY);
   sessionStorage.removeItem(SSO_KEY);
+  // The code must not stay in the URL; the tab the sign-in started from comes back.
+  history.replaceState(null, '', location.pathname + ((pending && pending.hash) || ''));
   show('login');
   const form = $('#login-form');
   if (q.has('error')) {
@@ -286,15 +306,19 @@ async function firstRun(ev) {
 // Admin
 
 let me = null;
-async function enterAdmin() {
+// Opens the admin pages on `tab`, else on the tab the URL's fragment names (#import), else Okta.
+async function enterAdmin(tab) {
   me = await api('GET', '/sso/whoami');
   setWho(`${me.DisplayName} — ${me.Account}`);
   if (!me.IsAdmin) return show('notadmin');
+  const fromUrl = location.hash.slice(1);
+  const name = TABS.includes(tab) ? tab : (TABS.includes(fromUrl) ? fromUrl : 'okta');
+  const loading = selectTab(name); // marks the tab selected at once, so show() focuses it
   show('admin');
-  await selectTab('okta');
+  await loading;
 }
 
-const TABS = ['okta', 'entraId', 'saml', 'callbacks', 'tokens', 'audit'];
+const TABS = ['okta', 'entraId', 'saml', 'import', 'callbacks', 'tokens', 'audit'];
 function wireTabs() {
   for (const name of TABS) {
     const tab = $(`#tab-${name}`);
@@ -319,6 +343,8 @@ async function selectTab(name) {
     tab.tabIndex = sel ? 0 : -1;
     $(`#panel-${n}`).hidden = !sel;
   }
+  // The URL names the tab, so a reload or a link (…/ui/#import) comes back to it.
+  if (location.hash !== `#${name}`) history.replaceState(null, '', `${location.pathname}${location.search}#${name}`);
   // While a tab loads, its panel is busy and its buttons are off: nothing the user
   // submits can race the load that is about to fill the form.
   const panel = $(`#panel-${name}`);
@@ -327,6 +353,7 @@ async function selectTab(name) {
   for (const f of forms) setBusy(f, true);
   try {
     if (PROVIDERS[name]) await loadProvider(name);
+    if (name === 'import') await loadImport();
     if (name === 'callbacks') await loadCallbacks();
     if (name === 'tokens') await loadTokens();
     if (name === 'audit') await loadAudit(1);
@@ -367,6 +394,8 @@ const PROVIDERS = {
       { name: 'IdPSSOURL', label: 'IdP single sign-on URL', required: true, type: 'url' },
       { name: 'SPEntityId', label: 'SP entity ID (this agent, as registered at the IdP)', required: true },
       { name: 'IdPEntityId', label: 'IdP entity ID (optional; checked against the response Issuer)' },
+      { name: 'GroupsAttribute', label: 'Groups attribute (optional)',
+        hint: 'Default: the first of groups, memberOf, the Microsoft groups claim, isMemberOf' },
       { name: 'Certificate', label: 'IdP signing certificate (PEM or base64)', required: true, cert: true },
       { name: 'NextCertificate', label: 'Next signing certificate (optional, for a rollover)', cert: true },
     ],
@@ -642,4 +671,374 @@ async function loadAudit(page) {
   $('#audit-page').textContent = `Page ${auditPage} of ${pages} (${r.Total} events)`;
   $('#audit-prev').disabled = auditPage <= 1;
   $('#audit-next').disabled = auditPage >= pages;
+}
+
+// ---------------------------------------------------------------------------------------
+// Import users and groups from the identity provider
+//
+// In a browser: POST /sso/sso_url_import_user with this page as the CallbackUrl, sign in at
+// the IdP, come back here with ?code&state, GET /sso/get_user_usergroups (its Import-Id
+// header names the read), choose users, POST /usergroup/import_users. The desktop window
+// cannot be redirected to the IdP and back (its origin is tauri://localhost), so there the
+// tab opens this page in the system browser instead (docs/desktop.md).
+
+// Rows rendered at a time: a 10,000-user directory stays responsive; "Show more" and the
+// search reach the rest.
+const IMPORT_PAGE_ROWS = 200;
+// The agent's JSON bodies are limited (64 KiB by default): a large selection is sent in
+// batches of at most this many bytes of ids.
+const IMPORT_BATCH_BYTES = 32 * 1024;
+// Created/updated users listed in the result (the counts are always complete).
+const IMPORT_LIST_CAP = 500;
+
+const imp = {
+  provider: null, // label of the active provider
+  importId: null, // the Import-Id of the current directory read
+  rows: [], // {id, name, email, username, groups, hay}
+  byId: new Map(),
+  byEmail: new Map(),
+  matching: [],
+  limit: IMPORT_PAGE_ROWS,
+  selected: new Set(),
+  busy: false,
+};
+
+function wireImport() {
+  $('#import-begin').addEventListener('click', beginImport);
+  $('#import-open-browser').addEventListener('click', openImportInBrowser);
+  let t = null;
+  $('#import-search').addEventListener('input', () => { clearTimeout(t); t = setTimeout(filterImport, 150); });
+  $('#import-search').addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter') { ev.preventDefault(); clearTimeout(t); filterImport(); }
+  });
+  $('#import-table tbody').addEventListener('change', (ev) => {
+    const cb = ev.target.closest('input[type=checkbox][data-id]');
+    if (!cb) return;
+    if (cb.checked) imp.selected.add(cb.dataset.id); else imp.selected.delete(cb.dataset.id);
+    updateImportSelection();
+  });
+  $('#import-all').addEventListener('change', (ev) => {
+    const on = ev.currentTarget.checked;
+    for (const cb of $$('#import-table tbody input[data-id]')) {
+      cb.checked = on;
+      if (on) imp.selected.add(cb.dataset.id); else imp.selected.delete(cb.dataset.id);
+    }
+    updateImportSelection();
+  });
+  $('#import-select-matching').addEventListener('click', () => {
+    for (const r of imp.matching) imp.selected.add(r.id);
+    for (const cb of $$('#import-table tbody input[data-id]')) cb.checked = true;
+    updateImportSelection();
+    $('#import-status').textContent = `${imp.matching.length.toLocaleString()} users selected.`;
+  });
+  $('#import-clear').addEventListener('click', () => {
+    imp.selected.clear();
+    for (const cb of $$('#import-table tbody input[data-id]')) cb.checked = false;
+    updateImportSelection();
+    $('#import-status').textContent = 'Selection cleared.';
+  });
+  $('#import-more').addEventListener('click', showMoreImportRows);
+  $('#import-run').addEventListener('click', runImport);
+}
+
+const PROVIDER_LABELS = { okta: 'Okta', entraId: 'Entra ID', saml: 'SAML' };
+
+async function loadImport() {
+  $('#import-start').hidden = !!TAURI;
+  $('#import-desktop').hidden = !TAURI;
+  if (TAURI) {
+    $('#import-browser-url').textContent = `${agentUrl || 'http://localhost:29123'}/ui/#import`;
+    return;
+  }
+  const found = await Promise.all(Object.keys(PROVIDER_LABELS).map(async (name) => {
+    const cfg = await api('GET', `/sso/get_${PROVIDERS[name].path}`);
+    return cfg && cfg.Active ? name : null;
+  }));
+  const active = found.find(Boolean);
+  imp.provider = active ? PROVIDER_LABELS[active] : null;
+  const p = $('#import-provider');
+  if (!active) {
+    p.textContent = 'No identity provider is active. Set one up and mark it Active (Okta, Entra ID or SAML tab) to import from it.';
+  } else if (active === 'saml') {
+    p.textContent = 'Imports from SAML (the active provider). SAML has no directory to read: the import brings in the one user who signs in, with the groups their assertion names.';
+  } else {
+    p.textContent = `Imports from ${imp.provider}, the active provider: every user of its directory, with their groups.`;
+  }
+  $('#import-begin').disabled = !active || imp.busy;
+  $('#import-begin').textContent = imp.rows.length ? 'Read the directory again' : 'Read the directory';
+}
+
+// The agent's messages start in lower case ("the IdP refused …"): shown as sentences.
+function importMessage(msg, { status = '' } = {}) {
+  $('#import-error').textContent = msg ? msg[0].toUpperCase() + msg.slice(1) : '';
+  $('#import-status').textContent = status;
+}
+
+async function beginImport() {
+  importMessage('');
+  const b = $('#import-begin');
+  b.disabled = true;
+  $('#import-status').textContent = 'Going to your identity provider…';
+  try {
+    const callback = ownCallback();
+    const r = await api('POST', '/sso/sso_url_import_user', { json: { CallbackUrl: callback } });
+    // The IdP hands `state` (OIDC) or `RelayState` (SAML, which the agent returns as
+    // `state`) back: the answer must carry the one of this import.
+    const u = new URL(r.Url);
+    const state = u.searchParams.get('state') || u.searchParams.get('RelayState');
+    sessionStorage.setItem(IMPORT_KEY, JSON.stringify({ identifier: r.Identifier, callback, state }));
+    location.assign(r.Url);
+  } catch (e) {
+    importMessage(e.message);
+    b.disabled = false;
+    b.focus();
+  }
+}
+
+// Back from the IdP with ?code&state (or ?error): redeem the code, read the directory.
+async function finishImportSignIn(q, pending) {
+  sessionStorage.removeItem(IMPORT_KEY);
+  history.replaceState(null, '', `${location.pathname}#import`); // the code must not stay in the URL
+  if (!token()) {
+    show('login');
+    return formError($('#login-form'), 'Your session ended while you were at the identity provider. Sign in, then start the import again.');
+  }
+  await enterAdmin('import');
+  if (!me || !me.IsAdmin) return;
+  if (q.has('error')) {
+    importMessage(`The identity provider did not let the import read the directory: ${q.get('error_description') || q.get('error')}`);
+  } else if (pending.state && q.get('state') !== pending.state) {
+    importMessage('This answer from the identity provider does not belong to the import started here. Start the import again.');
+  } else {
+    return readDirectory(pending, q.get('code'));
+  }
+  $('#import-begin').focus(); // the alert is read; the way to start again is at hand
+}
+
+async function readDirectory(pending, code) {
+  const panel = $('#panel-import');
+  imp.busy = true;
+  panel.setAttribute('aria-busy', 'true');
+  $('#import-begin').disabled = true;
+  importMessage('', { status: 'Reading the directory… a large one takes a while.' });
+  try {
+    const qs = new URLSearchParams({ authorizationCode: code || '', callbackUrl: pending.callback, identifier: pending.identifier });
+    const r = await api('GET', `/sso/get_user_usergroups?${qs}`, { full: true });
+    imp.importId = Number(r.header('Import-Id')) || null;
+    if (!imp.importId) throw new Error('The agent did not name this directory read (no Import-Id); read the directory again.');
+    setDirectory(Array.isArray(r.data) ? r.data : []);
+  } catch (e) {
+    importMessage(e.message);
+  } finally {
+    imp.busy = false;
+    $('#import-begin').disabled = !imp.provider;
+    $('#import-begin').textContent = imp.rows.length ? 'Read the directory again' : 'Read the directory';
+    panel.setAttribute('aria-busy', 'false');
+  }
+  if ($('#import-error').textContent) $('#import-begin').focus();
+}
+
+function setDirectory(list) {
+  const groups = new Set();
+  imp.rows = list.map((entry) => {
+    const u = entry.User || {};
+    const gs = (entry.UserGroups || []).map((g) => { groups.add(g.ExternalId || g.Name); return g.Name || g.ExternalId || ''; });
+    const name = [u.Firstname, u.Lastname].filter(Boolean).join(' ') || u.Username || u.Email || '';
+    const email = u.Email || u.Username || '';
+    const row = { id: String(u.ExternalId), name, email, username: u.Username || '', groups: gs };
+    // One lower-case string per user, built once: the search is a substring test on it.
+    row.hay = [name, email, row.username, ...gs].join('\n').toLowerCase();
+    return row;
+  });
+  imp.byId = new Map(imp.rows.map((r) => [r.id, r]));
+  imp.byEmail = new Map(imp.rows.map((r) => [r.email.toLowerCase(), r]));
+  imp.selected.clear();
+  $('#import-result').hidden = true;
+  $('#import-summary').textContent = `${imp.rows.length.toLocaleString()} users in ${groups.size.toLocaleString()} groups, read from ${imp.provider || 'the identity provider'} at ${new Date().toLocaleTimeString()}. This read can be imported for an hour; after that, read the directory again.`;
+  $('#import-search').value = '';
+  $('#import-directory').hidden = false;
+  filterImport();
+  importMessage('', { status: `Directory read: ${imp.rows.length.toLocaleString()} users.` });
+  $('#import-search').focus();
+}
+
+function filterImport() {
+  const terms = $('#import-search').value.toLowerCase().split(/\s+/).filter(Boolean);
+  imp.matching = terms.length ? imp.rows.filter((r) => terms.every((t) => r.hay.includes(t))) : imp.rows;
+  imp.limit = IMPORT_PAGE_ROWS;
+  const frag = document.createDocumentFragment();
+  for (const r of imp.matching.slice(0, imp.limit)) frag.append(importRow(r));
+  $('#import-table tbody').replaceChildren(frag);
+  updateImportCounts(terms.length > 0);
+  updateImportSelection();
+}
+
+function showMoreImportRows() {
+  const from = imp.limit;
+  imp.limit += IMPORT_PAGE_ROWS;
+  const frag = document.createDocumentFragment();
+  for (const r of imp.matching.slice(from, imp.limit)) frag.append(importRow(r));
+  const first = frag.firstElementChild;
+  $('#import-table tbody').append(frag);
+  updateImportCounts($('#import-search').value.trim() !== '');
+  updateImportSelection();
+  // Keyboard users carry on from the first row that appeared.
+  if (first) $('input', first).focus();
+}
+
+function importRow(r) {
+  return el('tr', {},
+    el('td', { class: 'pick' }, el('input', { type: 'checkbox', 'data-id': r.id, checked: imp.selected.has(r.id),
+      'aria-label': `Select ${r.name} (${r.email})` })),
+    el('td', { text: r.name }), el('td', { text: r.email }),
+    el('td', { text: r.groups.length ? r.groups.join(', ') : '—' }));
+}
+
+function updateImportCounts(searching) {
+  const total = imp.rows.length, n = imp.matching.length, shown = Math.min(imp.limit, n);
+  let text = searching ? `${n.toLocaleString()} of ${total.toLocaleString()} users match.` : `${total.toLocaleString()} users.`;
+  if (n === 0 && searching) text = `No user matches; ${total.toLocaleString()} users in all.`;
+  if (shown < n) text += ` Showing the first ${shown.toLocaleString()}: refine the search, or show more.`;
+  $('#import-count').textContent = text;
+  const more = $('#import-more');
+  more.hidden = shown >= n;
+  more.textContent = `Show ${Math.min(IMPORT_PAGE_ROWS, n - shown).toLocaleString()} more`;
+  const all = $('#import-select-matching');
+  all.hidden = n <= shown;
+  all.textContent = `Select all ${n.toLocaleString()} matching`;
+}
+
+function updateImportSelection() {
+  const boxes = $$('#import-table tbody input[data-id]');
+  const on = boxes.filter((b) => b.checked).length;
+  const head = $('#import-all');
+  head.disabled = boxes.length === 0;
+  head.checked = boxes.length > 0 && on === boxes.length;
+  head.indeterminate = on > 0 && on < boxes.length;
+  head.setAttribute('aria-label', `Select all ${boxes.length.toLocaleString()} shown users`);
+  const k = imp.selected.size;
+  $('#import-clear').disabled = k === 0;
+  const run = $('#import-run');
+  run.disabled = k === 0 || imp.busy;
+  run.textContent = k === 0 ? 'Import selected users' : `Import ${k.toLocaleString()} selected ${k === 1 ? 'user' : 'users'}`;
+}
+
+// The selected ids in batches that fit the agent's body limit; everyone: no list at all.
+function importBatches() {
+  if (imp.selected.size === imp.rows.length) return [null];
+  const batches = [];
+  let cur = [], bytes = 0;
+  for (const id of imp.selected) {
+    const size = JSON.stringify(id).length + 1;
+    if (cur.length && bytes + size > IMPORT_BATCH_BYTES) { batches.push(cur); cur = []; bytes = 0; }
+    cur.push(id); bytes += size;
+  }
+  if (cur.length) batches.push(cur);
+  return batches;
+}
+
+async function runImport() {
+  if (!imp.importId || imp.selected.size === 0) return;
+  const panel = $('#panel-import');
+  const batches = importBatches();
+  const total = { Created: [], Updated: [], Skipped: [], Groups: 0, RemovedAtIdP: [] };
+  imp.busy = true;
+  panel.setAttribute('aria-busy', 'true');
+  for (const b of $$('button', panel)) b.disabled = true;
+  importMessage('', { status: `Importing ${imp.selected.size.toLocaleString()} users…` });
+  let failed = null, done = 0;
+  try {
+    for (const ids of batches) {
+      if (batches.length > 1) $('#import-status').textContent = `Importing… batch ${done + 1} of ${batches.length}`;
+      const body = { ImportId: imp.importId };
+      if (ids) body.ExternalIds = ids;
+      const r = await api('POST', '/usergroup/import_users', { json: body });
+      total.Created.push(...(r.Created || []));
+      total.Updated.push(...(r.Updated || []));
+      total.Skipped.push(...(r.Skipped || []));
+      total.Groups = r.Groups || 0;
+      total.RemovedAtIdP = r.RemovedAtIdP || [];
+      done++;
+    }
+  } catch (e) { failed = e; }
+  if (batches.length > 1) total.Groups = groupsOf([...total.Created, ...total.Updated]);
+  imp.busy = false;
+  for (const b of $$('button', panel)) b.disabled = false;
+  $('#import-begin').disabled = !imp.provider;
+  updateImportCounts($('#import-search').value.trim() !== '');
+  updateImportSelection();
+  panel.setAttribute('aria-busy', 'false');
+  if (failed && done === 0) {
+    importMessage(failed.message);
+    $('#import-run').focus();
+    return;
+  }
+  showImportResult(total);
+  if (failed) {
+    importMessage(`The import stopped after ${done} of ${batches.length} batches: ${failed.message} The users counted below were imported.`);
+  } else {
+    $('#import-status').textContent = `Import finished: ${total.Created.length} created, ${total.Updated.length} updated, ${total.Skipped.length} skipped.`;
+  }
+  $('#import-result-title').focus();
+}
+
+// Distinct groups of the imported users (what the agent counts), for a batched import.
+function groupsOf(emails) {
+  const seen = new Set();
+  for (const e of emails) for (const g of (imp.byEmail.get(String(e).toLowerCase()) || { groups: [] }).groups) seen.add(g);
+  return seen.size;
+}
+
+// A user as the result names it (email, or the IdP's id when its email was unusable).
+function describeUser(u) {
+  const r = imp.byEmail.get(String(u).toLowerCase()) || imp.byId.get(String(u));
+  return r && r.name && r.name !== r.email ? `${r.name} (${r.email || u})` : String(u);
+}
+
+function listOf(items) {
+  const ul = el('ul', { class: 'plain-list' });
+  for (const u of items.slice(0, IMPORT_LIST_CAP)) ul.append(el('li', { text: describeUser(u) }));
+  if (items.length > IMPORT_LIST_CAP) ul.append(el('li', { text: `…and ${(items.length - IMPORT_LIST_CAP).toLocaleString()} more` }));
+  return ul;
+}
+
+function listDetails(title, items, id) {
+  return el('details', { id }, el('summary', { text: `${title} (${items.length.toLocaleString()})` }), listOf(items));
+}
+
+function showImportResult(r) {
+  $('#import-created').textContent = r.Created.length.toLocaleString();
+  $('#import-updated').textContent = r.Updated.length.toLocaleString();
+  $('#import-skipped').textContent = r.Skipped.length.toLocaleString();
+  $('#import-groups').textContent = r.Groups.toLocaleString();
+  const box = $('#import-result-lists');
+  box.replaceChildren();
+  if (r.Skipped.length) {
+    const tbody = el('tbody');
+    for (const s of r.Skipped.slice(0, IMPORT_LIST_CAP)) tbody.append(el('tr', {}, el('td', { text: describeUser(s.User) }), el('td', { text: s.Reason })));
+    if (r.Skipped.length > IMPORT_LIST_CAP) tbody.append(el('tr', {}, el('td', { colspan: '2', text: `…and ${(r.Skipped.length - IMPORT_LIST_CAP).toLocaleString()} more` })));
+    box.append(el('h4', { id: 'import-skipped-title', text: 'Skipped, and why' }),
+      el('div', { class: 'table-wrap' }, el('table', { id: 'import-skipped-table', 'aria-labelledby': 'import-skipped-title' },
+        el('thead', {}, el('tr', {}, el('th', { scope: 'col', text: 'User' }), el('th', { scope: 'col', text: 'Reason' }))), tbody)));
+  }
+  if (r.RemovedAtIdP.length) {
+    box.append(el('section', { id: 'import-removed', 'aria-labelledby': 'import-removed-title' },
+      el('h4', { id: 'import-removed-title', text: `No longer at the identity provider (${r.RemovedAtIdP.length.toLocaleString()})` }),
+      el('p', { text: 'These users of the account are linked to this identity provider, but its directory no longer lists them. They were not deleted: an import never deletes anyone. If they have left, deactivate them (amove-agent user disable).' }),
+      listOf(r.RemovedAtIdP)));
+  }
+  if (r.Created.length) box.append(listDetails('Created users', r.Created, 'import-created-list'));
+  if (r.Updated.length) box.append(listDetails('Updated users', r.Updated, 'import-updated-list'));
+  $('#import-result').hidden = false;
+}
+
+async function openImportInBrowser() {
+  const status = $('#import-status');
+  importMessage('');
+  try {
+    await TAURI.core.invoke('open_import_in_browser');
+    status.textContent = 'Opened in your browser: sign in there as an admin to continue.';
+  } catch (e) {
+    importMessage(`The browser could not be opened (${e}). Open the address above yourself.`);
+  }
 }

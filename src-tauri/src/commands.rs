@@ -9,6 +9,7 @@ use amove_agent::secret::Secret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tauri::{AppHandle, State, WebviewWindow};
+use tauri_plugin_opener::OpenerExt;
 
 use crate::agent::{self, Shell};
 use crate::session;
@@ -166,6 +167,19 @@ pub async fn first_run_setup(
         }
         Err(e) => Err(session::plain(&e)),
     }
+}
+
+/// The admin window's Import tab. An import signs in at the IdP and must come back to a page
+/// the browser shows (`tauri://localhost` cannot be redirected to and back), so the tab opens
+/// the agent's own web UI at its Import tab in the system browser. The page names no URL:
+/// only this one can be opened.
+#[tauri::command]
+pub async fn open_import_in_browser(app: AppHandle, shell: State<'_, Shell>) -> Result<(), String> {
+    let url = format!("{}/ui/#import", shell.agent()?.base_url());
+    tracing::info!("opening the import in the browser");
+    app.opener()
+        .open_url(url, None::<&str>)
+        .map_err(|e| e.to_string())
 }
 
 /// Closes the calling window (its Close button).

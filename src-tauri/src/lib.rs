@@ -43,6 +43,7 @@ pub fn run() {
             commands::sign_out,
             commands::first_run_setup,
             commands::close_window,
+            commands::open_import_in_browser,
         ])
         .setup(move |app| {
             tray::create(app.handle())?;

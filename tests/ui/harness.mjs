@@ -83,8 +83,10 @@ export async function startAgent(dataDir) {
   return spawnListening(agentBin(), ['serve', '--addr', '127.0.0.1:0', '--data-dir', dataDir], {}, 'agent');
 }
 
-/** Starts the real OpenID Provider with one web client whose redirect URIs are given. */
-export async function startOidc(redirectUris, { native = false } = {}) {
+/** Starts the real OpenID Provider with one web client whose redirect URIs are given.
+ *  `users` are added to Alice; `directory` turns on its directory APIs (tests/idp/oidc
+ *  README, "Directory APIs"); `port` and `signingKey` let a test restart the same issuer. */
+export async function startOidc(redirectUris, { native = false, users = [], directory, port = 0, signingKey } = {}) {
   const dir = join(ROOT, 'tests', 'idp', 'oidc');
   if (!existsSync(join(dir, 'node_modules', 'oidc-provider'))) {
     execFileSync('npm', ['ci', '--prefix', dir, '--no-audit', '--no-fund', '--loglevel=error'], { stdio: 'inherit' });
@@ -100,11 +102,13 @@ export async function startOidc(redirectUris, { native = false } = {}) {
     users: [{
       accountId: '00000000-0000-0000-0000-0000000000a1', email: ALICE, email_verified: true,
       name: 'Alice Example', given_name: 'Alice', family_name: 'Example', password: ALICE_PASSWORD,
-    }],
+    }, ...users],
+    ...(directory ? { directory } : {}),
+    ...(signingKey ? { signingKey } : {}),
   };
   const file = join(tempDir('amove-oidc-'), 'config.json');
   writeFileSync(file, JSON.stringify(config));
-  const r = await spawnListening('node', [join(dir, 'server.mjs'), '--port', '0', '--config', file, '--exit-with-stdin'], {}, 'oidc');
+  const r = await spawnListening('node', [join(dir, 'server.mjs'), '--port', String(port), '--config', file, '--exit-with-stdin'], {}, 'oidc');
   return { ...r, clientId: 'amove-ui', clientSecret: 'amove-ui-secret', discovery: `${r.url}/.well-known/openid-configuration` };
 }
 

@@ -1,12 +1,14 @@
 // Browser end-to-end tests of ui/ against the real agent (target/debug/amove-agent), in
 // Debian's headless chromium driven by playwright-core, with the real OpenID Provider of
 // tests/idp/oidc for SSO. Prints "N passed, N failed"; exits non-zero on any failure.
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import {
-  test, runAll, assert, eq, tempDir, provision, startAgent, startOidc, passwordToken,
+  test, runAll, assert, eq, tempDir, provision, startAgent, startOidc, passwordToken, agentBin,
   ADMIN, ADMIN_PASSWORD, USER, USER_PASSWORD, ALICE, ALICE_PASSWORD,
 } from './harness.mjs';
 
@@ -24,9 +26,14 @@ const browser = await chromium.launch({
 const context = await browser.newContext();
 const page = await context.newPage();
 const problems = [];
-page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
-page.on('pageerror', (e) => problems.push(String(e)));
-page.setDefaultTimeout(15000);
+// Console errors and uncaught exceptions of a page end up in the last test.
+function watch(p) {
+  p.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
+  p.on('pageerror', (e) => problems.push(String(e)));
+  p.setDefaultTimeout(15000);
+  return p;
+}
+watch(page);
 
 const text = (sel) => page.locator(sel).innerText();
 
@@ -152,11 +159,16 @@ test('saml: bad certificate shown next to Certificate, then create; ACS URL and 
   await waitText(page, '#saml-Certificate-error', (t) => t.length > 0);
   assert((await text('#saml-Certificate-error')).startsWith('Certificate'), 'Certificate error');
   await page.fill('#saml-Certificate', pem);
+  await page.fill('#saml-GroupsAttribute', 'Department Groups');
   await page.click('#saml-save');
   await waitText(page, '#form-saml .status', (t) => t === 'Created.');
   assert((await text('#saml-acs')).endsWith('/sso/saml/acs'), 'ACS URL shown');
   assert((await page.inputValue('#saml-Certificate')).includes('BEGIN CERTIFICATE'), 'certificate viewable');
   await waitText(page, '#saml-metadata', (t) => t.length > 0);
+  await page.reload();
+  await page.waitForSelector('#view-admin:not([hidden])');
+  await openTab('saml');
+  await waitValue(page, '#saml-GroupsAttribute', (v) => v === 'Department Groups');
 });
 
 test('callback allow-list: a non-https URL is refused next to the field, an https one saved', async () => {
@@ -243,6 +255,337 @@ test('SSO sign-in error from the provider is shown in plain words', async () => 
   await ctx.close();
 });
 
+// ---- Import: the real OpenID Provider with its directory APIs (tests/idp/oidc, "Directory APIs")
+
+// Users of the directory besides Alice (who signs in at the OP to read it). Dave's email
+// belongs to another account (skipped); Leo leaves the IdP later (reported, not deleted).
+const DIR_USERS = [
+  { accountId: '00ubob', email: 'bob@example.com', given_name: 'Bob', family_name: 'Builder', groups: ['engineering', 'ops'] },
+  { accountId: '00ucarol', email: 'carol@example.com', given_name: 'Carol', family_name: 'Cooper', groups: ['ops'] },
+  { accountId: '00udave', email: 'dave@globex.test', given_name: 'Dave', family_name: 'Other', groups: ['sales'] },
+  { accountId: '00uleo', email: 'leo@example.com', given_name: 'Leo', family_name: 'Leaver', groups: ['engineering'] },
+  { accountId: '00uerin', email: 'erin@example.com', given_name: 'Erin', family_name: 'Early' },
+].map((u) => ({ ...u, password: `${u.accountId}-password` }));
+// The directory OP restarts on its port with the same key: the same issuer, fewer users.
+const DIR_KEY = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+let opDir = null;
+async function startDirectoryOp(users, directory, port = 0) {
+  if (opDir) { opDir.child.stdin.end(); await new Promise((r) => opDir.child.once('exit', r)); }
+  opDir = await startOidc([UI], { users, directory, port, signingKey: DIR_KEY });
+  return opDir;
+}
+
+async function signIn(p, username, password) {
+  await p.goto(UI);
+  await p.fill('#login-username', username);
+  await p.fill('#login-password', password);
+  await p.click('#login-form button[type=submit]');
+}
+
+async function newAdminPage() {
+  const ctx = await browser.newContext({ locale: 'en-US' });
+  const p = watch(await ctx.newPage());
+  await signIn(p, ADMIN, ADMIN_PASSWORD);
+  await p.waitForSelector('#view-admin:not([hidden])');
+  return { ctx, p };
+}
+
+// At the OP's own login form in the browser (it always shows it: a new context has no OP session).
+async function atOp(p, o) {
+  await p.waitForURL((u) => u.origin === new URL(o.url).origin);
+  await p.waitForSelector('input[name=password]');
+}
+async function loginAtOp(p, o, login, password) {
+  await atOp(p, o);
+  await p.fill('input[name=login]', login);
+  await p.fill('input[name=password]', password);
+  await p.locator('input[name=password]').press('Enter');
+}
+
+const rowNames = (p) => p.locator('#import-table tbody tr td:nth-child(2)').allInnerTexts();
+const usersOf = (account) => JSON.parse(execFileSync(agentBin(), ['user', 'list', '--account', account, '--json', '--data-dir', dataDir], { maxBuffer: 64 << 20 }));
+
+test('import: reads the directory through the real OP (several pages), searches, selects, imports; again: Updated', async () => {
+  // Another account owns Dave's email: the import must skip him, saying why.
+  execFileSync(agentBin(), ['init', '--account', 'globex', '--admin', 'dave@globex.test', '--data-dir', dataDir],
+    { env: { ...process.env, AMOVE_ADMIN_PASSWORD: 'another long admin password' }, stdio: 'pipe' });
+  const o = await startDirectoryOp(DIR_USERS, { pageSize: 2 });
+  const { ctx, p } = await newAdminPage();
+  // Okta, configured in the UI, pointing at the OP (its directory is at the OP's origin).
+  await openTab('okta', p);
+  await p.fill('#okta-ClientId', o.clientId);
+  await p.fill('#okta-ClientSecret', o.clientSecret);
+  await p.fill('#okta-OpenIdURL', o.discovery);
+  await p.check('#okta-Active');
+  await p.click('#okta-save');
+  await waitText(p, '#form-okta .status', (t) => t === 'Saved.' || t === 'Created.');
+
+  await openTab('import', p);
+  assert((await p.innerText('#import-provider')).includes('Okta'), 'names the active provider');
+  await p.click('#import-begin');
+  await loginAtOp(p, o, ALICE, ALICE_PASSWORD);
+  await p.waitForSelector('#import-directory:not([hidden])');
+  await p.waitForSelector('#panel-import[aria-busy=false]');
+  const back = new URL(p.url());
+  eq(back.search, '', 'code and state removed from the URL');
+  eq(back.hash, '#import', 'on the Import tab');
+  eq(await p.evaluate(() => sessionStorage.getItem('amove.import')), null, 'pending import forgotten');
+  eq(await p.evaluate(() => document.activeElement.id), 'import-search', 'focus on the search box');
+  const all = DIR_USERS.length + 1;
+  eq(await p.locator('#import-table tbody tr').count(), all, 'every user listed');
+  assert((await p.innerText('#import-summary')).startsWith(`${all} users in 3 groups`), await p.innerText('#import-summary'));
+  const bob = p.locator('#import-table tbody tr', { hasText: 'bob@example.com' });
+  eq(await bob.locator('td:nth-child(4)').innerText(), 'engineering, ops', 'groups shown');
+  // Read page by page (pageSize 2): the OP saw `after=` requests.
+  const log = await (await fetch(`${o.url}/_idp/directory-log`)).json();
+  assert(log.filter((l) => l.url.includes('/api/v1/users') && l.url.includes('after=')).length >= 2, `paged: ${JSON.stringify(log.map((l) => l.url))}`);
+
+  // Search by group, select what is shown; then by email and by name; the selection stays.
+  await p.fill('#import-search', 'ops');
+  await waitText(p, '#import-count', (t) => t.startsWith(`2 of ${all} users match`));
+  eq((await rowNames(p)).sort().join('|'), 'Bob Builder|Carol Cooper', 'matched by group');
+  await p.check('#import-all');
+  eq(await p.innerText('#import-run'), 'Import 2 selected users', 'selection on the button');
+  await p.fill('#import-search', 'GLOBEX');
+  await until(async () => (await rowNames(p)).join() === 'Dave Other');
+  await p.check('#import-table tbody input[type=checkbox]');
+  await p.fill('#import-search', 'leo leaver');
+  await until(async () => (await rowNames(p)).join() === 'Leo Leaver');
+  await p.locator('#import-table tbody input[type=checkbox]').press('Space'); // the keyboard works too
+  await p.fill('#import-search', '');
+  await waitText(p, '#import-count', (t) => t.startsWith(`${all} users`));
+  eq(await p.innerText('#import-run'), 'Import 4 selected users', 'selection kept across searches');
+  eq(await p.locator('#import-table tbody input:checked').count(), 4, 'checked rows');
+
+  await p.click('#import-run');
+  await p.waitForSelector('#import-result:not([hidden])');
+  await waitText(p, '#import-status', (t) => t.startsWith('Import finished'));
+  eq(await p.innerText('#import-created'), '3', 'created');
+  eq(await p.innerText('#import-updated'), '0', 'updated');
+  eq(await p.innerText('#import-skipped'), '1', 'skipped');
+  eq(await p.innerText('#import-groups'), '2', 'groups (engineering, ops)');
+  const skipped = await p.innerText('#import-skipped-table tbody');
+  assert(skipped.includes('dave@globex.test') && /another account/.test(skipped), `reason shown: ${skipped}`);
+  eq(await p.evaluate(() => document.activeElement.id), 'import-result-title', 'focus on the result');
+  // Persisted: the account has them (and not Dave, who is another account's).
+  const acme = usersOf('acme').map((u) => u.Username);
+  for (const e of ['bob@example.com', 'carol@example.com', 'leo@example.com']) assert(acme.includes(e), `${e} imported`);
+  assert(!acme.includes('dave@globex.test') && !acme.includes('erin@example.com'), 'only the selection');
+  const admin = await passwordToken(BASE, ADMIN, ADMIN_PASSWORD);
+  const audit = await (await fetch(`${BASE}/sso/audit?pageSize=5`, { headers: { Authorization: `Bearer ${admin}` } })).json();
+  assert(audit.Items.some((e) => e.Action === 'import.persist' && e.Detail.includes('3 created')), 'audited');
+
+  // The same read again: nobody is created twice.
+  await p.click('#import-run');
+  await waitText(p, '#import-status', (t) => t.startsWith('Import finished: 0 created, 3 updated'));
+  eq(await p.innerText('#import-created'), '0', 'created again');
+  eq(await p.innerText('#import-updated'), '3', 'updated');
+  await ctx.close();
+});
+
+test('import: the IdP refusing, a foreign answer and a bad code are told in plain words', async () => {
+  const { ctx, p } = await newAdminPage();
+  await openTab('import', p);
+  // The user cancels at the OP: it answers error=access_denied.
+  await p.click('#import-begin');
+  await atOp(p, opDir);
+  await p.click('#abort');
+  await waitText(p, '#import-error', (t) => t.length > 0);
+  assert((await p.innerText('#import-error')).includes('End-User aborted interaction'), await p.innerText('#import-error'));
+  eq(new URL(p.url()).search, '', 'error removed from the URL');
+  // An answer whose state is not this import's is refused before the agent sees the code.
+  await p.click('#import-begin');
+  await atOp(p, opDir);
+  await p.goto(`${UI}?code=forged&state=forged`);
+  await waitText(p, '#import-error', (t) => /does not belong/.test(t));
+  // A code the OP never issued, with the right state: the agent's 499 message.
+  const auth = p.waitForRequest((r) => r.url().startsWith(`${opDir.url}/auth`));
+  await p.click('#import-begin');
+  const state = new URL((await auth).url()).searchParams.get('state');
+  await atOp(p, opDir);
+  await p.goto(`${UI}?code=forged&state=${encodeURIComponent(state)}`);
+  await waitText(p, '#import-error', (t) => t.length > 0 && !/does not belong/.test(t));
+  const msg = await p.innerText('#import-error');
+  assert(!/^The agent answered/.test(msg) && msg.length > 10, `plain words: ${msg}`);
+  assert(await p.isHidden('#import-directory'), 'no table');
+  // The admin's session ended while they were at the IdP: sign in again (not "agent not running").
+  await p.evaluate((cb) => {
+    sessionStorage.setItem('amove.token', 'amv_revoked');
+    sessionStorage.setItem('amove.import', JSON.stringify({ identifier: 'x', callback: cb, state: 's' }));
+  }, UI);
+  await p.goto(`${UI}?code=c&state=s`);
+  await p.waitForSelector('#view-login:not([hidden])');
+  await waitText(p, '#login-form .form-error', (t) => /session has ended/.test(t));
+  eq(new URL(p.url()).search, '', 'code removed');
+  await ctx.close();
+});
+
+test('import: a standard user has no Import tab, and the API refuses them', async () => {
+  const ctx = await browser.newContext();
+  const p = watch(await ctx.newPage());
+  await p.goto(`${UI}#import`);
+  await signIn(p, USER, USER_PASSWORD);
+  await p.waitForSelector('#view-notadmin:not([hidden])');
+  assert(!(await p.isVisible('#tab-import')), 'no Import tab');
+  const t = await passwordToken(BASE, USER, USER_PASSWORD);
+  const h = { Authorization: `Bearer ${t}`, 'Content-Type': 'application/json' };
+  const start = await fetch(`${BASE}/sso/sso_url_import_user`, { method: 'POST', headers: h, body: JSON.stringify({ CallbackUrl: UI }) });
+  eq(start.status, 499, 'start refused');
+  const imp = await fetch(`${BASE}/usergroup/import_users`, { method: 'POST', headers: h, body: JSON.stringify({ ImportId: 1 }) });
+  eq(imp.status, 499, 'import refused');
+  await ctx.close();
+});
+
+test('import: 10,000 users stay usable; batches; a user the IdP no longer lists is reported, not deleted', async () => {
+  // The same issuer (port and key) without Leo, with 10,000 more users: Okta's default pages.
+  const port = Number(new URL(opDir.url).port);
+  const o = await startDirectoryOp(DIR_USERS.filter((u) => u.accountId !== '00uleo'), { extraUsers: 10000 }, port);
+  const all = DIR_USERS.length + 10000;
+  const { ctx, p } = await newAdminPage();
+  await openTab('import', p);
+  await p.click('#import-begin');
+  await loginAtOp(p, o, ALICE, ALICE_PASSWORD);
+  await p.waitForSelector('#import-directory:not([hidden])', { timeout: 60000 });
+  await waitText(p, '#import-count', (t) => t.startsWith(`${all.toLocaleString('en-US')} users. Showing the first 200`));
+  eq(await p.locator('#import-table tbody tr').count(), 200, 'rows rendered at most');
+  await p.click('#import-more');
+  eq(await p.locator('#import-table tbody tr').count(), 400, 'show more');
+  eq(await p.evaluate(() => document.activeElement.closest('tr').rowIndex), 201, 'focus on the first new row');
+  const t0 = Date.now();
+  await p.fill('#import-search', 'user09999@');
+  await waitText(p, '#import-count', (t) => t.startsWith(`1 of ${all.toLocaleString('en-US')}`));
+  const searchMs = Date.now() - t0;
+  assert(searchMs < 2000, `search took ${searchMs} ms`);
+  // Every generated user: more ids than one body holds, so the UI sends batches.
+  await p.fill('#import-search', 'directory.example.com');
+  await waitText(p, '#import-count', (t) => t.startsWith('10,000 of'));
+  await p.click('#import-select-matching');
+  eq(await p.innerText('#import-run'), 'Import 10,000 selected users', 'all matching selected');
+  const bodies = [];
+  p.on('request', (r) => { if (r.url().endsWith('/usergroup/import_users')) bodies.push(r.postData().length); });
+  await p.click('#import-run');
+  await p.waitForSelector('#import-result:not([hidden])', { timeout: 120000 });
+  await waitText(p, '#import-status', (t) => t.startsWith('Import finished'), 120000);
+  eq(await p.innerText('#import-created'), '10,000', 'created');
+  assert(bodies.length > 1 && bodies.every((n) => n < 64 * 1024), `batches: ${bodies}`);
+  const removed = await p.innerText('#import-removed');
+  assert(removed.includes('leo@example.com') && removed.includes('not deleted'), removed);
+  const leo = usersOf('acme').find((u) => u.Username === 'leo@example.com');
+  eq(leo && leo.Status, 'active', 'Leo is still there');
+  console.log(`  (10,005-user directory: search ${searchMs} ms)`);
+  await ctx.close();
+});
+
+// WebKitGTK (the engine of the desktop app's windows) runs the browser import too: Debian's
+// MiniBrowser under Xvfb, driven by WebKitWebDriver (plain W3C WebDriver over HTTP).
+const MINIBROWSER = '/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser';
+const haveWebKit = existsSync(MINIBROWSER) && existsSync('/usr/bin/WebKitWebDriver') && existsSync('/usr/bin/Xvfb');
+// Numbers as the page's locale writes them (MiniBrowser under LANG=C: no grouping), ungrouped.
+const ungroup = (t) => t.replace(/(\d)[,.\u00a0\u202f ](?=\d{3}\b)/g, '$1');
+const freePort = () => new Promise((res) => { const srv = createServer().listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => res(port)); }); });
+
+async function withWebKit(fn) {
+  const xvfb = spawn('Xvfb', ['-displayfd', '3', '-screen', '0', '1280x900x24', '-nolisten', 'tcp'], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+  const display = await new Promise((res, rej) => { xvfb.stdio[3].once('data', (d) => res(`:${String(d).trim()}`)); xvfb.once('exit', rej); });
+  const port = await freePort();
+  const driver = spawn('/usr/bin/WebKitWebDriver', [`--port=${port}`], { env: { ...process.env, DISPLAY: display }, stdio: 'ignore' });
+  const W = `http://127.0.0.1:${port}`;
+  const wd = async (method, path, body) => {
+    const r = await fetch(`${W}${path}`, { method, headers: { 'Content-Type': 'application/json' }, body: body && JSON.stringify(body) });
+    const j = await r.json();
+    if (!r.ok) throw new Error(`WebDriver ${method} ${path}: ${JSON.stringify(j.value).slice(0, 300)}`);
+    return j.value;
+  };
+  let sid;
+  try {
+    await until(() => fetch(`${W}/status`).then((r) => r.ok));
+    sid = (await wd('POST', '/session', { capabilities: { alwaysMatch: {
+      'webkitgtk:browserOptions': { binary: MINIBROWSER, args: ['--automation'] } } } })).sessionId;
+    const S = `/session/${sid}`;
+    const idOf = (v) => Object.values(v)[0];
+    const find = (css) => until(async () => idOf(await wd('POST', `${S}/element`, { using: 'css selector', value: css })));
+    const ui = {
+      go: (url) => wd('POST', `${S}/url`, { url }),
+      url: () => wd('GET', `${S}/url`),
+      click: async (css) => wd('POST', `${S}/element/${await find(css)}/click`, {}),
+      type: async (css, text) => { const id = await find(css); await wd('POST', `${S}/element/${id}/clear`, {}); if (text) await wd('POST', `${S}/element/${id}/value`, { text }); },
+      text: async (css) => wd('GET', `${S}/element/${await find(css)}/text`),
+      count: async (css) => (await wd('POST', `${S}/elements`, { using: 'css selector', value: css })).length,
+      shown: async (css) => { try { return await wd('GET', `${S}/element/${await find(css)}/displayed`); } catch { return false; } },
+      waitText: async (css, ok) => {
+        let last;
+        try { await until(async () => ok(last = await ui.text(css)), 30000); } catch { throw new Error(`${css}: unexpected text ${JSON.stringify(last)}`); }
+      },
+    };
+    await fn(ui);
+  } finally {
+    if (sid) await wd('DELETE', `/session/${sid}`).catch(() => {});
+    driver.kill('SIGTERM');
+    xvfb.kill('SIGTERM');
+  }
+}
+
+if (haveWebKit) {
+  test('import in WebKitGTK (MiniBrowser): sign-in round trip, 10,005-user table, search, import', () => withWebKit(async (ui) => {
+    await ui.go(UI);
+    await ui.type('#login-username', ADMIN);
+    await ui.type('#login-password', ADMIN_PASSWORD);
+    await ui.click('#login-form button[type=submit]');
+    await until(() => ui.shown('#view-admin'));
+    await ui.click('#tab-import');
+    await until(() => ui.shown('#import-begin'));
+    await ui.click('#import-begin');
+    await until(async () => (await ui.url()).startsWith(opDir.url) && ui.shown('input[name=password]'));
+    await ui.type('input[name=login]', ALICE);
+    await ui.type('input[name=password]', `${ALICE_PASSWORD}\uE007`); // Enter submits
+    await until(() => ui.shown('#import-directory'), 60000);
+    const back = new URL(await ui.url());
+    eq(back.search + back.hash, '#import', 'code and state removed');
+    await ui.waitText('#import-count', (t) => /^10005 users\. Showing the first 200/.test(ungroup(t)));
+    eq(await ui.count('#import-table tbody tr'), 200, 'rows rendered at most');
+    await ui.type('#import-search', 'erin@');
+    await ui.waitText('#import-count', (t) => ungroup(t).startsWith('1 of 10005'));
+    await ui.click('#import-all');
+    eq(await ui.text('#import-run'), 'Import 1 selected user', 'one selected');
+    await ui.click('#import-run');
+    await ui.waitText('#import-status', (t) => t.startsWith('Import finished'));
+    eq(await ui.text('#import-created'), '1', 'Erin created');
+    assert((await ui.text('#import-removed')).includes('not deleted'), 'removed users explained');
+  }));
+} else {
+  console.log('SKIP WebKitGTK import test: MiniBrowser, WebKitWebDriver or Xvfb missing (scripts/setup-debian.sh --desktop)');
+}
+
+test('import in the desktop window: explains, and opens the browser UI through the shell', async () => {
+  // The shell's IPC, doubled: `api` forwards to the agent with the tray's token, as the app does.
+  const ctx = await browser.newContext();
+  const admin = await passwordToken(BASE, ADMIN, ADMIN_PASSWORD);
+  await ctx.addInitScript(({ tok, agentUrl }) => {
+    window.__invoked = [];
+    const invoke = async (cmd, args) => {
+      window.__invoked.push(cmd);
+      if (cmd === 'app_state') return { view: 'admin', needsSetup: false, agentUrl, session: { name: 'Ada Admin', account: 'acme', isAdmin: true } };
+      if (cmd === 'open_import_in_browser') return null;
+      if (cmd !== 'api') throw new Error(`unknown command ${cmd}`);
+      const r = args.request;
+      const res = await fetch(r.path, { method: r.method, body: r.body ?? undefined,
+        headers: { ...r.headers, Authorization: r.headers.Authorization || `Bearer ${tok}` } });
+      return { status: res.status, errorCode: res.headers.get('error-code'), contentType: res.headers.get('content-type'), body: await res.text() };
+    };
+    window.__TAURI__ = { core: { invoke }, event: { listen: async () => () => {} } };
+  }, { tok: admin, agentUrl: BASE.replace('127.0.0.1', 'localhost') });
+  const p = watch(await ctx.newPage());
+  await p.goto(UI);
+  await p.waitForSelector('#view-admin:not([hidden])');
+  await openTab('import', p);
+  assert(await p.isHidden('#import-start'), 'no sign-in from the window');
+  eq(await p.innerText('#import-browser-url'), `${BASE.replace('127.0.0.1', 'localhost')}/ui/#import`, 'address shown');
+  await p.click('#import-open-browser');
+  await waitText(p, '#import-status', (t) => t.startsWith('Opened in your browser'));
+  assert((await p.evaluate(() => window.__invoked)).includes('open_import_in_browser'), 'asked the shell');
+  await ctx.close();
+});
+
 test('no console errors or CSP violations', async () => {
   const bad = problems.filter((m) => !/status of 4\d\d/.test(m));
   eq(bad.length, 0, `console errors: ${bad.join(' | ')}`);
@@ -252,4 +595,5 @@ await runAll(async () => {
   await browser.close();
   agent.child.kill('SIGTERM');
   op.child.stdin.end();
+  opDir?.child.stdin.end();
 });
