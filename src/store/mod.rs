@@ -52,6 +52,8 @@ struct Inner {
     epoch: AtomicU64,
     /// Writes waiting for the next group commit.
     queue: Mutex<Vec<Box<dyn Job>>>,
+    /// Wakes the checkpointer after a commit (`None` for in-memory databases).
+    checkpoint: Option<std::sync::mpsc::SyncSender<()>>,
 }
 
 /// A queued write, its closure's type erased.
@@ -140,6 +142,10 @@ impl Db {
         // sync rate.
         writer.pragma_update(None, "synchronous", "NORMAL")?;
         migrations::apply(&mut writer)?;
+        // Checkpoints (copying the WAL into the database, with an fsync of each) run on a
+        // thread of their own, not inside whichever commit crosses SQLite's threshold.
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpoint = spawn_checkpointer(path)?;
         restrict_permissions(path);
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
@@ -165,6 +171,7 @@ impl Db {
             commits: AtomicUsize::new(0),
             epoch: AtomicU64::new(0),
             queue: Mutex::new(Vec::new()),
+            checkpoint: Some(checkpoint),
         })))
     }
 
@@ -183,6 +190,7 @@ impl Db {
             commits: AtomicUsize::new(0),
             epoch: AtomicU64::new(0),
             queue: Mutex::new(Vec::new()),
+            checkpoint: None,
         })))
     }
 
@@ -310,6 +318,7 @@ impl Db {
         let committed = tx.commit().map_err(|e| e.to_string());
         if committed.is_ok() {
             self.0.commits.fetch_add(1, Ordering::AcqRel);
+            self.wake_checkpointer();
         }
         drop(conn);
         // After the transaction ended (whatever became of it), before anyone is answered.
@@ -335,6 +344,13 @@ impl Db {
                 Ok(stmt.query_row([], |r| r.get(0))?)
             }
             None => Ok(i64::try_from(self.0.commits.load(Ordering::Acquire)).unwrap_or(i64::MAX)),
+        }
+    }
+
+    fn wake_checkpointer(&self) {
+        if let Some(c) = &self.0.checkpoint {
+            // Full means a wake-up is pending already.
+            let _ = c.try_send(());
         }
     }
 
@@ -371,9 +387,39 @@ impl Db {
         let out = f(&tx)?;
         tx.commit()?;
         self.0.commits.fetch_add(1, Ordering::AcqRel);
+        self.wake_checkpointer();
         Ok(out)
     }
 }
+
+/// Starts the thread that checkpoints the WAL after commits: it sleeps until woken (no
+/// polling when idle), checkpoints (PASSIVE: never blocks readers or the writer), then
+/// lets commits accumulate for a moment. It ends when the [`Db`] is dropped.
+fn spawn_checkpointer(path: &Path) -> Result<std::sync::mpsc::SyncSender<()>> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    configure(&conn)?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while rx.recv().is_ok() {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!("WAL checkpoint failed: {e}");
+                }
+                std::thread::sleep(CHECKPOINT_PAUSE);
+            }
+            // The last commits' frames go into the database before the agent ends.
+            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        })
+        .map_err(|e| Error::internal(format!("checkpoint thread: {e}")))?;
+    Ok(tx)
+}
+
+/// How long commits accumulate between two checkpoints.
+const CHECKPOINT_PAUSE: Duration = Duration::from_millis(100);
 
 /// Advances the epoch when dropped: after the transaction, on every path out.
 struct EpochBump<'a>(Option<&'a AtomicU64>);
@@ -505,6 +551,34 @@ mod tests {
             [],
         )?;
         assert_ne!(db.generation()?, g1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn commits_are_checkpointed_into_the_database_file_in_the_background() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("agent.db");
+        let db = Db::open(&path)?;
+        let before = std::fs::metadata(&path)?.len();
+        for i in 0..200 {
+            db.write(move |tx| {
+                Ok(tx.execute(
+                    "INSERT INTO accounts (identifier, name, created_at) VALUES (?1, ?2, 0)",
+                    rusqlite::params![format!("a{i}"), "x".repeat(2000)],
+                )?)
+            })
+            .await?;
+        }
+        // The writer never checkpoints itself (wal_autocheckpoint = 0): only the background
+        // thread can have grown the database file.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&path)?.len() <= before + 200 * 2000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint happened"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         Ok(())
     }
 
