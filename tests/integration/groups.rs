@@ -70,14 +70,20 @@ fn entra_claims(idp: &FakeIdp, nonce: &str, extra: Value) -> Value {
     c
 }
 
-#[tokio::test]
-async fn okta_groups_claim_names_become_memberships_and_follow_the_idp() {
+/// An agent whose account has Ann and an active Okta configuration at a fake OP.
+async fn okta() -> (TestAgent, FakeIdp) {
     let idp = FakeIdp::start("", None).await;
     let agent = TestAgent::start(|_| {}).await;
     agent.add_user(ANN, "Ann Example");
     agent
         .setup_oidc("okta", CLIENT_ID, "okta-secret", &idp.openid_url())
         .await;
+    (agent, idp)
+}
+
+#[tokio::test]
+async fn okta_groups_claim_names_become_memberships_and_follow_the_idp() {
+    let (agent, idp) = okta().await;
     let jwt = sign_in(&agent, &idp, |n| {
         okta_claims(&idp, n, json!({"groups": ["eng", "ops", "eng"]}))
     })
@@ -109,12 +115,7 @@ async fn okta_groups_claim_names_become_memberships_and_follow_the_idp() {
 
 #[tokio::test]
 async fn a_malformed_groups_claim_refuses_the_sign_in_and_changes_nothing() {
-    let idp = FakeIdp::start("", None).await;
-    let agent = TestAgent::start(|_| {}).await;
-    agent.add_user(ANN, "Ann Example");
-    agent
-        .setup_oidc("okta", CLIENT_ID, "okta-secret", &idp.openid_url())
-        .await;
+    let (agent, idp) = okta().await;
     let jwt = sign_in(&agent, &idp, |n| {
         okta_claims(&idp, n, json!({"groups": ["eng"]}))
     })
