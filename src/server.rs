@@ -73,6 +73,10 @@ pub fn build_state(
         source,
     };
     let db = open_db(&settings)?;
+    let last_login_id = db
+        .read_blocking(crate::store::transactions::max_id)
+        .map_err(data)?;
+    let login_cache = api::login::LoginCache::starting_after(last_login_id);
     let keys = SessionKeys::load_or_create(&settings.data_dir).map_err(data)?;
     let (sealer, key_location) = Sealer::load_or_create(&settings.data_dir).map_err(data)?;
     tracing::debug!(?key_location, "data key loaded");
@@ -91,7 +95,7 @@ pub fn build_state(
         oidc,
         desktop_logins: api::login::DesktopLogins::default(),
         idp_cache: Default::default(),
-        login_cache: Default::default(),
+        login_cache,
     }))
 }
 

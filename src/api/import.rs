@@ -15,7 +15,6 @@ use url::Url;
 use crate::api::AppState;
 use crate::api::extract::{Admin, Fields, QueryParams};
 use crate::api::login::{self, StartRequest};
-use crate::crypto::sha256_hex;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::sso::directory::{self, DirGroup, DirUser, Relation};
@@ -123,15 +122,18 @@ async fn get_user_usergroups(
         .to_string();
     let now = state.now();
     let (admin_id, aid) = (p.user.id, p.account_id());
-    let handle_hash = match q.get("identifier").filter(|i| !i.trim().is_empty()) {
-        Some(i) => sha256_hex(i.trim()),
+    let key = match q.get("identifier").filter(|i| !i.trim().is_empty()) {
+        // A value that cannot be one of our handles names no transaction.
+        Some(i) => transactions::Key::from_identifier(i).ok_or_else(|| {
+            Error::Security("this import was already completed or is unknown; start again".into())
+        })?,
         None => {
             let cb = callback.clone();
             state
                 .db
                 .read(move |c| transactions::latest_pending_import(c, admin_id, &cb, now))
                 .await?
-                .map(|t| t.handle_hash)
+                .map(|t| t.key())
                 .ok_or_else(|| {
                     Error::NotFound(
                         "you have no pending import with this callbackUrl; start one with \
@@ -144,7 +146,7 @@ async fn get_user_usergroups(
     // Consumed before anything else: a code works once, even if this call fails later.
     let t = state
         .db
-        .write(move |tx| transactions::consume(tx, &handle_hash, now))
+        .write(move |tx| transactions::consume(tx, &key, now))
         .await?
         .ok_or_else(|| {
             Error::Security("this import was already completed or is unknown; start again".into())

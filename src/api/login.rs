@@ -101,9 +101,19 @@ pub struct LoginCache {
     accounts_of: GenCache<String, i64>,
     accounts: GenCache<i64, (Option<IdpConfig>, Arc<Vec<String>>)>,
     last_purge: AtomicI64,
+    /// Ids of new login transactions.
+    ids: transactions::IdAllocator,
 }
 
 impl LoginCache {
+    /// A cache whose login transaction ids start after `last_id` (the table's highest).
+    pub fn starting_after(last_id: i64) -> Self {
+        Self {
+            ids: transactions::IdAllocator::after(last_id),
+            ..Self::default()
+        }
+    }
+
     /// Whether expired login transactions are due to be purged (true at most once a minute).
     fn purge_due(&self, now: i64) -> bool {
         let last = self.last_purge.load(Ordering::Relaxed);
@@ -186,9 +196,10 @@ pub async fn start_login(state: &AppState, req: StartRequest<'_>) -> Result<Star
         .ok_or_else(|| Error::internal("OIDC configuration without ClientId"))?;
     let discovered = state.oidc.discover(openid_url, config.kind, now).await?;
 
-    let handle = random_token()?;
+    let id = state.login_cache.ids.next(now);
+    let handle = transactions::handle::new(id)?;
     let handle_hash = sha256_hex(&handle);
-    let tx_state = random_token()?;
+    let tx_state = transactions::handle::new(id)?;
     let nonce = random_token()?;
     let (challenge, verifier) = oidc::new_pkce();
     let url = state.oidc.authorization_url(
@@ -219,7 +230,7 @@ pub async fn start_login(state: &AppState, req: StartRequest<'_>) -> Result<Star
         &username,
         account_id,
         &config,
-        (handle, tx_state),
+        (id, handle, tx_state),
         protocol,
         url,
         now,
@@ -238,8 +249,9 @@ async fn start_saml_login(
     now: i64,
 ) -> Result<Started> {
     let sp = crate::api::saml::sp_config(state, config)?;
-    let handle = random_token()?;
-    let relay_state = random_token()?;
+    let id = state.login_cache.ids.next(now);
+    let handle = transactions::handle::new(id)?;
+    let relay_state = transactions::handle::new(id)?;
     let request = saml::redirect_request(&sp, &relay_state, now).map_err(Error::internal)?;
     let url = Url::parse(&request.url).map_err(|_| Error::internal("AuthnRequest URL"))?;
     let protocol = ProtocolState {
@@ -253,7 +265,7 @@ async fn start_saml_login(
         username,
         account_id,
         config,
-        (handle, relay_state),
+        (id, handle, relay_state),
         protocol,
         url,
         now,
@@ -277,13 +289,14 @@ async fn record_login(
     username: &str,
     account_id: i64,
     config: &IdpConfig,
-    (handle, tx_state): (String, String),
+    (id, handle, tx_state): (i64, String, String),
     protocol: ProtocolState,
     url: Url,
     now: i64,
 ) -> Result<Started> {
     let handle_hash = sha256_hex(&handle);
     let t = NewTransaction {
+        id,
         handle_enc: Some(state.sealer.seal_secret(
             &Secret::new(handle.clone()),
             &seal_context(&handle_hash, "handle"),
@@ -368,8 +381,8 @@ enum TxRef<'a> {
         handle: &'a str,
         callback_url: &'a str,
     },
-    /// By the handle hash, for the agent's own callback (found through `state`).
-    HandleHash(&'a str),
+    /// By its key, for the agent's own callback (found through `state`).
+    Key(transactions::Key),
 }
 
 /// Completes a login from `/sso/authenticate`: the transaction named by `identifier`, the
@@ -394,30 +407,35 @@ pub async fn authenticate(
 
 async fn complete(state: &AppState, r: TxRef<'_>, code: &Secret) -> Result<SignedIn> {
     let now = state.now();
-    let (handle_hash, callback) = match &r {
+    let (key, callback) = match r {
         TxRef::Identifier {
             handle,
             callback_url,
         } => (
-            sha256_hex(handle.trim()),
+            // Anything that cannot be one of our handles is simply unknown.
+            transactions::Key::from_identifier(handle),
             Some(callback_url.trim().to_string()),
         ),
-        TxRef::HandleHash(h) => (h.to_string(), None),
+        TxRef::Key(k) => (Some(k), None),
     };
     // Consumed before anything else: a second call with the same Identifier fails even if
     // this one fails later.
-    let hh = handle_hash.clone();
-    let (consumed, existing) = state
-        .db
-        .write(move |tx| {
-            let consumed = transactions::consume(tx, &hh, now)?;
-            let existing = match consumed {
-                Some(_) => None,
-                None => transactions::by_handle_hash(tx, &hh)?,
-            };
-            Ok((consumed, existing))
-        })
-        .await?;
+    let (consumed, existing) = match key {
+        None => (None, None),
+        Some(key) => {
+            state
+                .db
+                .write(move |tx| {
+                    let consumed = transactions::consume(tx, &key, now)?;
+                    let existing = match consumed {
+                        Some(_) => None,
+                        None => transactions::by_key(tx, &key)?,
+                    };
+                    Ok((consumed, existing))
+                })
+                .await?
+        }
+    };
     let Some(t) = consumed else {
         let (account, actor, msg) = match existing {
             Some(t) => (
@@ -889,7 +907,7 @@ pub async fn complete_desktop_login(
             )
         })?;
     let result = match outcome {
-        Ok(code) => complete(state, TxRef::HandleHash(&t.handle_hash), &code)
+        Ok(code) => complete(state, TxRef::Key(t.key()), &code)
             .await
             .map(|s| DesktopSession {
                 token: s.token,
@@ -898,11 +916,11 @@ pub async fn complete_desktop_login(
                 account: s.account_identifier,
             }),
         Err(idp_error) => {
-            let hh = t.handle_hash.clone();
+            let key = t.key();
             let now = state.now();
             state
                 .db
-                .write(move |tx| transactions::consume(tx, &hh, now))
+                .write(move |tx| transactions::consume(tx, &key, now))
                 .await?;
             let e = Error::Sso(idp_error);
             audit_refusal(state, Some(t.account_id), &t.login_hint, &e).await;

@@ -211,8 +211,8 @@ async fn acs(state: &AppState, req: Request) -> std::result::Result<Url, AcsFail
             &seal_context(&t.handle_hash, "saml_result"),
         )
         .map_err(fail)?;
-    let (hh, issuer, assertion_id, until) = (
-        t.handle_hash.clone(),
+    let (key, issuer, assertion_id, until) = (
+        t.key(),
         identity.issuer.clone(),
         identity.assertion_id.clone(),
         identity.replayable_until,
@@ -221,7 +221,7 @@ async fn acs(state: &AppState, req: Request) -> std::result::Result<Url, AcsFail
         .db
         .write(move |tx| {
             replay::remember(tx, &issuer, &assertion_id, until, now)?;
-            transactions::set_code(tx, &hh, &code_hash, now + CODE_TTL_SECS, Some(&sealed))
+            transactions::set_code(tx, &key, &code_hash, now + CODE_TTL_SECS, Some(&sealed))
         })
         .await
         .map_err(fail)?;

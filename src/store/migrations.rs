@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_login_transactions_client.sql"),
     include_str!("../../migrations/0003_directory_reads.sql"),
     include_str!("../../migrations/0004_groups_attribute.sql"),
+    include_str!("../../migrations/0005_login_transactions_keys.sql"),
 ];
 
 /// Applies every migration the database has not seen, each in its own transaction.

@@ -1,10 +1,15 @@
 //! SQLite storage: one database file in the data directory, WAL, foreign keys, migrations.
 //!
-//! [`Db`] holds one writer connection and a few reader connections. Every call runs on
-//! tokio's blocking pool (`spawn_blocking`): SQLite calls block the thread, and an async
-//! worker stuck on disk I/O would stall every other request. A semaphore per pool admits only
-//! as many calls as there are connections, so waiting happens asynchronously instead of in
-//! parked blocking threads (which would grow the pool, and memory, under load).
+//! [`Db`] holds one writer connection and a few reader connections; SQLite calls block, so
+//! none runs on an async worker (one stuck on disk I/O would stall every other request).
+//!
+//! - Reads run on tokio's blocking pool (`spawn_blocking`). A semaphore admits only as many
+//!   as there are reader connections, so waiting happens asynchronously instead of in parked
+//!   blocking threads (which would grow the pool, and memory, under load).
+//! - Writes are queued to one writer thread that owns the writer connection. It runs every
+//!   queued write in one transaction (group commit), each inside its own savepoint (a failing
+//!   write rolls back alone), and answers each after the commit. Under load many requests
+//!   share one commit and one thread wake-up; alone, a write is a transaction of its own.
 
 pub mod accounts;
 pub mod audit;
@@ -23,7 +28,7 @@ pub mod users;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -41,19 +46,43 @@ struct Inner {
     /// A connection used only to ask `PRAGMA data_version` (see [`Db::generation`]).
     watch: Option<Mutex<Connection>>,
     read_gate: Arc<tokio::sync::Semaphore>,
-    write_gate: Arc<tokio::sync::Semaphore>,
-    writer: Mutex<Connection>,
     /// Empty for in-memory databases, whose readers share the writer.
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// The writer connection and its queue, shared with the writer thread.
+    w: Arc<WriteSide>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: the writer thread finishes what is queued and ends.
+        self.w.queue().closed = true;
+        self.w.wake.notify_one();
+    }
+}
+
+/// What the writer thread and the handles share.
+struct WriteSide {
+    writer: Mutex<Connection>,
     /// Commits made through this handle (the generation of in-memory databases).
     commits: AtomicUsize,
     /// Changes when a write that may touch cached data ends (see [`Db::epoch`]).
     epoch: AtomicU64,
     /// Writes waiting for the next group commit.
-    queue: Mutex<Vec<Box<dyn Job>>>,
+    queue: Mutex<Queue>,
+    /// Wakes the writer thread when it sleeps and a write arrives (or the handle closes).
+    wake: Condvar,
     /// Wakes the checkpointer after a commit (`None` for in-memory databases).
     checkpoint: Option<std::sync::mpsc::SyncSender<()>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Box<dyn Job>>,
+    /// The writer thread waits for work (a push must wake it).
+    idle: bool,
+    /// No handle is left: the thread ends once the queue is empty.
+    closed: bool,
 }
 
 /// A queued write, its closure's type erased.
@@ -143,8 +172,9 @@ impl Db {
         writer.pragma_update(None, "synchronous", "NORMAL")?;
         migrations::apply(&mut writer)?;
         // Checkpoints (copying the WAL into the database, with an fsync of each) run on a
-        // thread of their own, not inside whichever commit crosses SQLite's threshold.
-        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // thread of their own, not in the writer's way; the writer checkpoints only when the
+        // WAL grows past WAL_RESTART_FRAMES, which sustained writes alone cause.
+        writer.pragma_update(None, "wal_autocheckpoint", WAL_RESTART_FRAMES)?;
         let checkpoint = spawn_checkpointer(path)?;
         restrict_permissions(path);
         let mut readers = Vec::with_capacity(READERS);
@@ -164,14 +194,9 @@ impl Db {
         Ok(Self(Arc::new(Inner {
             watch: Some(Mutex::new(watch)),
             read_gate: Arc::new(tokio::sync::Semaphore::new(READERS)),
-            write_gate: Arc::new(tokio::sync::Semaphore::new(1)),
-            writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
-            commits: AtomicUsize::new(0),
-            epoch: AtomicU64::new(0),
-            queue: Mutex::new(Vec::new()),
-            checkpoint: Some(checkpoint),
+            w: WriteSide::start(writer, Some(checkpoint))?,
         })))
     }
 
@@ -183,14 +208,9 @@ impl Db {
         Ok(Self(Arc::new(Inner {
             watch: None,
             read_gate: Arc::new(tokio::sync::Semaphore::new(1)),
-            write_gate: Arc::new(tokio::sync::Semaphore::new(1)),
-            writer: Mutex::new(conn),
             readers: Vec::new(),
             next_reader: AtomicUsize::new(0),
-            commits: AtomicUsize::new(0),
-            epoch: AtomicU64::new(0),
-            queue: Mutex::new(Vec::new()),
-            checkpoint: None,
+            w: WriteSide::start(conn, None)?,
         })))
     }
 
@@ -243,47 +263,134 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     {
-        // Group commit: the job is queued, and whoever holds the write permit runs every
-        // queued job in one transaction, each inside its own savepoint (a failing job rolls
-        // back alone). Under load many requests share one commit instead of queueing for one
-        // each; alone, a write is still one transaction of its own.
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.queue().push(Box::new(TypedJob {
-            f: Some(f),
-            out: None,
-            reply,
-            changes_cached_data,
-        }));
-        let permit = self
-            .0
-            .write_gate
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(Error::internal)?;
-        let jobs: Vec<Box<dyn Job>> = std::mem::take(&mut *self.queue());
-        if !jobs.is_empty() {
-            let db = self.clone();
-            tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                db.run_batch(jobs);
-            })
-            .await
-            .map_err(|e| Error::internal(format!("database task: {e}")))?;
+        {
+            let mut q = self.0.w.queue();
+            q.jobs.push(Box::new(TypedJob {
+                f: Some(f),
+                out: None,
+                reply,
+                changes_cached_data,
+            }));
+            // Only a sleeping writer needs the wake-up (a system call); a busy one takes
+            // the job with its next batch.
+            if q.idle {
+                q.idle = false;
+                self.0.w.wake.notify_one();
+            }
         }
         answer
             .await
             .map_err(|_| Error::internal("a database write was dropped"))?
     }
 
-    fn queue(&self) -> MutexGuard<'_, Vec<Box<dyn Job>>> {
-        self.0.queue.lock().unwrap_or_else(|p| p.into_inner())
+    /// A number that changes whenever anyone — this agent or another process such as the
+    /// CLI — commits to the database. Caches compare it to know they are still exact.
+    ///
+    /// Called inline on async workers: in WAL mode `PRAGMA data_version` reads the shared
+    /// wal-index header in memory and does no disk I/O. In-memory databases (one connection,
+    /// no other writer) report a counter of their own commits.
+    pub fn generation(&self) -> Result<i64> {
+        match &self.0.watch {
+            Some(w) => {
+                let conn = lock(w);
+                let mut stmt = conn.prepare_cached("PRAGMA data_version")?;
+                Ok(stmt.query_row([], |r| r.get(0))?)
+            }
+            None => Ok(i64::try_from(self.0.w.commits.load(Ordering::Acquire)).unwrap_or(i64::MAX)),
+        }
+    }
+
+    /// A number that changes after every write through this handle except
+    /// [`Db::write_uncached`] ones — whether it committed or not — and before the writer
+    /// is answered. An in-process cache of data that only this process writes (IdP
+    /// configurations, callback allow-lists) is exact while the epoch it was read at is
+    /// current: take the epoch *before* reading, and a read racing a write is tagged with
+    /// the epoch that write ends. Unlike [`Db::generation`] it is blind to other processes.
+    pub fn epoch(&self) -> u64 {
+        self.0.w.epoch.load(Ordering::Acquire)
+    }
+
+    /// [`Db::read`] for synchronous callers (the CLI).
+    pub fn read_blocking<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        if self.0.readers.is_empty() {
+            return f(&lock(&self.0.w.writer));
+        }
+        let n = self.0.readers.len();
+        let start = self.0.next_reader.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            if let Ok(conn) = self.0.readers[(start + i) % n].try_lock() {
+                return f(&conn);
+            }
+        }
+        f(&lock(&self.0.readers[start % n]))
+    }
+
+    /// [`Db::write`] for synchronous callers (the CLI).
+    pub fn write_blocking<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let _epoch = EpochBump(Some(&self.0.w.epoch));
+        let mut conn = lock(&self.0.w.writer);
+        let tx = Transaction::new(&mut conn, TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        self.0.w.commits.fetch_add(1, Ordering::AcqRel);
+        self.0.w.wake_checkpointer();
+        Ok(out)
+    }
+}
+
+impl WriteSide {
+    /// Wraps the writer connection and starts its thread.
+    fn start(
+        writer: Connection,
+        checkpoint: Option<std::sync::mpsc::SyncSender<()>>,
+    ) -> Result<Arc<Self>> {
+        let w = Arc::new(Self {
+            writer: Mutex::new(writer),
+            commits: AtomicUsize::new(0),
+            epoch: AtomicU64::new(0),
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            checkpoint,
+        });
+        let thread = w.clone();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || thread.run())
+            .map_err(|e| Error::internal(format!("writer thread: {e}")))?;
+        Ok(w)
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The writer thread: takes everything queued, runs it as one batch, repeats; sleeps
+    /// only while the queue is empty.
+    fn run(&self) {
+        loop {
+            let jobs = {
+                let mut q = self.queue();
+                loop {
+                    if !q.jobs.is_empty() {
+                        q.idle = false;
+                        break std::mem::take(&mut q.jobs);
+                    }
+                    if q.closed {
+                        return;
+                    }
+                    q.idle = true;
+                    q = self.wake.wait(q).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            self.run_batch(jobs);
+        }
     }
 
     /// Runs `jobs` in one IMMEDIATE transaction, one savepoint each, then answers them all.
     fn run_batch(&self, jobs: Vec<Box<dyn Job>>) {
         let bump = jobs.iter().any(|j| j.changes_cached_data());
-        let mut conn = lock(&self.0.writer);
+        let mut conn = lock(&self.writer);
         let tx = match Transaction::new(&mut conn, TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(e) => {
@@ -303,7 +410,12 @@ impl Db {
                 ran.push(job);
                 continue;
             }
-            let ok = job.run(&tx);
+            // A panicking job fails alone; the writer thread must outlive it.
+            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&tx)))
+                .unwrap_or_else(|_| {
+                    job.fail("the write panicked");
+                    false
+                });
             let end = |sql: &str| tx.prepare_cached(sql).and_then(|mut st| st.execute([]));
             let ended = if ok {
                 end("RELEASE job")
@@ -317,78 +429,24 @@ impl Db {
         }
         let committed = tx.commit().map_err(|e| e.to_string());
         if committed.is_ok() {
-            self.0.commits.fetch_add(1, Ordering::AcqRel);
+            self.commits.fetch_add(1, Ordering::AcqRel);
             self.wake_checkpointer();
         }
         drop(conn);
         // After the transaction ended (whatever became of it), before anyone is answered.
         if bump {
-            self.0.epoch.fetch_add(1, Ordering::AcqRel);
+            self.epoch.fetch_add(1, Ordering::AcqRel);
         }
         for job in ran {
             job.finish(committed.clone());
         }
     }
 
-    /// A number that changes whenever anyone — this agent or another process such as the
-    /// CLI — commits to the database. Caches compare it to know they are still exact.
-    ///
-    /// Called inline on async workers: in WAL mode `PRAGMA data_version` reads the shared
-    /// wal-index header in memory and does no disk I/O. In-memory databases (one connection,
-    /// no other writer) report a counter of their own commits.
-    pub fn generation(&self) -> Result<i64> {
-        match &self.0.watch {
-            Some(w) => {
-                let conn = lock(w);
-                let mut stmt = conn.prepare_cached("PRAGMA data_version")?;
-                Ok(stmt.query_row([], |r| r.get(0))?)
-            }
-            None => Ok(i64::try_from(self.0.commits.load(Ordering::Acquire)).unwrap_or(i64::MAX)),
-        }
-    }
-
     fn wake_checkpointer(&self) {
-        if let Some(c) = &self.0.checkpoint {
+        if let Some(c) = &self.checkpoint {
             // Full means a wake-up is pending already.
             let _ = c.try_send(());
         }
-    }
-
-    /// A number that changes after every write through this handle except
-    /// [`Db::write_uncached`] ones — whether it committed or not — and before the writer
-    /// is answered. An in-process cache of data that only this process writes (IdP
-    /// configurations, callback allow-lists) is exact while the epoch it was read at is
-    /// current: take the epoch *before* reading, and a read racing a write is tagged with
-    /// the epoch that write ends. Unlike [`Db::generation`] it is blind to other processes.
-    pub fn epoch(&self) -> u64 {
-        self.0.epoch.load(Ordering::Acquire)
-    }
-
-    /// [`Db::read`] for synchronous callers (the CLI).
-    pub fn read_blocking<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        if self.0.readers.is_empty() {
-            return f(&lock(&self.0.writer));
-        }
-        let n = self.0.readers.len();
-        let start = self.0.next_reader.fetch_add(1, Ordering::Relaxed);
-        for i in 0..n {
-            if let Ok(conn) = self.0.readers[(start + i) % n].try_lock() {
-                return f(&conn);
-            }
-        }
-        f(&lock(&self.0.readers[start % n]))
-    }
-
-    /// [`Db::write`] for synchronous callers (the CLI).
-    pub fn write_blocking<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let _epoch = EpochBump(Some(&self.0.epoch));
-        let mut conn = lock(&self.0.writer);
-        let tx = Transaction::new(&mut conn, TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        self.0.commits.fetch_add(1, Ordering::AcqRel);
-        self.wake_checkpointer();
-        Ok(out)
     }
 }
 
@@ -420,6 +478,14 @@ fn spawn_checkpointer(path: &Path) -> Result<std::sync::mpsc::SyncSender<()>> {
 
 /// How long commits accumulate between two checkpoints.
 const CHECKPOINT_PAUSE: Duration = Duration::from_millis(100);
+
+/// WAL length (4 KiB frames, so 16 MiB) past which the writer checkpoints itself. The
+/// checkpointer copies frames while commits keep adding some, so under sustained writes it
+/// never finds the WAL fully copied, and SQLite rewinds the WAL only when a write begins with
+/// every frame copied: without this the WAL would grow without end. Past this length the
+/// writer, between two of its transactions (nothing is being added), copies what is left,
+/// and its next transaction rewinds the WAL.
+const WAL_RESTART_FRAMES: i64 = 4096;
 
 /// Advances the epoch when dropped: after the transaction, on every path out.
 struct EpochBump<'a>(Option<&'a AtomicU64>);
@@ -579,6 +645,75 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_fails_alone_and_the_writer_goes_on() -> Result<()> {
+        let db = Db::open_in_memory()?;
+        let insert = |id: &'static str| {
+            move |tx: &Transaction<'_>| -> Result<usize> {
+                Ok(tx.execute(
+                    "INSERT INTO accounts (identifier, name, created_at) VALUES (?1, 'A', 0)",
+                    [id],
+                )?)
+            }
+        };
+        let (a, boom, b) = tokio::join!(
+            db.write(insert("a")),
+            db.write(move |tx: &Transaction<'_>| -> Result<usize> {
+                insert("half")(tx)?;
+                panic!("a bug in a write")
+            }),
+            db.write(insert("b")),
+        );
+        assert!(a.is_ok() && b.is_ok());
+        assert!(boom.is_err());
+        // The writer thread survived the panic (else this would wait forever).
+        tokio::time::timeout(Duration::from_secs(10), db.write(insert("after")))
+            .await
+            .map_err(|_| Error::internal("the writer thread is gone"))??;
+        let ids: Vec<String> = db
+            .read(|c| {
+                let mut st = c.prepare("SELECT identifier FROM accounts ORDER BY identifier")?;
+                let rows = st.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .await?;
+        assert_eq!(ids, ["a", "after", "b"], "the panicking write left nothing");
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_stays_bounded_under_sustained_writes() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("agent.db");
+        let db = Db::open(&path)?;
+        // 48 MiB of rows from 16 writers that never pause: the checkpointer alone would
+        // never find the WAL fully copied, and the WAL would hold all of it.
+        let mut writers = Vec::new();
+        for w in 0..16 {
+            let db = db.clone();
+            writers.push(tokio::spawn(async move {
+                for i in 0..768 {
+                    db.write(move |tx| {
+                        Ok(tx.execute(
+                            "INSERT INTO accounts (identifier, name, created_at) \
+                             VALUES (?1, ?2, 0)",
+                            rusqlite::params![format!("a{w}-{i}"), "x".repeat(4000)],
+                        )?)
+                    })
+                    .await?;
+                }
+                Ok::<_, Error>(())
+            }));
+        }
+        for w in writers {
+            w.await.map_err(Error::internal)??;
+        }
+        let wal = std::fs::metadata(path.with_extension("db-wal"))?.len();
+        let bound = 2 * WAL_RESTART_FRAMES as u64 * 4096 + (4 << 20);
+        assert!(wal < bound, "WAL of {wal} bytes (bound {bound})");
         Ok(())
     }
 

@@ -449,6 +449,37 @@ async fn an_identifier_works_once() {
         .assert_problem(499, "SECURITY", "unknown or has expired");
 }
 
+#[tokio::test]
+async fn only_the_whole_identifier_redeems_not_its_id_nor_the_state() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let f = okta().await;
+    let b = f.begin().await;
+    // The Identifier's first 8 bytes locate the transaction; the other 32 prove possession.
+    let mut bytes = URL_SAFE_NO_PAD.decode(&b.identifier).expect("base64url");
+    assert_eq!(bytes.len(), 40);
+    bytes[39] ^= 1;
+    let same_id_other_secret = URL_SAFE_NO_PAD.encode(&bytes);
+    let state = param(&b.url, "state").unwrap();
+    assert_ne!(state, b.identifier);
+    for forged in [
+        same_id_other_secret.as_str(),
+        state.as_str(),
+        &b.identifier[..b.identifier.len() - 1],
+        &format!("{}=", b.identifier),
+        "' OR 1=1 --",
+    ] {
+        f.agent
+            .authenticate(forged, "code-123", CB)
+            .await
+            .assert_problem(499, "SECURITY", "unknown or has expired");
+    }
+    assert!(f.idp.last_token_request().is_none(), "no code was redeemed");
+    // None of that burnt the real one.
+    let t = TestKey::a().sign(&f.claims(&b.nonce));
+    assert_jwt(&f.finish(&b, t).await);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_redemptions_of_one_identifier_let_exactly_one_through() {
     let f = okta().await;
