@@ -312,8 +312,8 @@ impl Oidc {
         kind: Kind,
         now: i64,
     ) -> Result<Arc<Discovered>> {
-        let doc_url = discovery::document_url(openid_url)?;
-        let key = (doc_url.to_string(), kind == Kind::Entra);
+        // Keyed by the configured URL as written: a hit costs no URL parsing.
+        let key = (openid_url.to_string(), kind == Kind::Entra);
         if let Some(d) = self
             .lock_discovery()
             .get(&key)
@@ -321,6 +321,7 @@ impl Oidc {
         {
             return Ok(d.clone());
         }
+        let doc_url = discovery::document_url(openid_url)?;
         let d = Arc::new(self.discover_fresh(&doc_url, kind, now).await?);
         let mut map = self.lock_discovery();
         if map.len() > 64 {
@@ -348,11 +349,14 @@ impl Oidc {
     pub fn authorization_url(&self, d: &Discovered, req: AuthRequest<'_>) -> Result<Url> {
         let redirect = RedirectUrl::new(req.redirect_uri.to_string())
             .map_err(|e| Error::invalid(format!("CallbackUrl is not a valid URL: {e}")))?;
-        let client = CoreClient::from_provider_metadata(
-            d.metadata.clone(),
+        // Only the authorization endpoint is needed here (not a copy of the whole metadata
+        // on every sso_url, as `from_provider_metadata` would take).
+        let client = CoreClient::new(
             openidconnect::ClientId::new(req.client_id.to_string()),
-            None,
+            d.metadata.issuer().clone(),
+            openidconnect::core::CoreJsonWebKeySet::default(),
         )
+        .set_auth_uri(d.metadata.authorization_endpoint().clone())
         .set_redirect_uri(redirect);
         let (state, nonce) = (req.state.to_string(), req.nonce.to_string());
         let mut auth = client.authorize_url(
