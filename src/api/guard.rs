@@ -119,6 +119,10 @@ pub fn redact_query(query: &str) -> String {
 
 /// One log line per request: method, path, redacted query, status, duration.
 pub async fn access_log(req: Request, next: Next) -> Response {
+    // Nothing to copy or redact when the access log is filtered out (AMOVE_LOG=warn).
+    if !tracing::enabled!(target: "amove_agent::access", tracing::Level::INFO) {
+        return next.run(req).await;
+    }
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
