@@ -6,11 +6,12 @@ mod agent;
 mod commands;
 mod deep_link;
 mod logs;
+mod memory;
 mod session;
 mod tray;
 mod windows;
 
-use tauri::{Manager, RunEvent};
+use tauri::{Manager, RunEvent, WindowEvent};
 
 pub use agent::Shell;
 
@@ -66,6 +67,11 @@ pub fn run() {
             code: None, api, ..
         } => api.prevent_exit(),
         RunEvent::Exit => handle.state::<Shell>().stop(),
+        // With the last window gone, the pages it brought in are idle again.
+        RunEvent::WindowEvent {
+            event: WindowEvent::Destroyed,
+            ..
+        } => memory::when_idle(handle),
         _ => {}
     });
 }

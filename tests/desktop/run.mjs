@@ -140,6 +140,11 @@ test('the tray is up and shows "Not signed in"; no window (no WebKit process) at
   await app.waitLog(/tray status: Not signed in/);
   await sleep(1000);
   eq(webkitChildren(app.child.pid).length, 0, 'no WebKit process while no window is open');
+  // Just after start-up, then once the app has released its idle pages (src-tauri/src/memory.rs).
+  results.startRssMb = rssKb(app.child.pid) / 1024;
+  results.startRssFileMb = rssKb(app.child.pid, 'RssFile') / 1024;
+  await app.waitLog(/memory: idle with no window/);
+  await sleep(1000);
   results.idleRssMb = rssKb(app.child.pid) / 1024;
   results.idleRssAnonMb = rssKb(app.child.pid, 'RssAnon') / 1024;
   results.idleRssFileMb = rssKb(app.child.pid, 'RssFile') / 1024;
@@ -147,9 +152,12 @@ test('the tray is up and shows "Not signed in"; no window (no WebKit process) at
   const kb = (k) => Number((new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(rollup) || [])[1]);
   results.idlePssMb = kb('Pss') / 1024;
   results.idleUssMb = (kb('Private_Clean') + kb('Private_Dirty')) / 1024;
+  assert(results.idleRssFileMb < results.startRssFileMb,
+    `the idle release unmapped library pages (file-backed RSS ${results.startRssFileMb.toFixed(1)} -> ${results.idleRssFileMb.toFixed(1)} MB)`);
   const t0 = cpuTicks(app.child.pid);
   await sleep(Number(process.env.IDLE_SECONDS || 5) * 1000);
   results.idleCpuTicks = cpuTicks(app.child.pid) - t0;
+  results.idleEndRssMb = rssKb(app.child.pid) / 1024; // at the end of the idle window
   results.idleSeconds = Number(process.env.IDLE_SECONDS || 5);
 });
 
