@@ -230,7 +230,7 @@ pub async fn start_login(state: &AppState, req: StartRequest<'_>) -> Result<Star
         &username,
         account_id,
         &config,
-        (id, handle, tx_state),
+        (id, handle, handle_hash, tx_state),
         protocol,
         url,
         now,
@@ -251,6 +251,7 @@ async fn start_saml_login(
     let sp = crate::api::saml::sp_config(state, config)?;
     let id = state.login_cache.ids.next(now);
     let handle = transactions::handle::new(id)?;
+    let handle_hash = sha256_hex(&handle);
     let relay_state = transactions::handle::new(id)?;
     let request = saml::redirect_request(&sp, &relay_state, now).map_err(Error::internal)?;
     let url = Url::parse(&request.url).map_err(|_| Error::internal("AuthnRequest URL"))?;
@@ -265,7 +266,7 @@ async fn start_saml_login(
         username,
         account_id,
         config,
-        (id, handle, relay_state),
+        (id, handle, handle_hash, relay_state),
         protocol,
         url,
         now,
@@ -289,12 +290,11 @@ async fn record_login(
     username: &str,
     account_id: i64,
     config: &IdpConfig,
-    (id, handle, tx_state): (i64, String, String),
+    (id, handle, handle_hash, tx_state): (i64, String, String, String),
     protocol: ProtocolState,
     url: Url,
     now: i64,
 ) -> Result<Started> {
-    let handle_hash = sha256_hex(&handle);
     let t = NewTransaction {
         id,
         handle_enc: Some(state.sealer.seal_secret(

@@ -12,10 +12,65 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 
 /// `n` bytes from the operating system's CSPRNG.
+///
+/// They are fetched [`POOL_BYTES`] at a time per thread — one system call where a login
+/// draws five values — and handed out once each: the bytes given out are wiped from the
+/// pool at once, so what stays in memory is only what is yet to be used (as with any
+/// generator in the process). Requests larger than a quarter of the pool bypass it.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
-    let mut b = [0u8; N];
-    getrandom::fill(&mut b).map_err(|e| Error::internal(format!("random: {e}")))?;
-    Ok(b)
+    let mut out = [0u8; N];
+    if N > POOL_BYTES / 4 {
+        os_random(&mut out)?;
+        return Ok(out);
+    }
+    match POOL.try_with(|p| p.borrow_mut().take(&mut out)) {
+        Ok(taken) => taken?,
+        // The thread is ending and its pool is gone.
+        Err(_) => os_random(&mut out)?,
+    }
+    Ok(out)
+}
+
+fn os_random(buf: &mut [u8]) -> Result<()> {
+    getrandom::fill(buf).map_err(|e| Error::internal(format!("random: {e}")))
+}
+
+/// How many bytes a thread's pool of OS randomness holds.
+const POOL_BYTES: usize = 4096;
+
+struct RandomPool {
+    buf: [u8; POOL_BYTES],
+    /// Where the unused bytes begin (`POOL_BYTES`: none left).
+    next: usize,
+}
+
+impl RandomPool {
+    fn take(&mut self, out: &mut [u8]) -> Result<()> {
+        if self.next + out.len() > POOL_BYTES {
+            os_random(&mut self.buf[..])?;
+            self.next = 0;
+        }
+        let used = &mut self.buf[self.next..self.next + out.len()];
+        out.copy_from_slice(used);
+        zeroize::Zeroize::zeroize(used);
+        self.next += out.len();
+        Ok(())
+    }
+}
+
+impl Drop for RandomPool {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.buf[..]);
+    }
+}
+
+thread_local! {
+    static POOL: std::cell::RefCell<RandomPool> = const {
+        std::cell::RefCell::new(RandomPool {
+            buf: [0; POOL_BYTES],
+            next: POOL_BYTES,
+        })
+    };
 }
 
 /// 32 random bytes (256 bits), base64url without padding: 43 characters.
@@ -75,6 +130,42 @@ mod tests {
         let b = random_token()?;
         assert_eq!(a.len(), 43);
         assert_ne!(a, b);
+        Ok(())
+    }
+
+    #[test]
+    fn pooled_random_bytes_are_handed_out_once_and_wiped_from_the_pool() -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        // Several refills of the pool: no value comes out twice.
+        for _ in 0..(3 * POOL_BYTES / 32) {
+            assert!(seen.insert(random_bytes::<32>()?), "a value came out twice");
+        }
+        let mut pool = RandomPool {
+            buf: [0; POOL_BYTES],
+            next: POOL_BYTES,
+        };
+        let mut a = [0u8; 24];
+        pool.take(&mut a)?;
+        assert_ne!(a, [0u8; 24], "the pool was filled from the OS");
+        assert!(
+            pool.buf[..24].iter().all(|&b| b == 0),
+            "given-out bytes stay wiped"
+        );
+        assert!(
+            pool.buf[24..].iter().any(|&b| b != 0),
+            "the rest is yet to be used"
+        );
+        let mut b = [0u8; 24];
+        pool.take(&mut b)?;
+        assert_ne!(a, b);
+        assert_eq!(pool.next, 48);
+        // Past the end, the pool is refilled rather than read beyond.
+        pool.next = POOL_BYTES - 10;
+        pool.take(&mut b)?;
+        assert_eq!(pool.next, 24);
+        // Large requests do not go through the pool.
+        let big = random_bytes::<2048>()?;
+        assert!(big.iter().any(|&b| b != 0));
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
@@ -70,22 +70,24 @@ impl Sealer {
 
     /// Encrypts `plaintext` bound to `context` (e.g. `idp_configs:7:client_secret`).
     pub fn seal(&self, plaintext: &[u8], context: &str) -> Result<String> {
-        let nonce_bytes = random_bytes::<24>()?;
-        let nonce = XNonce::from_slice(&nonce_bytes);
-        let ct = self
+        // nonce ‖ ciphertext ‖ tag, encrypted in place: the plaintext copy is overwritten.
+        let nonce = random_bytes::<24>()?;
+        let mut raw = Vec::with_capacity(24 + plaintext.len() + 16);
+        raw.extend_from_slice(&nonce);
+        raw.extend_from_slice(plaintext);
+        let tag = self
             .cipher
-            .encrypt(
-                nonce,
-                Payload {
-                    msg: plaintext,
-                    aad: context.as_bytes(),
-                },
+            .encrypt_in_place_detached(
+                XNonce::from_slice(&nonce),
+                context.as_bytes(),
+                &mut raw[24..],
             )
             .map_err(|_| Error::internal("sealing failed"))?;
-        let mut out = Vec::with_capacity(24 + ct.len());
-        out.extend_from_slice(&nonce_bytes);
-        out.extend_from_slice(&ct);
-        Ok(format!("{PREFIX}{}", STANDARD.encode(out)))
+        raw.extend_from_slice(&tag);
+        let mut out = String::with_capacity(PREFIX.len() + raw.len().div_ceil(3) * 4);
+        out.push_str(PREFIX);
+        STANDARD.encode_string(&raw, &mut out);
+        Ok(out)
     }
 
     /// Seals a secret string.
