@@ -90,6 +90,9 @@ pub(crate) fn seal_context(handle_hash: &str, what: &str) -> String {
     format!("login_transactions:{handle_hash}:{what}")
 }
 
+/// An account's active configuration and callback allow-list, as [`LoginCache`] keeps them.
+type AccountLogin = (Option<Arc<IdpConfig>>, Arc<Vec<String>>);
+
 /// What every `sso_url` reads — the account of a username, and the account's active
 /// configuration and callback allow-list — cached exactly for [`Db::epoch`]: only this
 /// process writes configurations and allow-lists, and a user's account never changes.
@@ -99,7 +102,7 @@ pub(crate) fn seal_context(handle_hash: &str, what: &str) -> String {
 #[derive(Default)]
 pub struct LoginCache {
     accounts_of: GenCache<String, i64>,
-    accounts: GenCache<i64, (Option<IdpConfig>, Arc<Vec<String>>)>,
+    accounts: GenCache<i64, AccountLogin>,
     last_purge: AtomicI64,
     /// Ids of new login transactions.
     ids: transactions::IdAllocator,
@@ -126,14 +129,11 @@ impl LoginCache {
 }
 
 /// The account of `username` (lowercased), its active configuration and allow-list.
-async fn login_context(
-    state: &AppState,
-    username: &str,
-) -> Result<Option<(i64, Option<IdpConfig>, Arc<Vec<String>>)>> {
+async fn login_context(state: &AppState, username: &str) -> Result<Option<(i64, AccountLogin)>> {
     // Taken before reading: a read racing a write is tagged with the epoch the write ends.
     let epoch = i64::try_from(state.db.epoch()).unwrap_or(i64::MAX);
     let cache = &state.login_cache;
-    let account_id = match cache.accounts_of.get(&username.to_string(), epoch) {
+    let account_id = match cache.accounts_of.get(username, epoch) {
         Some(a) => a,
         None => {
             let lookup = username.to_string();
@@ -147,13 +147,13 @@ async fn login_context(
         }
     };
     if let Some((config, allowed)) = cache.accounts.get(&account_id, epoch) {
-        return Ok(Some((account_id, config, allowed)));
+        return Ok(Some((account_id, (config, allowed))));
     }
     let (config, allowed) = state
         .db
         .read(move |c| {
             Ok((
-                idp::active(c, account_id)?,
+                idp::active(c, account_id)?.map(Arc::new),
                 Arc::new(crate::store::callback_urls::list(c, account_id)?),
             ))
         })
@@ -161,7 +161,7 @@ async fn login_context(
     cache
         .accounts
         .put(account_id, epoch, (config.clone(), allowed.clone()));
-    Ok(Some((account_id, config, allowed)))
+    Ok(Some((account_id, (config, allowed))))
 }
 
 /// Starts a login for `req.username`: resolves the account and its active provider, checks
@@ -169,7 +169,7 @@ async fn login_context(
 pub async fn start_login(state: &AppState, req: StartRequest<'_>) -> Result<Started> {
     let now = state.now();
     let username = req.username.trim().to_lowercase();
-    let Some((account_id, config, allowed)) = login_context(state, &username).await? else {
+    let Some((account_id, (config, allowed))) = login_context(state, &username).await? else {
         return Err(Error::NotFound(format!(
             "there is no user {username}; ask your admin to add you"
         )));
@@ -336,8 +336,17 @@ async fn record_login(
     })
 }
 
+/// What `sso_url` answers (the seed's keys), serialized without copying the URL.
+#[derive(serde::Serialize)]
+struct SsoUrlAnswer<'a> {
+    #[serde(rename = "Identifier")]
+    identifier: &'a str,
+    #[serde(rename = "Url")]
+    url: &'a str,
+}
+
 #[instrument(skip_all)]
-async fn post_sso_url(State(state): State<AppState>, f: Fields) -> Result<Json<Value>> {
+async fn post_sso_url(State(state): State<AppState>, f: Fields) -> Result<Response> {
     let username = f.req_str("Username", MAX_USERNAME)?;
     let callback = f.req_str("CallbackUrl", MAX_URL)?;
     let started = start_login(
@@ -352,10 +361,11 @@ async fn post_sso_url(State(state): State<AppState>, f: Fields) -> Result<Json<V
         },
     )
     .await?;
-    Ok(Json(json!({
-        "Identifier": started.identifier,
-        "Url": started.url.as_str(),
-    })))
+    Ok(Json(SsoUrlAnswer {
+        identifier: &started.identifier,
+        url: started.url.as_str(),
+    })
+    .into_response())
 }
 
 // ------------------------------------------------------------------------------------------

@@ -29,7 +29,11 @@ impl<K: Eq + Hash, V: Clone> GenCache<K, V> {
     }
 
     /// The value of `key` if it was read at `generation`.
-    pub fn get(&self, key: &K, generation: i64) -> Option<V> {
+    pub fn get<Q>(&self, key: &Q, generation: i64) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         map.get(key)
             .filter(|(g, _)| *g == generation)
