@@ -386,8 +386,7 @@ impl WriteSide {
     /// The writer thread: takes everything queued, runs it as one batch, repeats; sleeps
     /// only while the queue is empty.
     fn run(&self) {
-        // The checkpointer pass a WAL rewind waits for, and how many it asked (see
-        // `rewind_wal`).
+        // The checkpointer pass a WAL rewind waits for (see `rewind_wal`).
         let mut rewind = None;
         // The size of the last batch: how busy the writer is.
         let mut last_batch = 0;
@@ -447,28 +446,20 @@ impl WriteSide {
     /// grow without end. So, in two steps, each between two batches (after the batch was
     /// answered): the writer asks the checkpointer for a pass at once, and goes on
     /// committing while that pass copies nearly everything (with its fsyncs) off the
-    /// writer's thread — and asks again, up to [`REWIND_PASSES`] passes, while more than
-    /// [`REWIND_TAIL_FRAMES`] were committed during the last one; then the writer copies
-    /// the few frames committed meanwhile, and its next transaction rewinds the WAL. Only
-    /// the requests queued during that short copy wait for it.
-    fn rewind_wal(&self, asked: &mut Option<(u64, u32)>) {
+    /// writer's thread; once it is done, the writer copies the few frames committed
+    /// meanwhile, and its next transaction rewinds the WAL. Only the requests queued during
+    /// that short copy wait for it.
+    fn rewind_wal(&self, asked: &mut Option<u64>) {
         let Some(ck) = &self.checkpoint else { return };
         if self.wal_frames.load(Ordering::Relaxed) < WAL_RESTART_FRAMES {
             *asked = None;
             return;
         }
-        let Some((pass, passes)) = *asked else {
-            *asked = Some((ck.pass_now(), 1));
+        let Some(pass) = *asked else {
+            *asked = Some(ck.pass_now());
             return;
         };
-        let Some(copied) = ck.done(pass) else { return };
-        // The writer committed while that pass ran: while that is more than a short tail,
-        // another pass (each is shorter than the one before) rather than the writer's copy,
-        // a few times at most.
-        if self.wal_frames.load(Ordering::Relaxed) - copied > REWIND_TAIL_FRAMES
-            && passes < REWIND_PASSES
-        {
-            *asked = Some((ck.pass_now(), passes + 1));
+        if !ck.done(pass) {
             return;
         }
         let conn = lock(&self.writer);
@@ -571,8 +562,6 @@ struct CheckpointState {
     /// Passes begun, and the last one ended.
     begun: u64,
     ended: u64,
-    /// How far into the WAL the last pass got (frames copied into the database).
-    copied: i64,
     closed: bool,
 }
 
@@ -628,7 +617,6 @@ impl Checkpointer {
             }
             s = self.state();
             s.ended = s.begun;
-            s.copied = copied;
             if last {
                 return;
             }
@@ -664,11 +652,9 @@ impl Checkpointer {
         s.begun
     }
 
-    /// Whether a pass that began after [`Checkpointer::pass_now`] returned `asked` has
-    /// ended, and if so how far into the WAL it got.
-    fn done(&self, asked: u64) -> Option<i64> {
-        let s = self.state();
-        (s.ended > asked).then_some(s.copied)
+    /// Whether a pass that began after [`Checkpointer::pass_now`] returned `asked` has ended.
+    fn done(&self, asked: u64) -> bool {
+        self.state().ended > asked
     }
 
     fn close(&self) {
@@ -688,11 +674,6 @@ const LINGER_UNTIL_QUEUED: usize = 32;
 
 /// How long commits accumulate between two checkpoints.
 const CHECKPOINT_PAUSE: Duration = Duration::from_millis(100);
-
-/// The checkpointer's passes before a WAL rewind go on until at most this many frames are left
-/// for the writer to copy, or [`REWIND_PASSES`] were made.
-const REWIND_TAIL_FRAMES: i64 = 64;
-const REWIND_PASSES: u32 = 4;
 
 /// WAL length (4 KiB frames, so 16 MiB) past which the writer lets the WAL rewind (see
 /// `WriteSide::rewind_wal`); without it the WAL would grow without end under sustained writes.
@@ -750,6 +731,19 @@ pub fn constraint_message(e: &rusqlite::Error) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A write that inserts the account `id`.
+    fn insert_account(
+        id: impl Into<String>,
+    ) -> impl FnOnce(&Transaction<'_>) -> Result<usize> + Send + 'static {
+        let id = id.into();
+        move |tx| {
+            Ok(tx.execute(
+                "INSERT INTO accounts (identifier, name, created_at) VALUES (?1, 'A', 0)",
+                [id],
+            )?)
+        }
+    }
 
     #[tokio::test]
     async fn write_rolls_back_on_error() -> Result<()> {
@@ -882,7 +876,7 @@ mod tests {
             // Asked while the checkpointer may be in its pause, mid-pass, or asleep.
             let asked = ck.pass_now();
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while ck.done(asked).is_none() {
+            while !ck.done(asked) {
                 assert!(std::time::Instant::now() < deadline, "the pass never came");
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
@@ -904,19 +898,11 @@ mod tests {
     async fn after_a_burst_a_lone_write_is_not_held_back() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let db = Db::open(&dir.path().join("agent.db"))?;
-        let insert = |id: String| {
-            move |tx: &Transaction<'_>| -> Result<usize> {
-                Ok(tx.execute(
-                    "INSERT INTO accounts (identifier, name, created_at) VALUES (?1, 'A', 0)",
-                    [id],
-                )?)
-            }
-        };
         // Large batches: the writer lingers before its next commit.
         let burst: Vec<_> = (0..256)
             .map(|i| {
                 let db = db.clone();
-                let f = insert(format!("b{i}"));
+                let f = insert_account(format!("b{i}"));
                 tokio::spawn(async move { db.write(f).await })
             })
             .collect();
@@ -926,7 +912,7 @@ mod tests {
         // A write alone now waits at most the linger (150 µs), not for company that never
         // comes; a second's margin keeps the test about that, not about the machine.
         let started = std::time::Instant::now();
-        tokio::time::timeout(Duration::from_secs(10), db.write(insert("alone".into())))
+        tokio::time::timeout(Duration::from_secs(10), db.write(insert_account("alone")))
             .await
             .map_err(|_| Error::internal("the lone write never committed"))??;
         assert!(
@@ -944,14 +930,7 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_write_fails_alone_and_the_writer_goes_on() -> Result<()> {
         let db = Db::open_in_memory()?;
-        let insert = |id: &'static str| {
-            move |tx: &Transaction<'_>| -> Result<usize> {
-                Ok(tx.execute(
-                    "INSERT INTO accounts (identifier, name, created_at) VALUES (?1, 'A', 0)",
-                    [id],
-                )?)
-            }
-        };
+        let insert = insert_account;
         let (a, boom, b) = tokio::join!(
             db.write(insert("a")),
             db.write(move |tx: &Transaction<'_>| -> Result<usize> {
