@@ -1,7 +1,11 @@
 //! The benchmark's baseline: an axum "hello world" on the same runtime settings as the agent,
-//! built and measured in the same run so the agent's figures can be read against it.
+//! its allocator included, built and measured in the same run so the agent's figures can be
+//! read against it.
 
 use std::io::Write;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {

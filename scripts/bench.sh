@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the agent and the hello-world baseline in release mode and measures both in one run.
-# Prints a Markdown table (the figures in BENCHMARKS.md come from it). BENCH_SECONDS sets the
-# length of each load run (default 10).
+# Prints a Markdown table (the figures in BENCHMARKS.md come from it). The load runs alternate
+# with the baseline's, BENCH_ROUNDS times (default 3), each BENCH_SECONDS long (default 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-debian.sh --bench

@@ -93,6 +93,13 @@ pub fn check(raw: &str, allowed: &[String]) -> Result<Url> {
     Ok(url)
 }
 
+/// Whether a checked `CallbackUrl` is the agent's own callback page (loopback http, any
+/// port, path `/sso/callback`): the one place that shows an API client's user the
+/// `Identifier` to copy back, so the only transactions whose `Identifier` is kept (sealed).
+pub fn is_agent_callback(url: &Url) -> bool {
+    url.scheme() == "http" && is_rfc8252_loopback(url) && url.path() == "/sso/callback"
+}
+
 /// Validates one entry of the allow-list: an absolute https URL, no credentials, no fragment.
 pub fn validate_allowed(raw: &str) -> Result<String> {
     let url = Url::parse(raw.trim()).map_err(|_| {

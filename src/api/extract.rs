@@ -2,6 +2,7 @@
 //! authenticated caller. Each rejects with our own error format, naming the problem.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
@@ -87,8 +88,8 @@ pub fn truncate(s: &str, n: usize) -> String {
 /// A JSON object body whose keys are matched case-insensitively, as ASP.NET clients expect.
 #[derive(Debug, Clone, Default)]
 pub struct Fields {
-    /// Lower-cased key → value.
-    map: HashMap<String, Value>,
+    /// Lower-cased key → (the key as sent, value).
+    map: HashMap<String, (String, Value)>,
 }
 
 impl<S: Send + Sync> FromRequest<S> for Fields
@@ -126,23 +127,35 @@ impl Fields {
 
     /// From an already parsed object.
     pub fn from_object(obj: Map<String, Value>) -> Result<Self> {
-        let mut map = HashMap::with_capacity(obj.len());
-        let mut seen: HashMap<String, String> = HashMap::new();
+        let mut map: HashMap<String, (String, Value)> = HashMap::with_capacity(obj.len());
         for (k, v) in obj {
-            let lower = k.to_lowercase();
-            if let Some(prev) = seen.get(&lower) {
-                return Err(Error::invalid(format!(
-                    "{prev} and {k} name the same field"
-                )));
+            match map.entry(k.to_lowercase()) {
+                Entry::Occupied(prev) => {
+                    return Err(Error::invalid(format!(
+                        "{} and {k} name the same field",
+                        prev.get().0
+                    )));
+                }
+                Entry::Vacant(e) => {
+                    e.insert((k, v));
+                }
             }
-            seen.insert(lower.clone(), k);
-            map.insert(lower, v);
         }
         Ok(Self { map })
     }
 
     fn get(&self, name: &str) -> Option<&Value> {
-        self.map.get(&name.to_lowercase()).filter(|v| !v.is_null())
+        // Field names are short ASCII constants: lower-cased on the stack, not the heap.
+        let mut buf = [0u8; 32];
+        let found = match buf.get_mut(..name.len()) {
+            Some(b) if name.is_ascii() => {
+                b.copy_from_slice(name.as_bytes());
+                b.make_ascii_lowercase();
+                std::str::from_utf8(b).ok().and_then(|k| self.map.get(k))
+            }
+            _ => self.map.get(&name.to_lowercase()),
+        };
+        found.map(|(_, v)| v).filter(|v| !v.is_null())
     }
 
     /// True when the field is present and not null.
@@ -362,6 +375,15 @@ mod tests {
         assert_eq!(f.req_str("ClientId", 10)?, "a");
         assert_eq!(f.opt_str("OpenIdURL")?.as_deref(), Some("b"));
         assert_eq!(f.opt_bool("active")?, Some(true));
+        // Names longer than the stack buffer, or not ASCII, are lower-cased the same way.
+        let long = "AVeryLongFieldNameOfMoreThanThirtyTwoBytes";
+        let f = Fields::parse(
+            "{\"averylongfieldnameofmorethanthirtytwobytes\": 1, \"\u{c4}rger\": 2}".as_bytes(),
+        )?;
+        assert!(f.has(long) && f.has(&long.to_uppercase()));
+        assert!(f.has("\u{e4}RGER") && f.has("\u{c4}rger") && !f.has("Arger"));
+        let dup = Fields::parse(br#"{"Username": "a", "USERNAME": "b"}"#).err();
+        assert!(dup.is_some_and(|e| e.to_string().ends_with("name the same field")));
         Ok(())
     }
 

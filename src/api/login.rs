@@ -179,12 +179,27 @@ pub async fn start_login(state: &AppState, req: StartRequest<'_>) -> Result<Star
             "this account has no active identity provider; an admin must set one up".into(),
         ));
     };
-    if let Err(e) = callback_urls::check(req.callback_url, &allowed) {
-        audit_refusal(state, Some(account_id), &username, &e).await;
-        return Err(e);
-    }
+    let callback = match callback_urls::check(req.callback_url, &allowed) {
+        Ok(url) => url,
+        Err(e) => {
+            audit_refusal(state, Some(account_id), &username, &e).await;
+            return Err(e);
+        }
+    };
+    // The desktop's own logins complete without it; an API client's user copies it from
+    // the agent's page, or already has it.
+    let keep_identifier = req.client == Client::Api && callback_urls::is_agent_callback(&callback);
     if config.kind == Kind::Saml {
-        return start_saml_login(state, &req, &username, account_id, &config, now).await;
+        return start_saml_login(
+            state,
+            &req,
+            &username,
+            account_id,
+            &config,
+            keep_identifier,
+            now,
+        )
+        .await;
     }
     let openid_url = config
         .openid_url
@@ -231,6 +246,7 @@ pub async fn start_login(state: &AppState, req: StartRequest<'_>) -> Result<Star
         account_id,
         &config,
         (id, handle, handle_hash, tx_state),
+        keep_identifier,
         protocol,
         url,
         now,
@@ -246,6 +262,7 @@ async fn start_saml_login(
     username: &str,
     account_id: i64,
     config: &IdpConfig,
+    keep_identifier: bool,
     now: i64,
 ) -> Result<Started> {
     let sp = crate::api::saml::sp_config(state, config)?;
@@ -267,6 +284,7 @@ async fn start_saml_login(
         account_id,
         config,
         (id, handle, handle_hash, relay_state),
+        keep_identifier,
         protocol,
         url,
         now,
@@ -282,7 +300,8 @@ struct ProtocolState {
 }
 
 /// Records the transaction of a started login (purging expired ones) and answers with its
-/// handle, the IdP URL and the `state`.
+/// handle, the IdP URL and the `state`. The handle itself is kept, sealed, only when
+/// `keep_identifier` (see [`callback_urls::is_agent_callback`]); otherwise only its hash.
 #[allow(clippy::too_many_arguments)]
 async fn record_login(
     state: &AppState,
@@ -291,16 +310,21 @@ async fn record_login(
     account_id: i64,
     config: &IdpConfig,
     (id, handle, handle_hash, tx_state): (i64, String, String, String),
+    keep_identifier: bool,
     protocol: ProtocolState,
     url: Url,
     now: i64,
 ) -> Result<Started> {
     let t = NewTransaction {
         id,
-        handle_enc: Some(state.sealer.seal_secret(
-            &Secret::new(handle.clone()),
-            &seal_context(&handle_hash, "handle"),
-        )?),
+        handle_enc: keep_identifier
+            .then(|| {
+                state.sealer.seal_secret(
+                    &Secret::new(handle.clone()),
+                    &seal_context(&handle_hash, "handle"),
+                )
+            })
+            .transpose()?,
         pkce_verifier_enc: protocol.pkce_verifier_enc,
         handle_hash,
         account_id,

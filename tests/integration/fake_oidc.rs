@@ -201,12 +201,23 @@ impl TestAgent {
 
     /// The account's audit trail, newest first, as (action, outcome, detail).
     pub fn audit(&self) -> Vec<(String, String, String)> {
+        self.select(
+            "SELECT action, outcome, detail FROM audit_events ORDER BY id DESC",
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+    }
+
+    /// Every row `sql` selects from the agent's database, as `row` makes them.
+    pub fn select<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Vec<T> {
         self.state
             .db
-            .read_blocking(|c| {
-                let mut stmt =
-                    c.prepare("SELECT action, outcome, detail FROM audit_events ORDER BY id DESC")?;
-                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            .read_blocking(move |c| {
+                let mut stmt = c.prepare(sql)?;
+                let rows = stmt.query_map([], row)?;
                 Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
             })
             .unwrap()

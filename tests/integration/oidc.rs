@@ -954,6 +954,48 @@ async fn callback_page_shows_the_code_to_api_clients_without_redeeming_it() {
     assert_jwt(&agent.authenticate(&identifier, &code, &cb).await);
 }
 
+/// The `Identifier` is a bearer secret: it is kept (sealed) only when the agent's own page
+/// must show it to an API client's user; for every other callback only its hash is stored.
+#[tokio::test]
+async fn the_identifier_is_kept_only_for_the_agents_own_callback_page() {
+    let f = okta().await;
+    let own = f.agent.own_callback();
+    let mut started = Vec::new();
+    for (callback, kept) in [
+        (own.as_str(), true),
+        (CB, false),
+        ("http://127.0.0.1:53682/sso/callback/", false),
+        ("amove://sso/callback", false),
+    ] {
+        let a = f.agent.sso_url(ANN, callback).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        started.push((a.json()["Identifier"].as_str().unwrap().to_string(), kept));
+    }
+    // The desktop's own logins come back to the same page but complete there.
+    let desktop = login::start_desktop_login(&f.agent.state, ANN, DesktopCallback::Loopback)
+        .await
+        .unwrap();
+    let rows: Vec<(String, Option<String>, String)> = f.agent.select(
+        "SELECT handle_hash, handle_enc, client FROM login_transactions",
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    );
+    assert_eq!(rows.len(), 5);
+    for (identifier, kept) in &started {
+        let hash = amove_agent::crypto::sha256_hex(identifier);
+        let (_, enc, _) = rows.iter().find(|(h, _, _)| *h == hash).unwrap();
+        match enc {
+            Some(sealed) => {
+                assert!(kept, "kept for a callback that never shows it");
+                assert!(!sealed.contains(identifier.as_str()), "stored in clear");
+            }
+            None => assert!(!kept, "not kept for the agent's own page"),
+        }
+    }
+    let (_, enc, _) = rows.iter().find(|(_, _, c)| c == "desktop").unwrap();
+    assert_eq!(enc, &None, "kept for a desktop login");
+    drop(desktop);
+}
+
 #[tokio::test]
 async fn test_connection_reports_each_check() {
     let (agent, _op) = real("okta", "", "client_secret_basic").await;
