@@ -222,6 +222,7 @@ pub async fn start_login(state: &AppState, req: StartRequest<'_>) -> Result<Star
         AuthRequest {
             client_id,
             redirect_uri: req.callback_url.trim(),
+            redirect_url: &callback,
             state: &tx_state,
             nonce: &nonce,
             pkce_challenge: challenge,

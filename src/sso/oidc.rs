@@ -108,8 +108,10 @@ type TokenClient = oauth2::Client<
 pub struct AuthRequest<'a> {
     /// Our client id.
     pub client_id: &'a str,
-    /// The callback URL (redirect URI).
+    /// The callback URL (redirect URI), exactly as the client gave it.
     pub redirect_uri: &'a str,
+    /// `redirect_uri`, parsed.
+    pub redirect_url: &'a Url,
     /// OAuth state.
     pub state: &'a str,
     /// OIDC nonce.
@@ -347,8 +349,14 @@ impl Oidc {
     /// The URL that sends the browser to the IdP: authorization code flow with `state`,
     /// `nonce`, PKCE S256 and `login_hint`.
     pub fn authorization_url(&self, d: &Discovered, req: AuthRequest<'_>) -> Result<Url> {
-        let redirect = RedirectUrl::new(req.redirect_uri.to_string())
-            .map_err(|e| Error::invalid(format!("CallbackUrl is not a valid URL: {e}")))?;
+        // The URI goes out exactly as given (the token request repeats it, and the IdP
+        // compares strings); the parse already done is reused when it reads the same.
+        let redirect = if req.redirect_url.as_str() == req.redirect_uri {
+            RedirectUrl::from_url(req.redirect_url.clone())
+        } else {
+            RedirectUrl::new(req.redirect_uri.to_string())
+                .map_err(|e| Error::invalid(format!("CallbackUrl is not a valid URL: {e}")))?
+        };
         // Only the authorization endpoint is needed here (not a copy of the whole metadata
         // on every sso_url, as `from_provider_metadata` would take).
         let client = CoreClient::new(

@@ -954,6 +954,28 @@ async fn callback_page_shows_the_code_to_api_clients_without_redeeming_it() {
     assert_jwt(&agent.authenticate(&identifier, &code, &cb).await);
 }
 
+/// The IdP compares redirect URIs as strings, and the token request repeats the
+/// `CallbackUrl` as given: the authorization URL must carry it unchanged, not re-serialized.
+#[tokio::test]
+async fn the_redirect_uri_goes_out_exactly_as_given() {
+    let f = okta().await;
+    for callback in [
+        CB,
+        "http://127.0.0.1:53682",
+        "http://LOCALHOST:53682/cb?x=%7e",
+        "amove://sso/callback",
+    ] {
+        let a = f.agent.sso_url(ANN, callback).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        let url = a.json()["Url"].as_str().unwrap().to_string();
+        assert_eq!(
+            param(&url, "redirect_uri").as_deref(),
+            Some(callback),
+            "{url}"
+        );
+    }
+}
+
 /// The `Identifier` is a bearer secret: it is kept (sealed) only when the agent's own page
 /// must show it to an API client's user; for every other callback only its hash is stored.
 #[tokio::test]
