@@ -4,9 +4,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::{Args, Parser, Subcommand};
 
 use amove_agent::clock::{Clock, SystemClock};
@@ -14,6 +11,10 @@ use amove_agent::config::{self, Settings};
 use amove_agent::secret::Secret;
 use amove_agent::store::users::Status;
 use amove_agent::{bootstrap, server};
+
+/// mimalloc, built without transparent huge pages (docs/decisions.md, Allocator).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
