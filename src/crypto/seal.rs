@@ -70,9 +70,11 @@ impl Sealer {
 
     /// Encrypts `plaintext` bound to `context` (e.g. `idp_configs:7:client_secret`).
     pub fn seal(&self, plaintext: &[u8], context: &str) -> Result<String> {
-        // nonce ‖ ciphertext ‖ tag, encrypted in place: the plaintext copy is overwritten.
+        // nonce ‖ ciphertext ‖ tag, encrypted in place: the plaintext copy is overwritten
+        // (and wiped on the way out if encryption fails); the capacity is exact, so it is
+        // never reallocated with the plaintext in it.
         let nonce = random_bytes::<24>()?;
-        let mut raw = Vec::with_capacity(24 + plaintext.len() + 16);
+        let mut raw = Zeroizing::new(Vec::with_capacity(24 + plaintext.len() + 16));
         raw.extend_from_slice(&nonce);
         raw.extend_from_slice(plaintext);
         let tag = self

@@ -421,19 +421,14 @@ impl WriteSide {
     /// the same tail pages into the WAL commit after commit. Alone (the last batch was
     /// small), a write never waits.
     fn linger<'a>(&self, mut q: MutexGuard<'a, Queue>) -> MutexGuard<'a, Queue> {
-        let until = std::time::Instant::now() + LINGER;
         q.lingering = true;
-        while q.jobs.len() < LINGER_UNTIL_QUEUED && !q.closed {
-            let left = until.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            q = self
-                .wake
-                .wait_timeout(q, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        q = self
+            .wake
+            .wait_timeout_while(q, LINGER, |q| {
+                q.jobs.len() < LINGER_UNTIL_QUEUED && !q.closed
+            })
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
         q.lingering = false;
         q
     }
@@ -593,9 +588,10 @@ impl Checkpointer {
     fn run(&self, conn: &Connection, file: &std::fs::File) {
         let mut s = self.state();
         loop {
-            while !(s.dirty || s.urgent || s.closed) {
-                s = self.wake.wait(s).unwrap_or_else(|p| p.into_inner());
-            }
+            s = self
+                .wake
+                .wait_while(s, |s| !(s.dirty || s.urgent || s.closed))
+                .unwrap_or_else(|p| p.into_inner());
             let last = s.closed;
             s.dirty = false;
             s.urgent = false;
@@ -620,18 +616,11 @@ impl Checkpointer {
             if last {
                 return;
             }
-            let until = std::time::Instant::now() + CHECKPOINT_PAUSE;
-            while !(s.urgent || s.closed) {
-                let left = until.saturating_duration_since(std::time::Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                s = self
-                    .wake
-                    .wait_timeout(s, left)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-            }
+            s = self
+                .wake
+                .wait_timeout_while(s, CHECKPOINT_PAUSE, |s| !(s.urgent || s.closed))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 
