@@ -12,12 +12,15 @@ use serde_json::Value;
 use url::Url;
 
 use crate::secret::Secret;
+use crate::sso::http::{BodyError, read_body};
 
 /// Items asked for per page (the APIs' documented maxima are 200 and 999).
 const OKTA_PAGE: u32 = 200;
 const GRAPH_PAGE: u32 = 999;
 /// Pages read at most (a bound against a directory that pages forever).
 const MAX_PAGES: usize = 10_000;
+/// Largest page read (999 Graph users with every field asked for are about 1 MiB).
+const MAX_PAGE_BYTES: usize = 16 << 20;
 /// Rate-limit waits at most, each and in all.
 const MAX_WAIT: Duration = Duration::from_secs(60);
 const MAX_RETRIES: usize = 5;
@@ -107,10 +110,18 @@ impl Api<'_> {
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|_| DirError(format!("{} sent an unreadable answer", self.name)))?;
+            let body = read_body(resp, MAX_PAGE_BYTES).await.map_err(|e| match e {
+                BodyError::TooLarge(_) => DirError(format!(
+                    "{} sent a page larger than {} MiB",
+                    self.name,
+                    MAX_PAGE_BYTES >> 20
+                )),
+                BodyError::Http(e) => DirError(format!(
+                    "{} sent an unreadable answer: {}",
+                    self.name,
+                    without_url(&e)
+                )),
+            })?;
             if !status.is_success() {
                 return Err(DirError(format!(
                     "{} answered {status}: {}",

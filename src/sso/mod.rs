@@ -4,6 +4,7 @@
 pub mod cert;
 pub mod directory;
 pub mod groups;
+pub mod http;
 pub mod oidc;
 pub mod saml;
 pub mod urls;

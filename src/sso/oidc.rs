@@ -21,8 +21,8 @@ use oauth2::basic::{
 };
 use oauth2::{
     AuthType, AuthorizationCode, ClientId, ClientSecret, EndpointNotSet, EndpointSet,
-    ExtraTokenFields, HttpClientError, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RequestTokenError, StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError,
+    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient};
 use openidconnect::{CsrfToken, Nonce, Scope};
@@ -33,9 +33,14 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::sso::groups::{self, SignInGroups};
+use crate::sso::http;
 use crate::store::idp::Kind;
 use discovery::Discovered;
 use jwks::{KeySet, Lookup};
+
+/// Largest token response read from an IdP (an ID token with a few hundred group claims
+/// is tens of KiB).
+pub const MAX_TOKEN_RESPONSE_BYTES: usize = 256 * 1024;
 
 /// Scopes of a sign-in (SPEC: `openid email profile`).
 pub const LOGIN_SCOPES: &[&str] = &["email", "profile"];
@@ -285,26 +290,20 @@ impl Oidc {
                 status.as_u16()
             )));
         }
-        if resp
-            .content_length()
-            .is_some_and(|n| n > discovery::MAX_DOCUMENT_BYTES as u64)
-        {
-            return Err(Error::Sso(format!(
-                "the IdP's {what} at {url} is too large"
-            )));
-        }
-        let bytes = resp.bytes().await.map_err(|e| {
-            Error::Sso(format!(
-                "{} ({url})",
-                describe_http_error(&e, what, self.settings.timeout)
-            ))
-        })?;
-        if bytes.len() > discovery::MAX_DOCUMENT_BYTES {
-            return Err(Error::Sso(format!(
-                "the IdP's {what} at {url} is too large"
-            )));
-        }
-        Ok(bytes.to_vec())
+        http::read_body(resp, discovery::MAX_DOCUMENT_BYTES)
+            .await
+            .map_err(|e| {
+                Error::Sso(match e {
+                    http::BodyError::TooLarge(n) => format!(
+                        "the IdP's {what} at {url} is too large (over {} KiB)",
+                        n / 1024
+                    ),
+                    http::BodyError::Http(e) => format!(
+                        "{} ({url})",
+                        describe_http_error(&e, what, self.settings.timeout)
+                    ),
+                })
+            })
     }
 
     /// The discovery document of `openid_url`, from the cache when fresh.
@@ -433,7 +432,10 @@ impl Oidc {
         let resp = client
             .exchange_code(AuthorizationCode::new(x.code.expose().to_string()))
             .set_pkce_verifier(PkceCodeVerifier::new(x.pkce_verifier.expose().to_string()))
-            .request_async(&self.http)
+            .request_async(&http::CappedClient {
+                http: &self.http,
+                limit: MAX_TOKEN_RESPONSE_BYTES,
+            })
             .await
             .map_err(|e| self.token_error(e))?;
         let id_token = resp.extra_fields().id_token.clone().ok_or_else(|| {
@@ -445,10 +447,7 @@ impl Oidc {
         ))
     }
 
-    fn token_error(
-        &self,
-        e: RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorResponse>,
-    ) -> Error {
+    fn token_error(&self, e: RequestTokenError<http::BodyError, BasicErrorResponse>) -> Error {
         let msg = match e {
             RequestTokenError::ServerResponse(r) => {
                 let code = idp_text(r.error().as_ref());
@@ -460,12 +459,13 @@ impl Oidc {
                     None => format!("the IdP refused the authorization code: {code}"),
                 }
             }
-            RequestTokenError::Request(HttpClientError::Reqwest(e)) => {
+            RequestTokenError::Request(http::BodyError::Http(e)) => {
                 describe_http_error(&e, "token endpoint", self.settings.timeout)
             }
-            RequestTokenError::Request(_) => {
-                "the request to the IdP's token endpoint failed".into()
-            }
+            RequestTokenError::Request(http::BodyError::TooLarge(n)) => format!(
+                "the IdP's token endpoint answered more than {} KiB, which is not a token response",
+                n / 1024
+            ),
             // The body may hold tokens: name only where parsing failed.
             RequestTokenError::Parse(e, _) => format!(
                 "the IdP's token endpoint answered something that is not a token response \

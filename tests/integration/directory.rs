@@ -324,6 +324,40 @@ async fn an_invalid_or_expired_token_is_reported_in_the_apis_words() {
 }
 
 #[tokio::test]
+async fn an_endless_page_is_cut_off_at_its_size_limit() {
+    // A directory answering a body that never ends (~256 MB/s): the import stops reading at
+    // its page limit instead of for as long as the request's timeout allows.
+    let streamed = Arc::new(AtomicUsize::new(0));
+    let count = streamed.clone();
+    let app = Router::new().route(
+        "/api/v1/users",
+        get(move || {
+            let count = count.clone();
+            async move {
+                crate::fake_oidc::endless_json(256 * 1024, move |n| {
+                    count.fetch_add(n, Ordering::SeqCst);
+                })
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = url::Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let e = directory::okta(&http, &origin, &Secret::new(TOKEN))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sent a page larger than 16 MiB"), "{e}");
+    let sent = streamed.load(Ordering::SeqCst);
+    assert!(sent < 32 << 20, "the import read {sent} bytes");
+}
+
+#[tokio::test]
 async fn an_empty_directory_is_an_empty_list() {
     let (_, origin) = serve(directory_of(0, &[], None)).await;
     assert!(

@@ -321,6 +321,15 @@ pub enum TokenReply {
     Raw(u16, String),
     /// Never answers.
     Hang,
+    /// 200 with a body that never ends (see [`endless`]).
+    Endless,
+}
+
+/// Which of the provider's documents never ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Endless {
+    Discovery,
+    Jwks,
 }
 
 pub const FAKE_ACCESS_TOKEN: &str = "fake-access-token";
@@ -336,6 +345,8 @@ struct FakeInner {
     jwks_fetches: AtomicUsize,
     discovery_fetches: AtomicUsize,
     token_requests: Mutex<Vec<TokenRequest>>,
+    endless: Mutex<Option<Endless>>,
+    streamed: AtomicUsize,
     origin: String,
     prefix: String,
 }
@@ -364,6 +375,8 @@ impl FakeIdp {
             jwks_fetches: AtomicUsize::new(0),
             discovery_fetches: AtomicUsize::new(0),
             token_requests: Mutex::new(Vec::new()),
+            endless: Mutex::new(None),
+            streamed: AtomicUsize::new(0),
             origin,
             prefix: prefix.to_string(),
         }));
@@ -403,6 +416,14 @@ impl FakeIdp {
     pub fn reply(&self, r: TokenReply) {
         *self.0.reply.lock().unwrap() = r;
     }
+    /// Makes `which` document a body that never ends (`None`: both as usual).
+    pub fn set_endless(&self, which: Option<Endless>) {
+        *self.0.endless.lock().unwrap() = which;
+    }
+    /// Bytes sent so far in bodies that never end.
+    pub fn streamed(&self) -> usize {
+        self.0.streamed.load(Ordering::SeqCst)
+    }
     pub fn jwks_fetches(&self) -> usize {
         self.0.jwks_fetches.load(Ordering::SeqCst)
     }
@@ -415,8 +436,49 @@ impl FakeIdp {
     }
 }
 
-async fn fake_discovery(State(f): State<FakeIdp>) -> Json<Value> {
+/// A 200 JSON answer that never ends: `{"pad": "` and then `chunk` bytes a millisecond,
+/// for as long as the client reads, each passed to `count` as it is sent. A client reading it
+/// to its end shows in the count long before it runs out of memory.
+pub fn endless_json(
+    chunk: usize,
+    count: impl Fn(usize) + Clone + Send + Sync + 'static,
+) -> Response {
+    let head = axum::body::Bytes::from_static(b"{\"pad\": \"");
+    let pad = axum::body::Bytes::from(vec![b'x'; chunk]);
+    let chunks = futures_util::stream::unfold(Some(head), move |first| {
+        let (count, pad) = (count.clone(), pad.clone());
+        async move {
+            let chunk = match first {
+                Some(head) => head,
+                None => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    pad
+                }
+            };
+            count(chunk.len());
+            Some((Ok::<_, std::convert::Infallible>(chunk), None))
+        }
+    });
+    (
+        [("content-type", "application/json")],
+        axum::body::Body::from_stream(chunks),
+    )
+        .into_response()
+}
+
+/// The provider's endless answer (~64 MB/s), counted in [`FakeIdp::streamed`].
+fn endless(f: &FakeIdp) -> Response {
+    let f = f.clone();
+    endless_json(64 * 1024, move |n| {
+        f.0.streamed.fetch_add(n, Ordering::SeqCst);
+    })
+}
+
+async fn fake_discovery(State(f): State<FakeIdp>) -> Response {
     f.0.discovery_fetches.fetch_add(1, Ordering::SeqCst);
+    if *f.0.endless.lock().unwrap() == Some(Endless::Discovery) {
+        return endless(&f);
+    }
     let o = &f.0.origin;
     Json(json!({
         "issuer": f.issuer(),
@@ -429,12 +491,16 @@ async fn fake_discovery(State(f): State<FakeIdp>) -> Json<Value> {
         "token_endpoint_auth_methods_supported": *f.0.auth_methods.lock().unwrap(),
         "code_challenge_methods_supported": ["S256"],
     }))
+    .into_response()
 }
 
-async fn fake_jwks(State(f): State<FakeIdp>) -> Json<Value> {
+async fn fake_jwks(State(f): State<FakeIdp>) -> Response {
     f.0.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    if *f.0.endless.lock().unwrap() == Some(Endless::Jwks) {
+        return endless(&f);
+    }
     let keys: Vec<Value> = f.0.jwks.lock().unwrap().iter().map(TestKey::jwk).collect();
-    Json(json!({ "keys": keys }))
+    Json(json!({ "keys": keys })).into_response()
 }
 
 async fn fake_token(State(f): State<FakeIdp>, headers: HeaderMap, body: String) -> Response {
@@ -461,6 +527,7 @@ async fn fake_token(State(f): State<FakeIdp>, headers: HeaderMap, body: String) 
             body,
         )
             .into_response(),
+        TokenReply::Endless => endless(&f),
         TokenReply::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::GATEWAY_TIMEOUT.into_response()

@@ -12,8 +12,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 use crate::fake_oidc::{
-    Browser, FAKE_ACCESS_TOKEN, FakeIdp, PUB_A, RealOp, TestAgent, TestKey, TokenReply, at_hash,
-    op_client, param, s256, unsigned,
+    Browser, Endless, FAKE_ACCESS_TOKEN, FakeIdp, PUB_A, RealOp, TestAgent, TestKey, TokenReply,
+    at_hash, op_client, param, s256, unsigned,
 };
 
 const CLIENT_ID: &str = "amove-test-client";
@@ -414,6 +414,44 @@ async fn malformed_token_response_is_an_sso_error() {
         .authenticate(&b.identifier, "code-123", CB)
         .await
         .assert_problem(499, "SSO", "has no id_token");
+}
+
+/// What a provider may send before the agent stops reading: the limit and the sockets'
+/// buffers, far less than a provider streaming for the request's whole timeout (~64 MB/s).
+const STREAMED_AT_MOST: usize = 8 << 20;
+
+#[tokio::test]
+async fn an_endless_token_response_is_cut_off_at_its_size_limit() {
+    let f = fixture_with("okta", "", None, |s| s.idp_timeout = Duration::from_secs(4)).await;
+    let b = f.begin().await;
+    f.idp.reply(TokenReply::Endless);
+    let a = f.agent.authenticate(&b.identifier, "code-123", CB).await;
+    a.assert_problem(499, "SSO", "answered more than 256 KiB");
+    let sent = f.idp.streamed();
+    assert!(sent < STREAMED_AT_MOST, "the agent read {sent} bytes");
+}
+
+#[tokio::test]
+async fn endless_discovery_and_jwks_documents_are_cut_off_at_their_size_limit() {
+    let f = fixture_with("okta", "", None, |s| s.idp_timeout = Duration::from_secs(4)).await;
+    f.idp.set_endless(Some(Endless::Discovery));
+    f.agent
+        .sso_url(ANN, CB)
+        .await
+        .assert_problem(499, "SSO", "is too large (over 512 KiB)");
+    let sent = f.idp.streamed();
+    assert!(sent < STREAMED_AT_MOST, "the agent read {sent} bytes");
+
+    // A failed discovery is not cached: the next login fetches it again, and the JWKS is
+    // read once the code is exchanged.
+    f.idp.set_endless(Some(Endless::Jwks));
+    let b = f.begin().await;
+    let token = TestKey::a().sign(&f.claims(&b.nonce));
+    f.finish(&b, token)
+        .await
+        .assert_problem(499, "SSO", "is too large (over 512 KiB)");
+    let sent = f.idp.streamed();
+    assert!(sent < 2 * STREAMED_AT_MOST, "the agent read {sent} bytes");
 }
 
 #[tokio::test]
