@@ -38,6 +38,24 @@ pub enum Lookup {
     Unusable(String),
 }
 
+/// Smallest RSA modulus accepted (NIST SP 800-131A; every IdP's keys are 2048 bits or more).
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// The size in bits of an RSA modulus given as a JWK's `n` (base64url, big-endian); 0 when
+/// it does not decode.
+fn modulus_bits(n: &str) -> usize {
+    use base64::Engine;
+    let Ok(bytes) =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(n.trim_end_matches('='))
+    else {
+        return 0;
+    };
+    match bytes.iter().position(|&b| b != 0) {
+        Some(i) => (bytes.len() - i) * 8 - bytes[i].leading_zeros() as usize,
+        None => 0,
+    }
+}
+
 fn family_matches(jwk: &Jwk, alg: Algorithm) -> bool {
     use jsonwebtoken::AlgorithmFamily as F;
     matches!(
@@ -131,6 +149,15 @@ impl KeySet {
                 "the key {} is not a key for {alg:?}",
                 kid.unwrap_or("")
             ));
+        }
+        if let AlgorithmParameters::RSA(rsa) = &jwk.algorithm {
+            let bits = modulus_bits(&rsa.n);
+            if bits < MIN_RSA_BITS {
+                return Lookup::Unusable(format!(
+                    "the key {} is an RSA key of {bits} bits; at least {MIN_RSA_BITS} are required",
+                    kid.unwrap_or("")
+                ));
+            }
         }
         if let Some(key_alg) = jwk.common.key_algorithm {
             let key_alg = format!("{key_alg:?}");
@@ -252,6 +279,36 @@ mod tests {
             set.find(Some("k1"), Algorithm::PS256),
             Lookup::Unusable(_)
         ));
+        Ok(())
+    }
+
+    #[test]
+    fn rsa_keys_under_2048_bits_are_refused() -> Result<()> {
+        use base64::Engine;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let jwks =
+            |n: &str| format!(r#"{{"keys":[{{"kty":"RSA","kid":"k","n":"{n}","e":"AQAB"}}]}}"#);
+        let mut n2048 = vec![0x80];
+        n2048.extend([0x5a; 255]);
+        // 1024 bits; 2047 bits (leading zero byte and bit); 2048 bits.
+        for (n, bits) in [
+            (b64(&[0xc5; 128]), Some(1024)),
+            (
+                b64(&[&[0x00, 0x7f][..], &[0x5a; 255][..]].concat()),
+                Some(2047),
+            ),
+            (b64(&n2048), None),
+        ] {
+            let set = KeySet::parse(jwks(&n).as_bytes())?;
+            match (set.find(Some("k"), Algorithm::RS256), bits) {
+                (Lookup::Unusable(why), Some(bits)) => {
+                    assert!(why.contains(&format!("RSA key of {bits} bits")), "{why}")
+                }
+                (Lookup::Found(_), None) => {}
+                (_, bits) => panic!("a key of {bits:?} bits was not judged as it should be"),
+            }
+        }
+        assert_eq!(modulus_bits("not base64!"), 0);
         Ok(())
     }
 
