@@ -125,19 +125,32 @@ pub fn problem_body(code: &str, status: u16, messages: &[&str]) -> serde_json::V
     })
 }
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let status = self.status();
+/// A problem answer: `status`, the body of [`problem_body`] (naming the same status) and the
+/// `error-code` header.
+pub fn problem(status: StatusCode, code: &'static str, messages: &[&str]) -> Response {
+    let body = problem_body(code, status.as_u16(), messages);
+    let mut resp = (status, axum::Json(body)).into_response();
+    resp.headers_mut()
+        .insert("error-code", HeaderValue::from_static(code));
+    resp
+}
+
+impl Error {
+    /// The answer to this error with another HTTP status than [`Error::status`] (405, 408),
+    /// named by the body too.
+    pub fn into_response_with(self, status: StatusCode) -> Response {
         let Some(messages) = self.public_messages() else {
             tracing::error!(error = %self, "request failed");
             return status.into_response();
         };
-        let code = self.code();
-        let body = problem_body(code, status.as_u16(), &messages);
-        let mut resp = (status, axum::Json(body)).into_response();
-        resp.headers_mut()
-            .insert("error-code", HeaderValue::from_static(code));
-        resp
+        problem(status, self.code(), &messages)
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        self.into_response_with(status)
     }
 }
 

@@ -26,7 +26,7 @@ use crate::auth::AuthService;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::seal::Sealer;
-use crate::error::{Error, problem_body};
+use crate::error::{Error, problem};
 use crate::store::Db;
 
 /// Everything a request handler may need; cheap to clone.
@@ -91,10 +91,10 @@ impl AppState {
 ///
 /// Middleware order, outermost first (a request meets them top to bottom):
 /// 1. panic catcher: a bug answers 500 without a body instead of dropping the connection;
-/// 2. access log: method, path, status, time; query values redacted;
-/// 3. request timeout;
-/// 4. host/origin guard: DNS-rebinding and cross-site requests are refused before any
-///    handler (or body parsing) runs.
+/// 2. [`guard::front`], one middleware doing, in this order: the access log (method, path,
+///    status, time; query values redacted), the request timeout, and the host/origin guard
+///    (DNS-rebinding and cross-site requests are refused before any handler, or body
+///    parsing, runs).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
@@ -109,15 +109,7 @@ pub fn router(state: AppState) -> Router {
         .merge(import::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            guard::host_and_origin,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            guard::timeout,
-        ))
-        .layer(middleware::from_fn(guard::access_log))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::front))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }))
@@ -126,16 +118,10 @@ pub fn router(state: AppState) -> Router {
 
 async fn not_found(method: Method, uri: Uri) -> Response {
     let msg = format!("no endpoint {method} {}", uri.path());
-    (
-        StatusCode::NOT_FOUND,
-        axum::Json(problem_body("NOT_FOUND", 404, &[&msg])),
-    )
-        .into_response()
+    problem(StatusCode::NOT_FOUND, "NOT_FOUND", &[&msg])
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> Response {
-    let e = Error::invalid(format!("{} does not accept {method}", uri.path()));
-    let mut r = e.into_response();
-    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    r
+    Error::invalid(format!("{} does not accept {method}", uri.path()))
+        .into_response_with(StatusCode::METHOD_NOT_ALLOWED)
 }

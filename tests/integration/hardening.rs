@@ -184,12 +184,12 @@ async fn no_permissive_cors() {
 #[tokio::test]
 async fn unknown_routes_and_methods() {
     let a = Agent::start().await;
-    let r = a.get("/nope", None).await;
-    assert_eq!(r.status, 404);
-    assert_eq!(r.json()["type"], "NOT_FOUND");
-    let r = a.send(a.http.get(a.url("/sso/setup_okta"))).await;
-    assert_eq!(r.status, 405);
-    assert_eq!(r.json()["type"], "DEFAULT");
+    a.get("/nope", None)
+        .await
+        .assert_problem(404, "NOT_FOUND", "no endpoint GET /nope");
+    a.send(a.http.get(a.url("/sso/setup_okta")))
+        .await
+        .assert_problem(405, "DEFAULT", "/sso/setup_okta does not accept GET");
 }
 
 #[tokio::test]

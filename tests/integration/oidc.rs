@@ -469,6 +469,49 @@ async fn hanging_token_endpoint_is_cut_off_by_the_configured_timeout() {
     );
 }
 
+#[tokio::test]
+async fn a_request_outliving_the_request_timeout_is_cut_off_with_408() {
+    // A provider that takes connections and never answers, with an IdP timeout longer than
+    // the agent's request timeout: the request timeout is what ends `sso_url`.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let openid_url = format!(
+        "http://{}/.well-known/openid-configuration",
+        silent.local_addr().unwrap()
+    );
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((c, _)) = silent.accept().await {
+            open.push(c);
+        }
+    });
+    let agent = TestAgent::start(|s| {
+        s.request_timeout = Duration::from_secs(1);
+        s.idp_timeout = Duration::from_secs(60);
+    })
+    .await;
+    agent.add_user(ANN, "Ann Example");
+    agent
+        .setup_oidc("okta", CLIENT_ID, CLIENT_SECRET, &openid_url)
+        .await;
+    let started = Instant::now();
+    agent.sso_url(ANN, CB).await.assert_problem(
+        408,
+        "DEFAULT",
+        "took longer than 1 s and was cancelled",
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // Cancelled means nothing was recorded.
+    let pending = agent.select("SELECT count(*) FROM login_transactions", |r| {
+        r.get::<_, i64>(0)
+    });
+    assert_eq!(pending, vec![0]);
+    held.abort();
+}
+
 // ------------------------------------------------------------------------------------------
 // Transactions and callback URLs
 
