@@ -504,7 +504,7 @@ async fn a_request_outliving_the_request_timeout_is_cut_off_with_408() {
         "{:?}",
         started.elapsed()
     );
-    // Cancelled means nothing was recorded.
+    // Cut off before its write was queued: nothing was recorded.
     let pending = agent.select("SELECT count(*) FROM login_transactions", |r| {
         r.get::<_, i64>(0)
     });
