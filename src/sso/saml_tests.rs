@@ -1,6 +1,6 @@
 //! Validation of SAML responses the tests build and sign with their own key.
 
-use super::testing::{ResponseSpec, TestIdp, encode, strip_xml_decl};
+use super::testing::{ResponseSpec, TestIdp, encode, status_xml, strip_xml_decl};
 use super::*;
 
 const ACS: &str = "http://localhost:29123/sso/saml/acs";
@@ -408,4 +408,137 @@ fn metadata_names_entity_and_acs() {
         "{m}"
     );
     assert!(m.contains(ACS) && m.contains(NAMEID_EMAIL));
+}
+
+// The Response envelope is checked whatever is signed: with only the assertion signed, samael
+// reduces the document to the assertion and reads nothing of the envelope any more.
+
+const SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
+const RESPONDER: &str = "urn:oasis:names:tc:SAML:2.0:status:Responder";
+const AUTHN_FAILED: &str = "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed";
+
+/// The two ways an IdP signs: the assertion only, or the Response only.
+fn signing_modes() -> [(&'static str, ResponseSpec); 2] {
+    let mut assertion_only = spec();
+    assertion_only.sign_assertion = true;
+    assertion_only.sign_response = false;
+    let mut response_only = spec();
+    response_only.sign_assertion = false;
+    response_only.sign_response = true;
+    [
+        ("assertion signed only", assertion_only),
+        ("Response signed only", response_only),
+    ]
+}
+
+#[test]
+fn both_signing_modes_accept_a_good_envelope() {
+    let idp = TestIdp::new().unwrap();
+    for (mode, s) in signing_modes() {
+        let a = s.signed_assertion(&idp).unwrap();
+        let xml = s
+            .build_with(&idp, Some(&status_xml(SUCCESS, None, None)), &[a])
+            .unwrap();
+        assert_eq!(check(&idp, &xml).expect(mode).name_id, "alice@corp.test");
+    }
+}
+
+#[test]
+fn a_non_success_status_around_a_good_assertion_is_refused() {
+    let idp = TestIdp::new().unwrap();
+    for (mode, s) in signing_modes() {
+        let a = s.signed_assertion(&idp).unwrap();
+        let status = status_xml(
+            RESPONDER,
+            Some(AUTHN_FAILED),
+            Some("The user &amp; password\ndid not match"),
+        );
+        let xml = s.build_with(&idp, Some(&status), &[a]).unwrap();
+        let e = check(&idp, &xml).expect_err(mode);
+        assert!(
+            e.contains("status Responder")
+                && e.contains("sub-status AuthnFailed")
+                && e.contains(r#"message "The user & password did not match""#),
+            "{mode}: {e}"
+        );
+    }
+}
+
+#[test]
+fn a_response_without_status_is_refused() {
+    let idp = TestIdp::new().unwrap();
+    for (mode, s) in signing_modes() {
+        let a = s.signed_assertion(&idp).unwrap();
+        let xml = s.build_with(&idp, Some(""), &[a]).unwrap();
+        let e = check(&idp, &xml).expect_err(mode);
+        assert!(e.contains("no Status"), "{mode}: {e}");
+    }
+}
+
+#[test]
+fn two_assertions_are_refused() {
+    let idp = TestIdp::new().unwrap();
+    for (mode, s) in signing_modes() {
+        let a = s.signed_assertion(&idp).unwrap();
+        let xml = s.build_with(&idp, None, &[a.clone(), a]).unwrap();
+        let e = check(&idp, &xml).expect_err(mode);
+        assert!(e.contains("exactly one Assertion, not 2"), "{mode}: {e}");
+    }
+}
+
+#[test]
+fn an_assertion_plus_an_encrypted_one_is_refused() {
+    let idp = TestIdp::new().unwrap();
+    let encrypted = r#"<saml:EncryptedAssertion><xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#"><xenc:CipherData><xenc:CipherValue>AAAA</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData></saml:EncryptedAssertion>"#;
+    for (mode, s) in signing_modes() {
+        let a = s.signed_assertion(&idp).unwrap();
+        for parts in [
+            vec![a.clone(), encrypted.to_string()],
+            vec![encrypted.to_string(), a],
+        ] {
+            let xml = s.build_with(&idp, None, &parts).unwrap();
+            let e = check(&idp, &xml).expect_err(mode);
+            assert!(e.contains("exactly one Assertion, not 2"), "{mode}: {e}");
+        }
+    }
+}
+
+#[test]
+fn a_response_with_no_assertion_is_refused() {
+    let idp = TestIdp::new().unwrap();
+    let mut s = spec();
+    s.sign_assertion = false;
+    s.sign_response = true;
+    let xml = s.build_with(&idp, None, &[]).unwrap();
+    refused(check(&idp, &xml), "no Assertion");
+}
+
+#[test]
+fn a_response_in_response_to_another_request_is_refused() {
+    let idp = TestIdp::new().unwrap();
+    for (mode, s) in signing_modes() {
+        // The assertion answers this request; the envelope names another one.
+        let a = s.signed_assertion(&idp).unwrap();
+        let mut envelope = s.clone();
+        envelope.in_response_to = Some("_another_request".into());
+        let xml = envelope.build_with(&idp, None, &[a]).unwrap();
+        let e = check(&idp, &xml).expect_err(mode);
+        assert!(
+            e.contains("InResponseTo names another request"),
+            "{mode}: {e}"
+        );
+    }
+}
+
+#[test]
+fn a_response_destination_other_than_the_acs_is_refused() {
+    let idp = TestIdp::new().unwrap();
+    for (mode, s) in signing_modes() {
+        let a = s.signed_assertion(&idp).unwrap();
+        let mut envelope = s.clone();
+        envelope.destination = "https://evil.test/acs".into();
+        let xml = envelope.build_with(&idp, None, &[a]).unwrap();
+        let e = check(&idp, &xml).expect_err(mode);
+        assert!(e.contains("Destination"), "{mode}: {e}");
+    }
 }

@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 
-use amove_agent::sso::saml::testing::{ResponseSpec, TestIdp, encode, strip_xml_decl};
+use amove_agent::sso::saml::testing::{ResponseSpec, TestIdp, encode, status_xml, strip_xml_decl};
 use base64::Engine;
 use serde_json::{Value, json};
 
@@ -352,6 +352,37 @@ async fn hostile_responses_are_refused_at_the_acs() {
         .filter(|e| e["Outcome"] == "refused")
         .count();
     assert!(refusals >= 14, "only {refusals} refusals audited");
+}
+
+#[tokio::test]
+async fn a_failed_status_around_a_validly_signed_assertion_never_signs_in() {
+    // A hostile or confused IdP: the envelope says Responder/AuthnFailed, the (validly
+    // signed) assertion inside says Alice. Only the assertion is signed, so only the agent's
+    // own envelope check stands between this response and a session.
+    let idp = TestIdp::new().unwrap();
+    let (a, admin) = agent_with_saml(&idp).await;
+    let (identifier, request_id, relay) = start(&a, "alice@corp.test").await;
+    let s = ResponseSpec::valid(&request_id, &acs(&a), SP, ISSUER, "alice@corp.test", now());
+    let status = status_xml(
+        "urn:oasis:names:tc:SAML:2.0:status:Responder",
+        Some("urn:oasis:names:tc:SAML:2.0:status:AuthnFailed"),
+        Some("Account locked"),
+    );
+    let xml = s
+        .build_with(&idp, Some(&status), &[s.signed_assertion(&idp).unwrap()])
+        .unwrap();
+    let r = post_acs(&a, &encode(&xml), Some(&relay)).await;
+    refused_page(&r, "status Responder, sub-status AuthnFailed, message");
+    assert!(r.text.contains("Account locked"), "{}", r.text);
+    // No code was issued, so nothing can be redeemed.
+    authenticate(&a, &identifier, "any-code")
+        .await
+        .assert_problem(499, "SECURITY", "no SAML response reached the agent");
+    let audit = a.get("/sso/audit?pageSize=50", Some(&admin)).await.text;
+    assert!(
+        audit.contains("status Responder, sub-status AuthnFailed, message \\\"Account locked\\\""),
+        "{audit}"
+    );
 }
 
 #[tokio::test]
