@@ -386,6 +386,8 @@ const PROVIDERS = {
       { name: 'OpenIdURL', label: 'OpenID configuration URL', required: true, type: 'url',
         hint: 'https://login.microsoftonline.com/TENANT-ID/v2.0/.well-known/openid-configuration' },
       { name: 'GraphURL', label: 'Microsoft Graph URL (optional)', type: 'url', hint: 'Default: https://graph.microsoft.com' },
+      { name: 'AllowedTenants', label: 'Allowed tenant IDs (required for a common/organizations URL)', list: true,
+        hint: 'Directory (tenant) IDs whose users may sign in, separated by commas or spaces' },
     ],
   },
   saml: {
@@ -450,7 +452,10 @@ async function loadProvider(name) {
 }
 
 function fillProvider(name, form, cfg) {
-  for (const f of PROVIDERS[name].fields) form[f.name].value = cfg ? (cfg[f.name] ?? '') : '';
+  for (const f of PROVIDERS[name].fields) {
+    const v = cfg ? (cfg[f.name] ?? '') : '';
+    form[f.name].value = Array.isArray(v) ? v.join(', ') : v;
+  }
   form.Active.checked = !!(cfg && cfg.Active);
   $(`#${name}-delete`).hidden = !cfg;
   $(`#${name}-test`).hidden = !cfg;
@@ -495,7 +500,8 @@ async function saveProvider(name) {
   const body = {};
   for (const f of PROVIDERS[name].fields) {
     const v = form[f.name].value.trim();
-    if (v || !f.secret) body[f.name] = v === '' && !f.required ? null : v;
+    if (f.list) body[f.name] = v.split(/[\s,]+/).filter(Boolean);
+    else if (v || !f.secret) body[f.name] = v === '' && !f.required ? null : v;
   }
   body.Active = form.Active.checked;
   const cfg = loaded[name];

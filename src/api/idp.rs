@@ -14,7 +14,7 @@ use crate::api::extract::{Admin, Fields, check_text};
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
-use crate::sso::{cert, urls};
+use crate::sso::{cert, oidc, urls};
 use crate::store::audit::{self, NewEvent};
 use crate::store::idp::{self, IdpConfig, Kind};
 
@@ -27,6 +27,7 @@ const MAX_ID: usize = 256;
 const MAX_SECRET: usize = 2048;
 const MAX_ENTITY_ID: usize = 1024;
 const MAX_ATTRIBUTE_NAME: usize = 256;
+const MAX_TENANTS: usize = 100;
 
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {
@@ -144,10 +145,11 @@ fn validate(
         idp_sso_url: None,
         idp_entity_id: None,
         groups_attribute: None,
+        allowed_tenants: Vec::new(),
         updated_at: now,
     };
     let mut secret = SecretChange::Keep;
-    let summary;
+    let mut summary;
     if kind.is_oidc() {
         config.client_id = take(f.req_str("ClientId", MAX_ID).map(Some));
         match f.opt_str("ClientSecret") {
@@ -175,12 +177,24 @@ fn validate(
         if kind == Kind::Entra {
             config.graph_url = take(url_field(f, "GraphURL", false))
                 .or_else(|| Some(DEFAULT_GRAPH_URL.to_string()));
+            match tenants_field(f, config.openid_url.as_deref()) {
+                Ok(t) => config.allowed_tenants = t,
+                Err(e) => {
+                    take(Err(e));
+                }
+            }
         }
         summary = format!(
             "ClientId={}, OpenIdURL={}, Active={active}",
             config.client_id.as_deref().unwrap_or(""),
             config.openid_url.as_deref().unwrap_or("")
         );
+        if !config.allowed_tenants.is_empty() {
+            summary.push_str(&format!(
+                ", AllowedTenants={}",
+                config.allowed_tenants.join(" ")
+            ));
+        }
     } else {
         config.certificate = take(cert_field(f, "Certificate", true, now));
         config.next_certificate = take(cert_field(f, "NextCertificate", false, now));
@@ -236,6 +250,36 @@ fn url_field(f: &Fields, name: &str, required: bool) -> Result<Option<String>> {
         .map_err(Error::Invalid)
 }
 
+/// `AllowedTenants` of an Entra ID configuration: tenant ids, required (non-empty) when
+/// `OpenIdURL` is one of Microsoft's multi-tenant endpoints.
+fn tenants_field(f: &Fields, openid_url: Option<&str>) -> Result<Vec<String>> {
+    let raw = f.opt_str_list("AllowedTenants")?.unwrap_or_default();
+    if raw.len() > MAX_TENANTS {
+        return Err(Error::invalid(format!(
+            "AllowedTenants lists at most {MAX_TENANTS} tenants"
+        )));
+    }
+    let mut tenants = Vec::with_capacity(raw.len());
+    for t in &raw {
+        let t = oidc::tenant::parse_tenant_id(t)
+            .map_err(|e| Error::invalid(format!("AllowedTenants: {e}")))?;
+        if !tenants.contains(&t) {
+            tenants.push(t);
+        }
+    }
+    let multi = openid_url
+        .and_then(|u| url::Url::parse(u).ok())
+        .is_some_and(|u| oidc::tenant::is_multi_tenant_url(&u));
+    if multi && tenants.is_empty() {
+        return Err(Error::invalid(
+            "AllowedTenants is required for a multi-tenant Entra ID configuration (OpenIdURL \
+             names common, organizations or consumers): list the tenant ids (GUIDs) whose users \
+             may sign in",
+        ));
+    }
+    Ok(tenants)
+}
+
 fn cert_field(f: &Fields, name: &str, required: bool, now: i64) -> Result<Option<String>> {
     let raw = match f.opt_str(name)? {
         Some(s) if !s.trim().is_empty() => s,
@@ -273,6 +317,7 @@ pub fn view(state: &AppState, c: &IdpConfig) -> Value {
             "ClientSecret": SECRET_MASK,
             "OpenIdURL": c.openid_url,
             "GraphURL": c.graph_url,
+            "AllowedTenants": c.allowed_tenants,
             "Active": c.active,
         }),
         Kind::Saml => json!({

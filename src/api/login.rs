@@ -601,6 +601,7 @@ pub(crate) async fn oidc_exchange(
                 pkce_verifier: &verifier,
                 redirect_uri: &t.callback_url,
                 nonce,
+                allowed_tenants: &config.allowed_tenants,
                 now,
             },
         )
@@ -743,8 +744,10 @@ fn find_or_link(
                 "{email} signed in at {label} but is not a user of this account; {ask} to add you"
             ))
         })?;
-    if let Some(existing) = links::for_user(tx, user.id, &who.issuer)?
-        && existing.subject != who.subject
+    // One link per user and provider kind: an identity of another tenant, authorization
+    // server or IdP never links a user who is linked already, whatever email it carries.
+    if let Some(existing) = links::for_user(tx, user.id, who.provider)?
+        && (existing.issuer != who.issuer || existing.subject != who.subject)
     {
         return Err(Error::Auth(format!(
             "{email} is already linked to a different {label} identity; {ask}"

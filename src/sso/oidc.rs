@@ -9,6 +9,7 @@
 pub mod discovery;
 pub mod id_token;
 pub mod jwks;
+pub mod tenant;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -146,6 +147,8 @@ pub struct CodeExchange<'a> {
     pub redirect_uri: &'a str,
     /// The transaction's nonce.
     pub nonce: &'a str,
+    /// Entra ID: the configuration's `AllowedTenants` (see [`tenant::check`]).
+    pub allowed_tenants: &'a [String],
     /// Now (agent clock).
     pub now: i64,
 }
@@ -217,7 +220,7 @@ pub fn new_pkce() -> (PkceCodeChallenge, Secret) {
 }
 
 /// Text from an IdP fit for a message: no control characters, bounded length.
-fn idp_text(s: &str) -> String {
+pub(crate) fn idp_text(s: &str) -> String {
     let clean: String = s.chars().filter(|c| !c.is_control()).take(300).collect();
     clean.trim().to_string()
 }
@@ -405,6 +408,14 @@ impl Oidc {
                 x.now,
             )
             .await?;
+        if x.kind == Kind::Entra {
+            tenant::check(&d.issuer, &claims, x.allowed_tenants).map_err(|why| {
+                Error::Auth(format!(
+                    "{why}; sign in with an account of your organisation's tenant, or ask an \
+                     admin"
+                ))
+            })?;
+        }
         let identity = identity(x.kind, &issuer, &claims)?;
         Ok(SignedInAtIdp {
             identity,
@@ -711,10 +722,38 @@ fn looks_like_email(s: &str) -> bool {
             .is_some_and(|(a, b)| !a.is_empty() && b.contains('.'))
 }
 
+/// The email Entra ID vouches for, the key of a first link. Entra's `email` claim is
+/// whatever the user's mail attribute says (an admin of any tenant, and for some accounts the
+/// user, can set it), so it counts only when Entra marks it verified for the tenant: the
+/// `xms_edov` optional claim true, or the `verified_primary_email` optional claim. Otherwise
+/// `preferred_username`, the user's UPN in the (allowed) tenant, when it looks like an email
+/// and agrees with the `upn` claim if that is sent too.
+fn entra_email(claims: &Map<String, Value>) -> Option<&str> {
+    let edov = match claims.get("xms_edov") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        Some(Value::String(v)) => v.eq_ignore_ascii_case("true") || v == "1",
+        _ => false,
+    };
+    let verified = match claims.get("verified_primary_email") {
+        Some(Value::String(s)) => Some(s.trim()),
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::trim).next(),
+        _ => None,
+    }
+    .filter(|e| !e.is_empty());
+    let upn = claim(claims, "preferred_username")
+        .filter(|p| claim(claims, "upn").is_none_or(|u| u.eq_ignore_ascii_case(p)));
+    edov.then(|| claim(claims, "email"))
+        .flatten()
+        .or(verified)
+        .or(upn)
+        .filter(|e| looks_like_email(e))
+}
+
 /// Who signed in, from validated claims. The subject is immutable: Okta's `sub`, Entra's
 /// `oid` with its `tid` (never the email, which users and admins can change — nOAuth).
 /// The email is only a key for the first link: Okta's when not explicitly unverified,
-/// Entra's `email` or else `preferred_username`.
+/// Entra's as [`entra_email`] says.
 pub fn identity(kind: Kind, issuer: &str, claims: &Map<String, Value>) -> Result<IdpIdentity> {
     // `check_claims` refused tokens without `sub` already; this keeps `identity` total.
     let sub =
@@ -727,10 +766,7 @@ pub fn identity(kind: Kind, issuer: &str, claims: &Map<String, Value>) -> Result
             let tid = claim(claims, "tid").ok_or_else(|| {
                 Error::Sso("the Entra ID token has no tid claim (the tenant id)".into())
             })?;
-            let email = claim(claims, "email")
-                .or_else(|| claim(claims, "preferred_username"))
-                .filter(|e| looks_like_email(e));
-            (format!("{tid}/{oid}"), email)
+            (format!("{tid}/{oid}"), entra_email(claims))
         }
         _ => {
             let unverified = claims.get("email_verified") == Some(&Value::Bool(false))
@@ -787,6 +823,47 @@ mod tests {
         assert_eq!(who.email.as_deref(), Some("ann@acme.test"));
         let c = claims(json!({"sub": "s", "tid": "t1", "email": "a@b.test"}));
         assert!(matches!(identity(Kind::Entra, "i", &c), Err(Error::Sso(_))));
+        Ok(())
+    }
+
+    #[test]
+    fn entra_email_is_only_what_entra_verified() -> Result<()> {
+        let email = |v: Value| -> Result<Option<String>> {
+            let mut c = claims(json!({"sub": "s", "oid": "o1", "tid": "t1"}));
+            if let Value::Object(extra) = v {
+                c.extend(extra);
+            }
+            Ok(identity(Kind::Entra, "https://login.test/t1/v2.0", &c)?.email)
+        };
+        // The mail attribute alone is whatever the tenant wrote: never a key.
+        assert_eq!(email(json!({"email": "victim@corp.test"}))?, None);
+        assert_eq!(
+            email(json!({"email": "victim@corp.test", "xms_edov": false}))?,
+            None
+        );
+        assert_eq!(
+            email(json!({"email": "Ann@Corp.test", "xms_edov": true}))?.as_deref(),
+            Some("ann@corp.test")
+        );
+        assert_eq!(
+            email(json!({"email": "ann@corp.test", "xms_edov": "1"}))?.as_deref(),
+            Some("ann@corp.test")
+        );
+        assert_eq!(
+            email(json!({"email": "x@evil.test", "verified_primary_email": ["ann@corp.test"]}))?
+                .as_deref(),
+            Some("ann@corp.test")
+        );
+        // preferred_username (the UPN), unless the upn claim says otherwise.
+        assert_eq!(
+            email(json!({"email": "victim@corp.test", "preferred_username": "mal@evil.test"}))?
+                .as_deref(),
+            Some("mal@evil.test")
+        );
+        assert_eq!(
+            email(json!({"preferred_username": "victim@corp.test", "upn": "mal@evil.test"}))?,
+            None
+        );
         Ok(())
     }
 

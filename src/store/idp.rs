@@ -83,12 +83,14 @@ pub struct IdpConfig {
     pub idp_entity_id: Option<String>,
     /// The SAML attribute carrying the user's groups (`None`: the defaults).
     pub groups_attribute: Option<String>,
+    /// Entra ID: the tenant ids (`tid`) allowed to sign in (required when multi-tenant).
+    pub allowed_tenants: Vec<String>,
     /// Last change.
     pub updated_at: i64,
 }
 
 const COLUMNS: &str = "id, account_id, kind, active, client_id, client_secret_enc, openid_url, \
-     graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, idp_entity_id, updated_at, groups_attribute";
+     graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, idp_entity_id, updated_at, groups_attribute, allowed_tenants";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<IdpConfig> {
     let kind: String = r.get(2)?;
@@ -108,7 +110,16 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<IdpConfig> {
         idp_entity_id: r.get(12)?,
         updated_at: r.get(13)?,
         groups_attribute: r.get(14)?,
+        allowed_tenants: r
+            .get::<_, Option<String>>(15)?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default(),
     })
+}
+
+/// The stored form of `allowed_tenants`: a JSON array, NULL when empty.
+fn tenants_column(tenants: &[String]) -> Option<String> {
+    (!tenants.is_empty()).then(|| serde_json::Value::from(tenants.to_vec()).to_string())
 }
 
 /// The account's configuration of this kind.
@@ -187,8 +198,8 @@ pub fn insert(conn: &Connection, c: &IdpConfig, now: i64) -> Result<i64> {
     conn.execute(
         "INSERT INTO idp_configs (account_id, kind, active, client_id, client_secret_enc, \
          openid_url, graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, \
-         idp_entity_id, created_at, updated_at, groups_attribute) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14)",
+         idp_entity_id, created_at, updated_at, groups_attribute, allowed_tenants) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15)",
         params![
             c.account_id,
             c.kind.as_str(),
@@ -203,7 +214,8 @@ pub fn insert(conn: &Connection, c: &IdpConfig, now: i64) -> Result<i64> {
             c.idp_sso_url,
             c.idp_entity_id,
             now,
-            c.groups_attribute
+            c.groups_attribute,
+            tenants_column(&c.allowed_tenants)
         ],
     )
     .map_err(|e| map_write_error(e, c))?;
@@ -218,7 +230,7 @@ pub fn update(conn: &Connection, c: &IdpConfig, now: i64) -> Result<bool> {
             "UPDATE idp_configs SET active = ?3, client_id = ?4, client_secret_enc = ?5, \
              openid_url = ?6, graph_url = ?7, certificate = ?8, next_certificate = ?9, \
              sp_entity_id = ?10, idp_sso_url = ?11, idp_entity_id = ?12, updated_at = ?13, \
-             groups_attribute = ?15 WHERE id = ?1 AND account_id = ?2 AND kind = ?14",
+             groups_attribute = ?15, allowed_tenants = ?16 WHERE id = ?1 AND account_id = ?2 AND kind = ?14",
             params![
                 c.id,
                 c.account_id,
@@ -234,7 +246,8 @@ pub fn update(conn: &Connection, c: &IdpConfig, now: i64) -> Result<bool> {
                 c.idp_entity_id,
                 now,
                 c.kind.as_str(),
-                c.groups_attribute
+                c.groups_attribute,
+                tenants_column(&c.allowed_tenants)
             ],
         )
         .map_err(|e| map_write_error(e, c))?;

@@ -182,7 +182,7 @@ pub fn persist(
                 id
             }
         };
-        if links::for_user(conn, user_id, issuer)?.is_none()
+        if links::for_user(conn, user_id, provider)?.is_none()
             && links::by_subject(conn, issuer, &u.subject)?.is_none()
         {
             links::insert(

@@ -1,7 +1,8 @@
 //! Links between local users and immutable IdP subjects (`user_idp_links`).
 //!
-//! One link per (user, issuer) and one user per (issuer, subject): the first SSO login through
-//! an issuer creates it; later logins through that issuer must match it.
+//! One link per (user, provider kind) and one user per (issuer, subject): the first SSO login
+//! of a user creates it; later logins must match it. A user linked through one Entra tenant
+//! (or Okta authorization server, or SAML IdP) is never linked again through another.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -48,13 +49,13 @@ pub fn by_subject(conn: &Connection, issuer: &str, subject: &str) -> Result<Opti
         .optional()?)
 }
 
-/// The link of a user through this issuer, if any.
-pub fn for_user(conn: &Connection, user_id: i64, issuer: &str) -> Result<Option<Link>> {
+/// The link of a user through this kind of provider (whatever its issuer), if any.
+pub fn for_user(conn: &Connection, user_id: i64, provider: Kind) -> Result<Option<Link>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM user_idp_links WHERE user_id = ?1 AND issuer = ?2"
+        "SELECT {COLUMNS} FROM user_idp_links WHERE user_id = ?1 AND provider = ?2"
     ))?;
     Ok(stmt
-        .query_row(params![user_id, issuer], from_row)
+        .query_row(params![user_id, provider.as_str()], from_row)
         .optional()?)
 }
 
@@ -135,8 +136,16 @@ mod tests {
                 by_subject(tx, "https://idp.test", "sub-a")?.map(|l| l.user_id),
                 Some(ids[0])
             );
-            assert!(for_user(tx, ids[1], "https://idp.test")?.is_none());
-            assert_eq!(list_for_user(tx, ids[0])?.len(), 1);
+            assert!(for_user(tx, ids[1], Kind::Okta)?.is_none());
+            // Another issuer of the same kind never links the same user again.
+            let mut other_issuer = link(ids[0], "sub-c");
+            other_issuer.issuer = "https://other-idp.test".into();
+            assert!(matches!(insert(tx, &other_issuer), Err(Error::Security(_))));
+            // A different kind does.
+            let mut saml = other_issuer.clone();
+            saml.provider = Kind::Saml;
+            insert(tx, &saml)?;
+            assert_eq!(list_for_user(tx, ids[0])?.len(), 2);
             Ok(())
         })
     }

@@ -14,10 +14,16 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_directory_reads.sql"),
     include_str!("../../migrations/0004_groups_attribute.sql"),
     include_str!("../../migrations/0005_login_transactions_keys.sql"),
+    include_str!("../../migrations/0006_tenants_and_one_link_per_kind.sql"),
 ];
 
 /// Applies every migration the database has not seen, each in its own transaction.
 pub fn apply(conn: &mut Connection) -> Result<()> {
+    apply_up_to(conn, MIGRATIONS.len())
+}
+
+/// Applies the migrations the database has not seen, up to number `last`.
+fn apply_up_to(conn: &mut Connection, last: usize) -> Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
     if current > known {
@@ -26,7 +32,7 @@ pub fn apply(conn: &mut Connection) -> Result<()> {
              upgrade the agent"
         )));
     }
-    for (i, sql) in MIGRATIONS
+    for (i, sql) in MIGRATIONS[..last.min(MIGRATIONS.len())]
         .iter()
         .enumerate()
         .skip(usize::try_from(current).unwrap_or(0))
@@ -54,6 +60,38 @@ mod tests {
         apply(&mut conn)?;
         let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         assert_eq!(v, MIGRATIONS.len() as i64);
+        Ok(())
+    }
+
+    #[test]
+    fn migration_6_keeps_each_users_first_link_of_a_kind() -> Result<()> {
+        let mut conn = Connection::open_in_memory()?;
+        apply_up_to(&mut conn, 5)?;
+        conn.execute_batch(
+            "INSERT INTO accounts (id, identifier, name, created_at) VALUES (1, 'acme', 'Acme', 0);
+             INSERT INTO users (id, account_id, email, first_name, last_name, role, status,
+                                created_at, updated_at)
+                 VALUES (1, 1, 'ann@acme.test', '', '', 'user', 'active', 0, 0);
+             INSERT INTO user_idp_links (user_id, provider, issuer, subject, linked_at) VALUES
+                 (1, 'entra', 'https://login/t-evil/v2.0', 't-evil/o9', 20),
+                 (1, 'entra', 'https://login/t-corp/v2.0', 't-corp/o1', 10),
+                 (1, 'saml', 'https://idp', 'ann', 30);",
+        )?;
+        apply(&mut conn)?;
+        let mut stmt = conn.prepare("SELECT subject FROM user_idp_links ORDER BY linked_at")?;
+        let left: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        assert_eq!(left, ["t-corp/o1", "ann"]);
+        // And no second link of a kind can be made any more.
+        assert!(
+            conn.execute(
+                "INSERT INTO user_idp_links (user_id, provider, issuer, subject, linked_at) \
+                 VALUES (1, 'entra', 'https://login/t-2/v2.0', 't-2/o1', 40)",
+                [],
+            )
+            .is_err()
+        );
         Ok(())
     }
 

@@ -163,12 +163,28 @@ impl TestAgent {
 
     /// Stores and activates an OIDC configuration (`okta` or `entraId`).
     pub async fn setup_oidc(&self, kind: &str, client_id: &str, secret: &str, openid_url: &str) {
-        let body = json!({
+        self.setup_oidc_with(kind, client_id, secret, openid_url, json!({}))
+            .await;
+    }
+
+    /// [`setup_oidc`](Self::setup_oidc) with more fields (`extra`, an object) in the body.
+    pub async fn setup_oidc_with(
+        &self,
+        kind: &str,
+        client_id: &str,
+        secret: &str,
+        openid_url: &str,
+        extra: Value,
+    ) {
+        let mut body = json!({
             "ClientId": client_id,
             "ClientSecret": secret,
             "OpenIdURL": openid_url,
             "Active": true,
         });
+        if let (Some(b), Value::Object(extra)) = (body.as_object_mut(), extra) {
+            b.extend(extra);
+        }
         let a = self
             .post_json(
                 &format!("/sso/setup_{kind}"),

@@ -67,6 +67,8 @@ fn entra_claims(idp: &FakeIdp, nonce: &str, extra: Value) -> Value {
     let mut c = okta_claims(idp, nonce, extra);
     c["oid"] = json!("00u1");
     c["tid"] = json!("tenant-1");
+    // Entra's email claim is unverified; the UPN is the first link's key.
+    c["preferred_username"] = json!(ANN);
     c
 }
 

@@ -708,6 +708,8 @@ async fn a_second_user_cannot_use_the_first_users_link() {
             c["tid"] = json!("tenant-1");
             c["sub"] = json!(format!("pairwise-{oid}"));
             c["email"] = json!(email);
+            // Entra vouches for the email (the xms_edov optional claim).
+            c["xms_edov"] = json!(true);
             c.as_object_mut().unwrap().remove("email_verified");
         }
     };
@@ -743,13 +745,7 @@ async fn a_second_user_cannot_use_the_first_users_link() {
 
 #[tokio::test]
 async fn entra_multi_tenant_issuer_template_is_resolved_from_tid() {
-    let f = fixture_with(
-        "entraId",
-        "/common/v2.0",
-        Some("{origin}/{tenantid}/v2.0"),
-        |_| {},
-    )
-    .await;
+    let f = entra_multi_tenant(&["t-123", "t-999"]).await;
     let origin = f.idp.origin().to_string();
     let tenant = |tid: &str, iss_tid: &str| {
         let (tid, iss) = (tid.to_string(), format!("{origin}/{iss_tid}/v2.0"));
@@ -757,6 +753,7 @@ async fn entra_multi_tenant_issuer_template_is_resolved_from_tid() {
             c["iss"] = json!(iss);
             c["tid"] = json!(tid);
             c["oid"] = json!("oid-ann");
+            c["preferred_username"] = json!(ANN);
         }
     };
     assert_jwt(&f.sign_in_with(tenant("t-123", "t-123")).await);
@@ -771,15 +768,217 @@ async fn entra_multi_tenant_issuer_template_is_resolved_from_tid() {
     .assert_problem(499, "SECURITY", "no usable tid");
 }
 
+/// An Entra ID configuration at a multi-tenant (`/common`) endpoint whose discovery issuer is
+/// the `{tenantid}` template, allowing `allowed`.
+async fn entra_multi_tenant(allowed: &[&str]) -> Fixture {
+    entra_multi_tenant_at(Some("{origin}/{tenantid}/v2.0"), allowed).await
+}
+
+async fn entra_multi_tenant_at(issuer: Option<&str>, allowed: &[&str]) -> Fixture {
+    let idp = FakeIdp::start("/common/v2.0", issuer).await;
+    let agent = TestAgent::start(|_| {}).await;
+    agent.add_user(ANN, "Ann Example");
+    agent
+        .setup_oidc_with(
+            "entraId",
+            CLIENT_ID,
+            CLIENT_SECRET,
+            &idp.openid_url(),
+            json!({ "AllowedTenants": allowed }),
+        )
+        .await;
+    Fixture { agent, idp }
+}
+
+/// Claims edits of an Entra token from tenant `tid` for object `oid`, carrying `upn` as its
+/// UPN (`preferred_username`) and no verified email.
+fn entra_user(origin: &str, tid: &str, oid: &str, upn: &str) -> impl FnOnce(&mut Value) + use<> {
+    let (iss, tid, oid, upn) = (
+        format!("{origin}/{tid}/v2.0"),
+        tid.to_string(),
+        oid.to_string(),
+        upn.to_string(),
+    );
+    move |c: &mut Value| {
+        c["iss"] = json!(iss);
+        c["tid"] = json!(tid);
+        c["oid"] = json!(oid);
+        c["sub"] = json!(format!("pairwise-{oid}"));
+        c["preferred_username"] = json!(upn);
+        c["email"] = json!(upn);
+        let c = c.as_object_mut().unwrap();
+        c.remove("email_verified");
+    }
+}
+
+#[tokio::test]
+async fn a_multi_tenant_entra_configuration_needs_allowed_tenants() {
+    let idp = FakeIdp::start("/common/v2.0", Some("{origin}/{tenantid}/v2.0")).await;
+    let agent = TestAgent::start(|_| {}).await;
+    let setup = |extra: Value| {
+        let mut body = json!({
+            "ClientId": CLIENT_ID, "ClientSecret": CLIENT_SECRET,
+            "OpenIdURL": idp.openid_url(), "Active": true,
+        });
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let token = agent.admin_token();
+    for extra in [json!({}), json!({"AllowedTenants": []})] {
+        agent
+            .post_json("/sso/setup_entraId", Some(&token), &setup(extra))
+            .await
+            .assert_problem(499, "DEFAULT", "AllowedTenants is required");
+    }
+    agent
+        .post_json(
+            "/sso/setup_entraId",
+            Some(&token),
+            &setup(json!({"AllowedTenants": ["not/a tenant"]})),
+        )
+        .await
+        .assert_problem(499, "DEFAULT", "AllowedTenants");
+    let saved = agent
+        .post_json(
+            "/sso/setup_entraId",
+            Some(&token),
+            &setup(json!({"AllowedTenants": ["T-1", "t-1", "t-2"]})),
+        )
+        .await;
+    assert_eq!(saved.status, 200, "{}", saved.text);
+    assert_eq!(saved.json()["AllowedTenants"], json!(["t-1", "t-2"]));
+    // The list cannot be emptied while the URL stays multi-tenant.
+    let mut update = setup(json!({"AllowedTenants": []}));
+    update["Id"] = saved.json()["Id"].clone();
+    agent
+        .put_json("/sso/update_entraId", Some(&token), &update)
+        .await
+        .assert_problem(499, "DEFAULT", "AllowedTenants is required");
+}
+
+#[tokio::test]
+async fn another_entra_tenant_never_takes_over_a_linked_user() {
+    // The attack: in a tenant of their own, an attacker sets a user's mail and UPN-like name
+    // to the victim's, consents to the multi-tenant app and signs in.
+    let f = entra_multi_tenant(&["t-corp", "t-partner"]).await;
+    let origin = f.idp.origin().to_string();
+    // The victim signs in through the real tenant and is linked.
+    let jwt = assert_jwt(
+        &f.sign_in_with(entra_user(&origin, "t-corp", "oid-ann", ANN))
+            .await,
+    );
+    assert_eq!(whoami(&f.agent, &jwt).await["Username"], ANN);
+
+    // A tenant that is not allowed: refused, naming the tenant, and audited.
+    f.sign_in_with(entra_user(&origin, "t-evil", "oid-mallory", ANN))
+        .await
+        .assert_problem(
+            401,
+            "AUTH",
+            "tenant t-evil is not one of this account's AllowedTenants",
+        );
+    let audit = f
+        .agent
+        .get("/sso/audit?pageSize=20", Some(&f.agent.admin_token()))
+        .await
+        .text;
+    assert!(audit.contains("t-evil is not one of"), "{audit}");
+
+    // An allowed tenant, same email: the victim is linked already, so refused.
+    f.sign_in_with(entra_user(&origin, "t-partner", "oid-mallory", ANN))
+        .await
+        .assert_problem(
+            401,
+            "AUTH",
+            "already linked to a different Entra ID identity",
+        );
+
+    // Even with the victim's very object id, another tenant's issuer is another identity.
+    f.sign_in_with(entra_user(&origin, "t-partner", "oid-ann", ANN))
+        .await
+        .assert_problem(
+            401,
+            "AUTH",
+            "already linked to a different Entra ID identity",
+        );
+
+    // The victim still signs in, and only one link exists.
+    assert_jwt(
+        &f.sign_in_with(entra_user(&origin, "t-corp", "oid-ann", ANN))
+            .await,
+    );
+    let links: i64 = f
+        .agent
+        .state
+        .db
+        .read_blocking(
+            |c| Ok(c.query_row("SELECT COUNT(*) FROM user_idp_links", [], |r| r.get(0))?),
+        )
+        .unwrap();
+    assert_eq!(links, 1);
+}
+
+#[tokio::test]
+async fn a_multi_tenant_issuer_with_no_allowed_tenants_signs_nobody_in() {
+    // A configuration whose URL is not one of Microsoft's multi-tenant names but whose
+    // discovery issuer is the template (saved before the rule, or a custom domain).
+    let idp = FakeIdp::start("/tenant-any/v2.0", Some("{origin}/{tenantid}/v2.0")).await;
+    let agent = TestAgent::start(|_| {}).await;
+    agent.add_user(ANN, "Ann Example");
+    agent
+        .setup_oidc("entraId", CLIENT_ID, CLIENT_SECRET, &idp.openid_url())
+        .await;
+    let f = Fixture { agent, idp };
+    let origin = f.idp.origin().to_string();
+    f.sign_in_with(entra_user(&origin, "t-corp", "oid-ann", ANN))
+        .await
+        .assert_problem(401, "AUTH", "lists no AllowedTenants");
+}
+
+#[tokio::test]
+async fn a_single_tenant_entra_configuration_accepts_only_its_tenant() {
+    let f = fixture_with("entraId", "/t-corp/v2.0", None, |_| {}).await;
+    let origin = f.idp.origin().to_string();
+    // The issuer is right (the fake signs what the test says), the tid is another tenant.
+    let other = entra_user(&origin, "t-evil", "oid-ann", ANN);
+    let iss = format!("{origin}/t-corp/v2.0");
+    f.sign_in_with(move |c| {
+        other(c);
+        c["iss"] = json!(iss);
+    })
+    .await
+    .assert_problem(
+        401,
+        "AUTH",
+        "t-evil is not the tenant of this configuration",
+    );
+    assert_jwt(
+        &f.sign_in_with(entra_user(&origin, "t-corp", "oid-ann", ANN))
+            .await,
+    );
+}
+
+#[tokio::test]
+async fn an_unverified_entra_email_links_nobody() {
+    let f = fixture_with("entraId", "/t-corp/v2.0", None, |_| {}).await;
+    f.sign_in_with(|c| {
+        c["tid"] = json!("t-corp");
+        c["oid"] = json!("oid-mallory");
+        c["email"] = json!(ANN);
+        let c = c.as_object_mut().unwrap();
+        c.remove("email_verified");
+        c.remove("preferred_username");
+    })
+    .await
+    .assert_problem(401, "AUTH", "did not provide a verified email");
+}
+
 #[tokio::test]
 async fn entra_template_issuer_from_another_origin_is_refused() {
-    let f = fixture_with(
-        "entraId",
-        "/common/v2.0",
-        Some("https://login.example.com/{tenantid}/v2.0"),
-        |_| {},
-    )
-    .await;
+    let f =
+        entra_multi_tenant_at(Some("https://login.example.com/{tenantid}/v2.0"), &["t-1"]).await;
     f.agent
         .sso_url(ANN, CB)
         .await
