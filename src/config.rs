@@ -46,6 +46,9 @@ pub struct Settings {
     pub idp_metadata_ttl: Duration,
     /// Rate limit of JWKS refetches on an unknown `kid`.
     pub jwks_refetch_interval: Duration,
+    /// Test setting: `GraphURL` may name a loopback URL (a Graph test double). Off in
+    /// production; see [`crate::sso::urls::LOOPBACK_GRAPH_ENV`].
+    pub loopback_graph: bool,
 }
 
 impl Settings {
@@ -62,6 +65,7 @@ impl Settings {
             idp_timeout: DEFAULT_IDP_TIMEOUT,
             idp_metadata_ttl: DEFAULT_IDP_METADATA_TTL,
             jwks_refetch_interval: DEFAULT_JWKS_REFETCH_INTERVAL,
+            loopback_graph: false,
         }
     }
 }

@@ -54,6 +54,11 @@ enum Command {
         /// Lifetime of session JWTs from sign-in, in seconds.
         #[arg(long, env = "AMOVE_SESSION_TTL_SECS", default_value_t = 8 * 3600)]
         session_ttl_secs: u64,
+        /// TEST SETTING, never in production: let GraphURL name a loopback URL (a Microsoft
+        /// Graph test double). The agent warns at start and audits such configurations.
+        #[arg(long, env = "AMOVE_TEST_ALLOW_LOOPBACK_GRAPH", hide = true,
+              value_parser = clap::builder::BoolishValueParser::new())]
+        test_allow_loopback_graph: bool,
     },
     /// Create the account and its owner admin (password from AMOVE_ADMIN_PASSWORD or a prompt).
     Init {
@@ -141,7 +146,13 @@ fn main() -> ExitCode {
             addr,
             data,
             session_ttl_secs,
-        } => serve(addr, data.path(), session_ttl_secs),
+            test_allow_loopback_graph,
+        } => serve(
+            addr,
+            data.path(),
+            session_ttl_secs,
+            test_allow_loopback_graph,
+        ),
         Command::Init {
             account,
             admin,
@@ -197,6 +208,7 @@ fn serve(
     addr: std::net::SocketAddr,
     data_dir: PathBuf,
     session_ttl_secs: u64,
+    loopback_graph: bool,
 ) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -205,6 +217,7 @@ fn serve(
     runtime.block_on(async move {
         let mut settings = Settings::new(addr, data_dir);
         settings.session_ttl = std::time::Duration::from_secs(session_ttl_secs.max(1));
+        settings.loopback_graph = loopback_graph;
         let agent = server::start(settings).await.map_err(|e| e.to_string())?;
         println!("listening on http://{}", agent.local_addr());
         let _ = std::io::stdout().flush();

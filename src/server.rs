@@ -143,6 +143,13 @@ pub async fn start(settings: Settings) -> Result<Agent, StartError> {
     let local_addr = listener
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;
+    if settings.loopback_graph {
+        tracing::warn!(
+            "TEST SETTING {} is on: GraphURL may name a loopback URL; never use this in \
+             production",
+            crate::sso::urls::LOOPBACK_GRAPH_ENV
+        );
+    }
     let state = build_state(settings, local_addr, Arc::new(SystemClock))?;
     Ok(Agent { listener, state })
 }

@@ -114,6 +114,7 @@ fn validate(
     account_id: i64,
     now: i64,
     is_update: bool,
+    loopback_graph: bool,
 ) -> Result<Validated> {
     let mut errors = Vec::new();
     let mut take = |r: Result<Option<String>>| match r {
@@ -175,7 +176,7 @@ fn validate(
         }
         config.openid_url = take(url_field(f, "OpenIdURL", true));
         if kind == Kind::Entra {
-            config.graph_url = take(url_field(f, "GraphURL", false))
+            config.graph_url = take(graph_url_field(f, loopback_graph))
                 .or_else(|| Some(DEFAULT_GRAPH_URL.to_string()));
             match tenants_field(f, config.openid_url.as_deref()) {
                 Ok(t) => config.allowed_tenants = t,
@@ -189,6 +190,17 @@ fn validate(
             config.client_id.as_deref().unwrap_or(""),
             config.openid_url.as_deref().unwrap_or("")
         );
+        if let Some(g) = &config.graph_url
+            && g != DEFAULT_GRAPH_URL
+        {
+            summary.push_str(&format!(", GraphURL={g}"));
+            if urls::parse_graph_url(g, false).is_err() {
+                summary.push_str(&format!(
+                    " (loopback: test setting {} is on)",
+                    urls::LOOPBACK_GRAPH_ENV
+                ));
+            }
+        }
         if !config.allowed_tenants.is_empty() {
             summary.push_str(&format!(
                 ", AllowedTenants={}",
@@ -248,6 +260,18 @@ fn url_field(f: &Fields, name: &str, required: bool) -> Result<Option<String>> {
     urls::parse_idp_url(name, &raw)
         .map(|u| Some(u.to_string()))
         .map_err(Error::Invalid)
+}
+
+/// `GraphURL`: Microsoft Graph's root in one of its clouds (loopback only under the test
+/// setting), stored without its trailing slash as before.
+fn graph_url_field(f: &Fields, loopback_graph: bool) -> Result<Option<String>> {
+    match f.opt_str("GraphURL")? {
+        Some(s) if !s.trim().is_empty() => {
+            let url = urls::parse_graph_url(&s, loopback_graph).map_err(Error::Invalid)?;
+            Ok(Some(url.to_string()))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// `AllowedTenants` of an Entra ID configuration: tenant ids, required (non-empty) when
@@ -341,7 +365,14 @@ fn action(kind: Kind, verb: &str) -> String {
 async fn setup(state: AppState, p: Principal, kind: Kind, f: Fields) -> Result<Json<Value>> {
     let now = state.now();
     let account_id = p.account_id();
-    let v = validate(kind, &f, account_id, now, false)?;
+    let v = validate(
+        kind,
+        &f,
+        account_id,
+        now,
+        false,
+        state.settings.loopback_graph,
+    )?;
     let mut config = v.config;
     if let SecretChange::Set(s) = &v.secret {
         config.client_secret_enc = Some(
@@ -384,7 +415,14 @@ async fn update(state: AppState, p: Principal, kind: Kind, f: Fields) -> Result<
     let id = f
         .opt_i64("Id")?
         .ok_or_else(|| Error::invalid("Id is required"))?;
-    let v = validate(kind, &f, account_id, now, true)?;
+    let v = validate(
+        kind,
+        &f,
+        account_id,
+        now,
+        true,
+        state.settings.loopback_graph,
+    )?;
     let mut config = v.config;
     config.id = id;
     let (new_secret, summary) = match &v.secret {
@@ -410,6 +448,22 @@ async fn update(state: AppState, p: Principal, kind: Kind, f: Fields) -> Result<
                         kind.label()
                     ))
                 })?;
+            let moved = kind.is_oidc() && moves_the_secret(&existing, &config);
+            if moved && new_secret.is_none() {
+                return Err(Error::invalid(
+                    "ClientSecret: changing OpenIdURL's host or the ClientId requires sending \
+                     the client secret again (the stored one is never sent to another \
+                     identity provider or client)",
+                ));
+            }
+            let mut summary = summary;
+            if moved {
+                summary.push_str(&format!(
+                    "; moved from ClientId={}, OpenIdURL={}",
+                    existing.client_id.as_deref().unwrap_or(""),
+                    existing.openid_url.as_deref().unwrap_or("")
+                ));
+            }
             config.client_secret_enc = new_secret.or(existing.client_secret_enc);
             idp::update(tx, &config, now)?;
             audit::record(
@@ -421,6 +475,19 @@ async fn update(state: AppState, p: Principal, kind: Kind, f: Fields) -> Result<
         })
         .await?;
     Ok(Json(view(&state, &saved)))
+}
+
+/// Whether an update points the stored client secret somewhere new: another origin of
+/// `OpenIdURL` (the token endpoint the secret goes to is that IdP's) or another `ClientId`.
+/// Either way the admin must send the secret again, or the mask would hand the stored secret
+/// (and sign-in as anyone) to whoever runs the new endpoint.
+fn moves_the_secret(existing: &IdpConfig, new: &IdpConfig) -> bool {
+    let origin = |u: &Option<String>| {
+        u.as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .map(|u| u.origin().ascii_serialization())
+    };
+    origin(&existing.openid_url) != origin(&new.openid_url) || existing.client_id != new.client_id
 }
 
 async fn remove(state: AppState, p: Principal, kind: Kind) -> Result<()> {
@@ -449,6 +516,16 @@ async fn remove(state: AppState, p: Principal, kind: Kind) -> Result<()> {
             Ok(())
         })
         .await
+}
+
+/// The configuration's Graph root, checked again where a token is about to be sent to it (a
+/// configuration saved before the host rule, or under the test setting since switched off,
+/// never receives one).
+pub fn graph_url(state: &AppState, c: &IdpConfig) -> std::result::Result<url::Url, String> {
+    let raw = c.graph_url.as_deref().unwrap_or(DEFAULT_GRAPH_URL);
+    urls::parse_graph_url(raw, state.settings.loopback_graph).map_err(|e| {
+        format!("the stored GraphURL is refused ({e}); an admin must correct the configuration")
+    })
 }
 
 /// Opens the stored client secret of an OIDC configuration (for the sign-in code exchange).

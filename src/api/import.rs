@@ -201,12 +201,7 @@ async fn get_user_usergroups(
                     .ok_or_else(|| Error::internal("OpenIdURL is not a URL"))?;
                 directory::okta(http, &origin, &signed_in.access_token).await
             } else {
-                let graph = config
-                    .graph_url
-                    .as_deref()
-                    .unwrap_or(crate::api::idp::DEFAULT_GRAPH_URL);
-                let graph =
-                    Url::parse(graph).map_err(|_| Error::internal("GraphURL is not a URL"))?;
+                let graph = crate::api::idp::graph_url(&state, &config).map_err(Error::Sso)?;
                 directory::graph(http, &graph, &signed_in.access_token).await
             };
             let relations =

@@ -6,8 +6,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use url::Url;
-
 use crate::api::AppState;
 use crate::secret::Secret;
 use crate::sso::directory::{self, DirGroup};
@@ -128,12 +126,7 @@ async fn my_groups(
     config: &IdpConfig,
     token: &Secret,
 ) -> Result<Vec<DirGroup>, directory::DirError> {
-    let graph = config
-        .graph_url
-        .as_deref()
-        .unwrap_or(crate::api::idp::DEFAULT_GRAPH_URL);
-    let graph =
-        Url::parse(graph).map_err(|_| directory::DirError("the GraphURL is not usable".into()))?;
+    let graph = crate::api::idp::graph_url(state, config).map_err(directory::DirError)?;
     directory::graph_my_groups(state.oidc.http(), &graph, token).await
 }
 

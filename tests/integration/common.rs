@@ -141,10 +141,15 @@ impl Agent {
 
     /// Starts an agent with account `acme` owned by `admin@acme.test`.
     pub async fn with_account() -> Agent {
+        Self::with_account_env(&[]).await
+    }
+
+    /// [`with_account`](Self::with_account) with extra environment.
+    pub async fn with_account_env(env: &[(&str, &str)]) -> Agent {
         let tmp = tempfile::tempdir().expect("tempdir");
         init_account(tmp.path(), "acme", "admin@acme.test");
         let dir = tmp.path().to_path_buf();
-        let mut a = Self::start_in(&dir, &[]).await;
+        let mut a = Self::start_in(&dir, env).await;
         a._tmp = Some(tmp);
         a
     }

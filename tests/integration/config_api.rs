@@ -1,5 +1,6 @@
 //! The twelve IdP configuration endpoints: shapes, validation, rules, secrets.
 
+use amove_agent::sso::urls::LOOPBACK_GRAPH_ENV;
 use serde_json::{Value, json};
 
 use crate::common::{Agent, certificate, files_containing, user_token};
@@ -74,6 +75,8 @@ async fn okta_setup_get_update_delete_roundtrip() {
 
     let mut changed = got.clone();
     changed["ClientId"] = json!("0oa2okta");
+    // Another client: its secret is sent again (the mask would keep the old client's).
+    changed["ClientSecret"] = json!("okta-secret-of-0oa2");
     changed["Active"] = json!(false);
     let upd = a.put_json("/sso/update_okta", Some(&t), &changed).await;
     assert_eq!(upd.status, 200, "{}", upd.text);
@@ -89,8 +92,43 @@ async fn okta_setup_get_update_delete_roundtrip() {
 }
 
 #[tokio::test]
-async fn entra_id_roundtrip_with_default_and_custom_graph_url() {
+async fn graph_url_names_only_microsoft_graph() {
+    // Every Entra sign-in with the groups overage sends the user's Graph token to GraphURL,
+    // and every import the admin's User.Read.All token.
     let a = Agent::with_account().await;
+    let t = a.admin_token().await;
+    for bad in [
+        "https://evil.example",
+        "https://graph.microsoft.com.evil.example",
+        "http://127.0.0.1:9999/graph",
+    ] {
+        let mut body = entra();
+        body["GraphURL"] = json!(bad);
+        a.post_json("/sso/setup_entraId", Some(&t), &body)
+            .await
+            .assert_problem(
+                499,
+                "DEFAULT",
+                "GraphURL must be Microsoft Graph's root URL",
+            );
+    }
+    let mut body = entra();
+    body["GraphURL"] = json!("https://graph.microsoft.us");
+    let saved = a.post_json("/sso/setup_entraId", Some(&t), &body).await;
+    assert_eq!(saved.status, 200, "{}", saved.text);
+    assert_eq!(saved.json()["GraphURL"], "https://graph.microsoft.us/");
+    // An update cannot point it elsewhere either.
+    let mut body = saved.json();
+    body["GraphURL"] = json!("https://evil.example/");
+    a.put_json("/sso/update_entraId", Some(&t), &body)
+        .await
+        .assert_problem(499, "DEFAULT", "GraphURL");
+}
+
+#[tokio::test]
+async fn entra_id_roundtrip_with_default_and_custom_graph_url() {
+    // A loopback Graph (a test double) only under the test setting, and audited.
+    let a = Agent::with_account_env(&[(LOOPBACK_GRAPH_ENV, "1")]).await;
     let t = a.admin_token().await;
     let saved = a.post_json("/sso/setup_entraId", Some(&t), &entra()).await;
     assert_eq!(saved.status, 200, "{}", saved.text);
@@ -99,6 +137,11 @@ async fn entra_id_roundtrip_with_default_and_custom_graph_url() {
     body["GraphURL"] = json!("http://127.0.0.1:9999/graph");
     let upd = a.put_json("/sso/update_entraId", Some(&t), &body).await;
     assert_eq!(upd.json()["GraphURL"], "http://127.0.0.1:9999/graph");
+    let audit = a.get("/sso/audit", Some(&t)).await.text;
+    assert!(
+        audit.contains("(loopback: test setting AMOVE_TEST_ALLOW_LOOPBACK_GRAPH is on)"),
+        "{audit}"
+    );
     assert_eq!(a.get("/sso/get_entraId", Some(&t)).await.json(), upd.json());
     assert_eq!(a.delete("/sso/delete_entraId", Some(&t)).await.status, 200);
     assert_eq!(
@@ -231,7 +274,7 @@ async fn each_validation_failure_names_its_field() {
         (
             "/sso/setup_entraId",
             json!({"ClientId": "c", "ClientSecret": "s", "OpenIdURL": "https://a.test", "GraphURL": "ftp://graph"}),
-            "GraphURL must be an absolute https URL",
+            "GraphURL must be Microsoft Graph's root URL",
         ),
         (
             "/sso/setup_saml",
@@ -361,8 +404,8 @@ async fn duplicate_setup_and_missing_update_or_delete() {
         .assert_problem(499, "DEFAULT", "Id is required");
 }
 
-#[tokio::test]
-async fn masked_or_omitted_secret_on_update_keeps_stored_one() {
+/// An agent with an Okta configuration: the agent, an admin token, the saved configuration.
+async fn with_okta() -> (Agent, String, Value) {
     let a = Agent::with_account().await;
     let t = a.admin_token().await;
     let saved = a
@@ -370,6 +413,12 @@ async fn masked_or_omitted_secret_on_update_keeps_stored_one() {
         .await
         .json();
     assert_eq!(stored_secret(&a, "okta"), "okta-secret-value-123");
+    (a, t, saved)
+}
+
+#[tokio::test]
+async fn masked_or_omitted_secret_on_update_keeps_stored_one() {
+    let (a, t, saved) = with_okta().await;
     // Sent back as read (with the mask).
     assert_eq!(
         a.put_json("/sso/update_okta", Some(&t), &saved)
@@ -401,6 +450,65 @@ async fn masked_or_omitted_secret_on_update_keeps_stored_one() {
     a.post_json("/sso/setup_okta", Some(&t), &masked)
         .await
         .assert_problem(499, "DEFAULT", "ClientSecret must be the real secret");
+}
+
+#[tokio::test]
+async fn the_stored_secret_never_follows_a_new_idp_or_client() {
+    // The mask keeps the stored secret; were it kept across a change of OpenIdURL's host, the
+    // next code exchange would send it by HTTP Basic to that host.
+    let (a, t, saved) = with_okta().await;
+    for (field, value) in [
+        (
+            "OpenIdURL",
+            "https://attacker.example/.well-known/openid-configuration",
+        ),
+        (
+            "OpenIdURL",
+            "https://acme.okta.com:8443/.well-known/openid-configuration",
+        ),
+        ("ClientId", "0oa-another-client"),
+    ] {
+        let mut moved = saved.clone();
+        moved[field] = json!(value);
+        a.put_json("/sso/update_okta", Some(&t), &moved)
+            .await
+            .assert_problem(499, "DEFAULT", "ClientSecret: changing OpenIdURL's host");
+        let mut omitted = moved.clone();
+        omitted.as_object_mut().map(|o| o.remove("ClientSecret"));
+        a.put_json("/sso/update_okta", Some(&t), &omitted)
+            .await
+            .assert_problem(499, "DEFAULT", "ClientSecret");
+        assert_eq!(stored_secret(&a, "okta"), "okta-secret-value-123");
+    }
+    // Another path at the same IdP keeps it.
+    let mut same_host = saved.clone();
+    same_host["OpenIdURL"] =
+        json!("https://acme.okta.com/oauth2/default/.well-known/openid-configuration");
+    assert_eq!(
+        a.put_json("/sso/update_okta", Some(&t), &same_host)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(stored_secret(&a, "okta"), "okta-secret-value-123");
+    // With the secret sent again, the move is made and audited.
+    let mut moved = saved.clone();
+    moved["OpenIdURL"] = json!("https://other.okta.com/.well-known/openid-configuration");
+    moved["ClientSecret"] = json!("secret-of-the-other-org");
+    assert_eq!(
+        a.put_json("/sso/update_okta", Some(&t), &moved)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(stored_secret(&a, "okta"), "secret-of-the-other-org");
+    let audit = a.get("/sso/audit", Some(&t)).await.text;
+    assert!(
+        audit.contains(
+            "moved from ClientId=0oa1okta, OpenIdURL=https://acme.okta.com/oauth2/default/"
+        ),
+        "{audit}"
+    );
 }
 
 #[tokio::test]
@@ -501,12 +609,7 @@ async fn bearer_header_works_like_the_token_parameter() {
 
 #[tokio::test]
 async fn configuration_changes_are_audited_newest_first_and_paged() {
-    let a = Agent::with_account().await;
-    let t = a.admin_token().await;
-    let saved = a
-        .post_json("/sso/setup_okta", Some(&t), &okta())
-        .await
-        .json();
+    let (a, t, saved) = with_okta().await;
     a.put_json("/sso/update_okta", Some(&t), &saved).await;
     a.delete("/sso/delete_okta", Some(&t)).await;
     let page = a.get("/sso/audit?pageSize=2", Some(&t)).await.json();

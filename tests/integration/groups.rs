@@ -139,7 +139,7 @@ async fn a_malformed_groups_claim_refuses_the_sign_in_and_changes_nothing() {
 /// Graph served by the directory double where Ann (`00u1`) is in eng and ops.
 async fn entra(graph_token: &str) -> (TestAgent, FakeIdp, crate::directory::S) {
     let idp = FakeIdp::start("/tenant-1/v2.0", None).await;
-    let agent = TestAgent::start(|_| {}).await;
+    let agent = TestAgent::start(|s| s.loopback_graph = true).await;
     agent.add_user(ANN, "Ann Example");
     let mut dir = directory_of(3, &[("eng", &[1]), ("ops", &[1, 2]), ("hr", &[2])], None);
     dir.token = graph_token.to_string();
@@ -277,7 +277,7 @@ async fn okta_groups_claim_from_the_real_openid_provider() {
 async fn entra_overage_from_the_real_openid_provider_is_read_from_its_graph() {
     let tenant = "22222222-2222-2222-2222-222222222222";
     let oid = "00000000-0000-0000-0000-0000000000b2";
-    let agent = TestAgent::start(|_| {}).await;
+    let agent = TestAgent::start(|s| s.loopback_graph = true).await;
     let cb = agent.own_callback();
     let op = RealOp::start(&json!({
         "issuerPath": format!("/{tenant}/v2.0"),

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use amove_agent::sso::urls::LOOPBACK_GRAPH_ENV;
 use serde_json::{Value, json};
 
 use crate::common::{Agent, Answer, USER_PASSWORD, add_user, user_token};
@@ -93,7 +94,8 @@ struct Fixture {
 /// whose active `kind` configuration points at it (Entra: `GraphURL` = `{origin}/graph`).
 async fn fixture(kind: &str, config: Value) -> Fixture {
     let op = RealOp::start(&config).await;
-    let agent = Agent::with_account().await;
+    // Graph is the provider's test double on loopback, which only the test setting allows.
+    let agent = Agent::with_account_env(&[(LOOPBACK_GRAPH_ENV, "1")]).await;
     let admin = agent.admin_token().await;
     let issuer = format!("{}{}", op.origin, config["issuerPath"].as_str().unwrap());
     let mut body = json!({
