@@ -99,6 +99,20 @@ impl Error {
     }
 }
 
+impl Error {
+    /// What a person is told — on a sign-in page, in the tray, in the audit trail: the
+    /// messages joined by "; ", or, for an internal fault (whose detail is only in the log),
+    /// that something went wrong.
+    pub fn user_text(&self) -> String {
+        self.public_messages()
+            .map(|m| m.join("; "))
+            .unwrap_or_else(|| INTERNAL_USER_TEXT.to_string())
+    }
+}
+
+/// What [`Error::user_text`] says of an internal fault.
+pub const INTERNAL_USER_TEXT: &str = "Something went wrong in the agent; see its log.";
+
 /// 499, which `http` accepts as a valid (if unregistered) status code.
 pub fn app_error_status() -> StatusCode {
     StatusCode::from_u16(APP_ERROR).unwrap_or(StatusCode::BAD_REQUEST)

@@ -10,9 +10,13 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod login;
+pub mod query;
 pub mod secret;
 pub mod server;
 pub mod sso;
+pub mod state;
 pub mod store;
+pub mod text;
 
 pub use error::{Error, Result};

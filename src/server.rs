@@ -76,7 +76,7 @@ pub fn build_state(
     let last_login_id = db
         .read_blocking(crate::store::transactions::max_id)
         .map_err(data)?;
-    let login_cache = api::login::LoginCache::starting_after(last_login_id);
+    let login_cache = crate::login::LoginCache::starting_after(last_login_id);
     let keys = SessionKeys::load_or_create(&settings.data_dir).map_err(data)?;
     let (sealer, key_location) = Sealer::load_or_create(&settings.data_dir).map_err(data)?;
     tracing::debug!(?key_location, "data key loaded");
@@ -93,7 +93,7 @@ pub fn build_state(
         settings,
         local_addr,
         oidc,
-        desktop_logins: api::login::DesktopLogins::default(),
+        desktop_logins: crate::login::DesktopLogins::default(),
         idp_cache: Default::default(),
         login_cache,
     }))

@@ -3,12 +3,12 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use crate::api::AppState;
 use crate::api::extract::{Admin, QueryParams};
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
+use crate::state::AppState;
 use crate::store::audit;
 
 /// Default and largest page sizes.
@@ -36,7 +36,7 @@ async fn get_audit(
     State(state): State<AppState>,
     Admin(p): Admin,
     q: QueryParams,
-) -> Result<Json<Value>> {
+) -> Result<Json<AuditPage>> {
     let page = number(&q, "page", 1, u32::MAX)?;
     let page_size = number(&q, "pageSize", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
     let account_id = p.account_id();
@@ -44,20 +44,53 @@ async fn get_audit(
         .db
         .read(move |c| audit::page(c, account_id, page, page_size))
         .await?;
-    let items: Vec<Value> = events
+    let items = events
         .into_iter()
-        .map(|e| {
-            json!({
-                "Id": e.id,
-                "At": rfc3339(e.at),
-                "Actor": e.actor,
-                "Action": e.action,
-                "Outcome": e.outcome,
-                "Detail": e.detail,
-            })
+        .map(|e| AuditItem {
+            id: e.id,
+            at: rfc3339(e.at),
+            actor: e.actor,
+            action: e.action,
+            outcome: e.outcome,
+            detail: e.detail,
         })
         .collect();
-    Ok(Json(
-        json!({ "Items": items, "Page": page, "PageSize": page_size, "Total": total }),
-    ))
+    Ok(Json(AuditPage {
+        items,
+        page,
+        page_size,
+        total,
+    }))
+}
+
+/// One page of the audit trail, newest first.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AuditPage {
+    /// The events of this page.
+    pub items: Vec<AuditItem>,
+    /// The page number (from 1).
+    pub page: u32,
+    /// Events per page.
+    pub page_size: u32,
+    /// Events in the whole trail.
+    pub total: i64,
+}
+
+/// One audit event.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AuditItem {
+    /// Its id.
+    pub id: i64,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// Who (an email, or `anonymous`).
+    pub actor: String,
+    /// What (`signin`, `idp.okta.update`, …).
+    pub action: String,
+    /// `ok` or `refused`.
+    pub outcome: String,
+    /// Details (never secrets).
+    pub detail: String,
 }

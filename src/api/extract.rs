@@ -9,9 +9,9 @@ use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
 use serde_json::{Map, Value};
 
-use crate::api::AppState;
 use crate::auth::Principal;
 use crate::error::{Error, Result};
+use crate::state::AppState;
 
 /// Bodies up to this size are read in full even when over the limit, so the client sees our
 /// error instead of a connection reset while it is still sending.
@@ -76,14 +76,7 @@ pub fn require_json_content_type(parts_headers: &axum::http::HeaderMap) -> Resul
     Ok(())
 }
 
-/// Cuts `s` to at most `n` characters (for echoing header values in messages).
-pub fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        s.chars().take(n).collect::<String>() + "…"
-    }
-}
+pub use crate::text::truncate;
 
 /// A JSON object body whose keys are matched case-insensitively, as ASP.NET clients expect.
 #[derive(Debug, Clone, Default)]
@@ -270,25 +263,7 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
-/// Query parameters, matched case-insensitively (`callbackUrl` = `CallbackUrl`).
-#[derive(Debug, Clone, Default)]
-pub struct QueryParams(HashMap<String, String>);
-
-impl QueryParams {
-    /// Parses a raw query string. A repeated parameter keeps its first value.
-    pub fn parse(query: Option<&str>) -> Self {
-        let mut map = HashMap::new();
-        for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-            map.entry(k.to_lowercase())
-                .or_insert_with(|| v.into_owned());
-        }
-        Self(map)
-    }
-    /// The value of `name`, if present.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(&name.to_lowercase()).map(String::as_str)
-    }
-}
+pub use crate::query::QueryParams;
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     type Rejection = Error;

@@ -10,9 +10,9 @@ use axum::http::header::{HOST, ORIGIN};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::api::AppState;
 use crate::api::extract::truncate;
 use crate::error::Error;
+use crate::state::AppState;
 
 /// Paths that browsers reach from other origins by design (the IdP's auto-posting form).
 const CROSS_ORIGIN_PATHS: &[&str] = &["/sso/saml/acs"];

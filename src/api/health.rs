@@ -2,15 +2,28 @@
 
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use crate::api::AppState;
+use crate::state::AppState;
 
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {
     Router::new().route("/health", get(get_health))
 }
 
-async fn get_health() -> Json<Value> {
-    Json(json!({ "Status": "ok", "Version": env!("CARGO_PKG_VERSION") }))
+/// `GET /health`'s answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Health {
+    /// Always `ok` (the agent answers only once it is ready).
+    pub status: &'static str,
+    /// The agent's version.
+    pub version: &'static str,
+}
+
+async fn get_health() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }

@@ -7,21 +7,20 @@
 use axum::extract::State;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use crate::api::AppState;
 use crate::api::extract::{Admin, Fields, check_text};
 use crate::auth::Principal;
 use crate::error::{Error, Result};
+use crate::login::idp_config::{DEFAULT_GRAPH_URL, secret_context};
 use crate::secret::Secret;
 use crate::sso::{cert, oidc, urls};
+use crate::state::AppState;
 use crate::store::audit::{self, NewEvent};
 use crate::store::idp::{self, IdpConfig, Kind};
 
 /// What a read shows in place of the client secret.
 pub const SECRET_MASK: &str = "********";
-/// Microsoft Graph's global endpoint, the default `GraphURL`.
-pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com";
 
 const MAX_ID: usize = 256;
 const MAX_SECRET: usize = 2048;
@@ -46,13 +45,21 @@ pub fn routes() -> Router<AppState> {
         .route("/sso/delete_saml", delete(delete_saml))
 }
 
-async fn setup_okta(State(s): State<AppState>, Admin(p): Admin, f: Fields) -> Result<Json<Value>> {
+async fn setup_okta(
+    State(s): State<AppState>,
+    Admin(p): Admin,
+    f: Fields,
+) -> Result<Json<IdpView>> {
     setup(s, p, Kind::Okta, f).await
 }
-async fn get_okta(State(s): State<AppState>, Admin(p): Admin) -> Result<Json<Value>> {
+async fn get_okta(State(s): State<AppState>, Admin(p): Admin) -> Result<Json<Option<IdpView>>> {
     read(s, p, Kind::Okta).await
 }
-async fn update_okta(State(s): State<AppState>, Admin(p): Admin, f: Fields) -> Result<Json<Value>> {
+async fn update_okta(
+    State(s): State<AppState>,
+    Admin(p): Admin,
+    f: Fields,
+) -> Result<Json<IdpView>> {
     update(s, p, Kind::Okta, f).await
 }
 async fn delete_okta(State(s): State<AppState>, Admin(p): Admin) -> Result<()> {
@@ -62,29 +69,37 @@ async fn setup_entra_id(
     State(s): State<AppState>,
     Admin(p): Admin,
     f: Fields,
-) -> Result<Json<Value>> {
+) -> Result<Json<IdpView>> {
     setup(s, p, Kind::Entra, f).await
 }
-async fn get_entra_id(State(s): State<AppState>, Admin(p): Admin) -> Result<Json<Value>> {
+async fn get_entra_id(State(s): State<AppState>, Admin(p): Admin) -> Result<Json<Option<IdpView>>> {
     read(s, p, Kind::Entra).await
 }
 async fn update_entra_id(
     State(s): State<AppState>,
     Admin(p): Admin,
     f: Fields,
-) -> Result<Json<Value>> {
+) -> Result<Json<IdpView>> {
     update(s, p, Kind::Entra, f).await
 }
 async fn delete_entra_id(State(s): State<AppState>, Admin(p): Admin) -> Result<()> {
     remove(s, p, Kind::Entra).await
 }
-async fn setup_saml(State(s): State<AppState>, Admin(p): Admin, f: Fields) -> Result<Json<Value>> {
+async fn setup_saml(
+    State(s): State<AppState>,
+    Admin(p): Admin,
+    f: Fields,
+) -> Result<Json<IdpView>> {
     setup(s, p, Kind::Saml, f).await
 }
-async fn get_saml(State(s): State<AppState>, Admin(p): Admin) -> Result<Json<Value>> {
+async fn get_saml(State(s): State<AppState>, Admin(p): Admin) -> Result<Json<Option<IdpView>>> {
     read(s, p, Kind::Saml).await
 }
-async fn update_saml(State(s): State<AppState>, Admin(p): Admin, f: Fields) -> Result<Json<Value>> {
+async fn update_saml(
+    State(s): State<AppState>,
+    Admin(p): Admin,
+    f: Fields,
+) -> Result<Json<IdpView>> {
     update(s, p, Kind::Saml, f).await
 }
 async fn delete_saml(State(s): State<AppState>, Admin(p): Admin) -> Result<()> {
@@ -321,39 +336,95 @@ fn cert_field(f: &Fields, name: &str, required: bool, now: i64) -> Result<Option
     Ok(Some(c.pem))
 }
 
-fn secret_context(account_id: i64, kind: Kind) -> String {
-    format!("idp_configs:{account_id}:{}:client_secret", kind.as_str())
+/// An Okta configuration as the API shows it (`OktaSSO`).
+#[derive(Debug, Serialize)]
+pub struct OktaView {
+    #[serde(rename = "Id")]
+    id: i64,
+    #[serde(rename = "ClientId")]
+    client_id: Option<String>,
+    /// Always the mask: the secret is write-only.
+    #[serde(rename = "ClientSecret")]
+    client_secret: &'static str,
+    #[serde(rename = "OpenIdURL")]
+    openid_url: Option<String>,
+    #[serde(rename = "Active")]
+    active: bool,
+}
+
+/// An Entra ID configuration as the API shows it (`EntraIDSSO`).
+#[derive(Debug, Serialize)]
+pub struct EntraView {
+    #[serde(flatten)]
+    oidc: OktaView,
+    #[serde(rename = "GraphURL")]
+    graph_url: Option<String>,
+    #[serde(rename = "AllowedTenants")]
+    allowed_tenants: Vec<String>,
+}
+
+/// A SAML configuration as the API shows it (`SamlSSO`).
+#[derive(Debug, Serialize)]
+pub struct SamlView {
+    #[serde(rename = "Id")]
+    id: i64,
+    #[serde(rename = "Certificate")]
+    certificate: Option<String>,
+    #[serde(rename = "NextCertificate")]
+    next_certificate: Option<String>,
+    #[serde(rename = "SPEntityId")]
+    sp_entity_id: Option<String>,
+    #[serde(rename = "IdPSSOURL")]
+    idp_sso_url: Option<String>,
+    #[serde(rename = "IdPEntityId")]
+    idp_entity_id: Option<String>,
+    #[serde(rename = "GroupsAttribute")]
+    groups_attribute: Option<String>,
+    #[serde(rename = "Active")]
+    active: bool,
+    /// The agent's ACS URL, to register at the IdP (read-only).
+    #[serde(rename = "AcsURL")]
+    acs_url: String,
+}
+
+/// The API's view of a configuration, by kind.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum IdpView {
+    /// Okta.
+    Okta(OktaView),
+    /// Entra ID.
+    Entra(EntraView),
+    /// SAML.
+    Saml(SamlView),
 }
 
 /// The API's view of a configuration.
-pub fn view(state: &AppState, c: &IdpConfig) -> Value {
+pub fn view(state: &AppState, c: &IdpConfig) -> IdpView {
+    let oidc = || OktaView {
+        id: c.id,
+        client_id: c.client_id.clone(),
+        client_secret: SECRET_MASK,
+        openid_url: c.openid_url.clone(),
+        active: c.active,
+    };
     match c.kind {
-        Kind::Okta => json!({
-            "Id": c.id,
-            "ClientId": c.client_id,
-            "ClientSecret": SECRET_MASK,
-            "OpenIdURL": c.openid_url,
-            "Active": c.active,
+        Kind::Okta => IdpView::Okta(oidc()),
+        Kind::Entra => IdpView::Entra(EntraView {
+            oidc: oidc(),
+            graph_url: c.graph_url.clone(),
+            allowed_tenants: c.allowed_tenants.clone(),
         }),
-        Kind::Entra => json!({
-            "Id": c.id,
-            "ClientId": c.client_id,
-            "ClientSecret": SECRET_MASK,
-            "OpenIdURL": c.openid_url,
-            "GraphURL": c.graph_url,
-            "AllowedTenants": c.allowed_tenants,
-            "Active": c.active,
-        }),
-        Kind::Saml => json!({
-            "Id": c.id,
-            "Certificate": c.certificate,
-            "NextCertificate": c.next_certificate,
-            "SPEntityId": c.sp_entity_id,
-            "IdPSSOURL": c.idp_sso_url,
-            "IdPEntityId": c.idp_entity_id,
-            "GroupsAttribute": c.groups_attribute,
-            "Active": c.active,
-            "AcsURL": format!("{}/sso/saml/acs", state.base_url()),
+        Kind::Saml => IdpView::Saml(SamlView {
+            id: c.id,
+            certificate: c.certificate.clone(),
+            next_certificate: c.next_certificate.clone(),
+            sp_entity_id: c.sp_entity_id.clone(),
+            idp_sso_url: c.idp_sso_url.clone(),
+            idp_entity_id: c.idp_entity_id.clone(),
+            groups_attribute: c.groups_attribute.clone(),
+            active: c.active,
+            acs_url: crate::login::idp_config::acs_url(state),
         }),
     }
 }
@@ -362,7 +433,7 @@ fn action(kind: Kind, verb: &str) -> String {
     format!("idp.{}.{verb}", kind.as_str())
 }
 
-async fn setup(state: AppState, p: Principal, kind: Kind, f: Fields) -> Result<Json<Value>> {
+async fn setup(state: AppState, p: Principal, kind: Kind, f: Fields) -> Result<Json<IdpView>> {
     let now = state.now();
     let account_id = p.account_id();
     let v = validate(
@@ -403,13 +474,13 @@ async fn setup(state: AppState, p: Principal, kind: Kind, f: Fields) -> Result<J
     Ok(Json(view(&state, &saved)))
 }
 
-async fn read(state: AppState, p: Principal, kind: Kind) -> Result<Json<Value>> {
+async fn read(state: AppState, p: Principal, kind: Kind) -> Result<Json<Option<IdpView>>> {
     let account_id = p.account_id();
     let c = idp::get_cached(&state.db, &state.idp_cache, account_id, kind, p.generation).await?;
-    Ok(Json(c.map(|c| view(&state, &c)).unwrap_or(Value::Null)))
+    Ok(Json(c.map(|c| view(&state, &c))))
 }
 
-async fn update(state: AppState, p: Principal, kind: Kind, f: Fields) -> Result<Json<Value>> {
+async fn update(state: AppState, p: Principal, kind: Kind, f: Fields) -> Result<Json<IdpView>> {
     let now = state.now();
     let account_id = p.account_id();
     let id = f
@@ -516,25 +587,4 @@ async fn remove(state: AppState, p: Principal, kind: Kind) -> Result<()> {
             Ok(())
         })
         .await
-}
-
-/// The configuration's Graph root, checked again where a token is about to be sent to it (a
-/// configuration saved before the host rule, or under the test setting since switched off,
-/// never receives one).
-pub fn graph_url(state: &AppState, c: &IdpConfig) -> std::result::Result<url::Url, String> {
-    let raw = c.graph_url.as_deref().unwrap_or(DEFAULT_GRAPH_URL);
-    urls::parse_graph_url(raw, state.settings.loopback_graph).map_err(|e| {
-        format!("the stored GraphURL is refused ({e}); an admin must correct the configuration")
-    })
-}
-
-/// Opens the stored client secret of an OIDC configuration (for the sign-in code exchange).
-pub fn client_secret(state: &AppState, c: &IdpConfig) -> Result<Secret> {
-    let sealed = c
-        .client_secret_enc
-        .as_deref()
-        .ok_or_else(|| Error::internal("OIDC configuration without a client secret"))?;
-    state
-        .sealer
-        .open_secret(sealed, &secret_context(c.account_id, c.kind))
 }

@@ -3,12 +3,12 @@
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use crate::api::AppState;
 use crate::api::extract::Auth;
 use crate::auth::Credential;
 use crate::error::Result;
+use crate::state::AppState;
 use crate::store::audit::{self, NewEvent};
 use crate::store::groups;
 
@@ -19,21 +19,45 @@ pub fn routes() -> Router<AppState> {
         .route("/sso/logout", post(post_logout))
 }
 
+/// Who the caller is.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WhoAmI {
+    /// The user's id.
+    pub user_id: i64,
+    /// The username (email).
+    pub username: String,
+    /// First name.
+    pub firstname: String,
+    /// Last name.
+    pub lastname: String,
+    /// "First Last", or the email.
+    pub display_name: String,
+    /// `owner`, `admin` or `user`.
+    pub role: &'static str,
+    /// Whether the user administers the account.
+    pub is_admin: bool,
+    /// The account identifier.
+    pub account: String,
+    /// The names of the user's groups.
+    pub groups: Vec<String>,
+}
+
 /// The signed-in user, for the tray's status line and the UI.
-async fn get_whoami(State(state): State<AppState>, Auth(p): Auth) -> Result<Json<Value>> {
+async fn get_whoami(State(state): State<AppState>, Auth(p): Auth) -> Result<Json<WhoAmI>> {
     let uid = p.user.id;
     let groups = state.db.read(move |c| groups::names_of(c, uid)).await?;
-    Ok(Json(json!({
-        "UserId": p.user.id,
-        "Username": p.user.email,
-        "Firstname": p.user.first_name,
-        "Lastname": p.user.last_name,
-        "DisplayName": p.user.display_name(),
-        "Role": p.user.role.as_str(),
-        "IsAdmin": p.role().is_admin(),
-        "Account": p.account_identifier,
-        "Groups": groups,
-    })))
+    Ok(Json(WhoAmI {
+        user_id: p.user.id,
+        display_name: p.user.display_name(),
+        role: p.user.role.as_str(),
+        is_admin: p.role().is_admin(),
+        username: p.user.email,
+        firstname: p.user.first_name,
+        lastname: p.user.last_name,
+        account: p.account_identifier,
+        groups,
+    }))
 }
 
 /// Revokes the credential the request came with (session JWT or access token).

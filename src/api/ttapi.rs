@@ -12,14 +12,15 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
-use crate::api::AppState;
 use crate::api::extract::{Admin, Auth, Fields, read_body};
 use crate::auth::{self, Principal, password};
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
+use crate::state::AppState;
 use crate::store::audit::{self, NewEvent};
 use crate::store::users::{Status, User};
 use crate::store::{accounts, tokens, users};
@@ -64,9 +65,28 @@ impl OAuthError {
     }
 }
 
+/// The token exchange's OAuth-style error body (RFC 6749 §5.2).
+#[derive(Debug, Serialize)]
+pub struct OAuthErrorBody<'a> {
+    /// `invalid_request`, `unsupported_grant_type` or `invalid_grant`.
+    pub error: &'a str,
+    /// What was wrong.
+    pub error_description: &'a str,
+}
+
+/// The token exchange's answer.
+#[derive(Debug, Serialize)]
+pub struct AccessTokenAnswer<'a> {
+    /// The long-lived access token (also set as the `SSOCTT` cookie).
+    pub access_token: &'a str,
+}
+
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": self.error, "error_description": self.description });
+        let body = OAuthErrorBody {
+            error: self.error,
+            error_description: &self.description,
+        };
         let mut r = (StatusCode::BAD_REQUEST, Json(body)).into_response();
         let h = r.headers_mut();
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -217,7 +237,13 @@ async fn authn(state: &AppState, peer: &str, body: &[u8]) -> Result<Response, Au
     };
     let (token, id) = issue(state, &user, &grant, &scope).await?;
     tracing::info!(user = %user.email, token_id = id, grant = %grant, "access token issued");
-    let mut r = (StatusCode::OK, Json(json!({ "access_token": token }))).into_response();
+    let mut r = (
+        StatusCode::OK,
+        Json(AccessTokenAnswer {
+            access_token: &token,
+        }),
+    )
+        .into_response();
     let h = r.headers_mut();
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
@@ -402,7 +428,41 @@ async fn issue(state: &AppState, user: &User, grant: &str, scope: &str) -> Resul
     Ok((token, id))
 }
 
-fn token_view(t: &tokens::AccessToken, now: i64) -> Value {
+/// An access token as listed (never its value).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TokenView {
+    /// Its id (for `DELETE /sso/ttapi/tokens/{Id}`).
+    pub id: i64,
+    /// Its user's id.
+    pub user_id: i64,
+    /// Its user's username.
+    pub username: String,
+    /// The grant it was issued by.
+    pub grant_type: String,
+    /// The scope asked for.
+    pub scope: String,
+    /// When it was issued (RFC 3339).
+    pub created_at: String,
+    /// When it expires, if ever.
+    pub expires_at: Option<String>,
+    /// When it was last used.
+    pub last_used_at: Option<String>,
+    /// When it was revoked.
+    pub revoked_at: Option<String>,
+    /// `active`, `expired` or `revoked`.
+    pub status: &'static str,
+}
+
+/// The account's access token policy.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TokenPolicy {
+    /// Lifetime of new tokens in seconds; `null`: valid until revoked.
+    pub access_token_lifetime_seconds: Option<i64>,
+}
+
+fn token_view(t: &tokens::AccessToken, now: i64) -> TokenView {
     let status = if t.revoked_at.is_some() {
         "revoked"
     } else if t.expires_at.is_some_and(|e| e <= now) {
@@ -410,22 +470,22 @@ fn token_view(t: &tokens::AccessToken, now: i64) -> Value {
     } else {
         "active"
     };
-    json!({
-        "Id": t.id,
-        "UserId": t.user_id,
-        "Username": t.user_email,
-        "GrantType": t.grant_type,
-        "Scope": t.scope,
-        "CreatedAt": rfc3339(t.created_at),
-        "ExpiresAt": t.expires_at.map(rfc3339),
-        "LastUsedAt": t.last_used_at.map(rfc3339),
-        "RevokedAt": t.revoked_at.map(rfc3339),
-        "Status": status,
-    })
+    TokenView {
+        id: t.id,
+        user_id: t.user_id,
+        username: t.user_email.clone(),
+        grant_type: t.grant_type.clone(),
+        scope: t.scope.clone(),
+        created_at: rfc3339(t.created_at),
+        expires_at: t.expires_at.map(rfc3339),
+        last_used_at: t.last_used_at.map(rfc3339),
+        revoked_at: t.revoked_at.map(rfc3339),
+        status,
+    }
 }
 
 /// Admins see every token of their account; other users their own.
-async fn get_tokens(State(state): State<AppState>, Auth(p): Auth) -> Result<Json<Value>> {
+async fn get_tokens(State(state): State<AppState>, Auth(p): Auth) -> Result<Json<Vec<TokenView>>> {
     let now = state.now();
     let account_id = p.account_id();
     let only = (!p.role().is_admin()).then_some(p.user.id);
@@ -433,9 +493,7 @@ async fn get_tokens(State(state): State<AppState>, Auth(p): Auth) -> Result<Json
         .db
         .read(move |c| tokens::list(c, account_id, only))
         .await?;
-    Ok(Json(Value::Array(
-        list.iter().map(|t| token_view(t, now)).collect(),
-    )))
+    Ok(Json(list.iter().map(|t| token_view(t, now)).collect()))
 }
 
 async fn delete_token(
@@ -476,20 +534,22 @@ pub async fn revoke_token(state: &AppState, p: &Principal, id: i64) -> Result<()
 
 /// The account's access token policy: `{"AccessTokenLifetimeSeconds": N | null}` (null: until
 /// revoked). Applies to tokens issued from then on.
-async fn get_policy(State(state): State<AppState>, Admin(p): Admin) -> Result<Json<Value>> {
+async fn get_policy(State(state): State<AppState>, Admin(p): Admin) -> Result<Json<TokenPolicy>> {
     let account_id = p.account_id();
     let ttl = state
         .db
         .read(move |c| Ok(accounts::by_id(c, account_id)?.and_then(|a| a.access_token_ttl_secs)))
         .await?;
-    Ok(Json(json!({ "AccessTokenLifetimeSeconds": ttl })))
+    Ok(Json(TokenPolicy {
+        access_token_lifetime_seconds: ttl,
+    }))
 }
 
 async fn put_policy(
     State(state): State<AppState>,
     Admin(p): Admin,
     f: Fields,
-) -> Result<Json<Value>> {
+) -> Result<Json<TokenPolicy>> {
     const MAX: i64 = 10 * 366 * 86_400;
     let ttl = f.opt_i64("AccessTokenLifetimeSeconds")?;
     if let Some(t) = ttl
@@ -515,7 +575,9 @@ async fn put_policy(
             )
         })
         .await?;
-    Ok(Json(json!({ "AccessTokenLifetimeSeconds": ttl })))
+    Ok(Json(TokenPolicy {
+        access_token_lifetime_seconds: ttl,
+    }))
 }
 
 #[cfg(test)]

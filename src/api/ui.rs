@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
-use crate::api::AppState;
+use crate::state::AppState;
 
 /// The UI's files: name, content type, bytes. A fixed list, so nothing outside `ui/` can be
 /// served and a missing file fails the build.

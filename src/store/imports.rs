@@ -132,14 +132,8 @@ pub fn persist(
         .iter()
         .filter(|u| selected.is_none_or(|s| s.contains(&u.external_id)))
     {
+        // The caller validated the emails (`login::import`); the store only normalises.
         let email = u.email.trim().to_lowercase();
-        if crate::bootstrap::validate_email(&email).is_err() {
-            out.skipped.push((
-                u.external_id.clone(),
-                format!("'{}' is not a usable email address", u.email),
-            ));
-            continue;
-        }
         let linked = links::by_subject(conn, issuer, &u.subject)?;
         let user = match &linked {
             Some(l) => users::by_id(conn, l.user_id)?.filter(|x| x.account_id == account_id),

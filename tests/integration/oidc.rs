@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use amove_agent::api::login::{self, DesktopCallback};
 use amove_agent::clock::Clock;
+use amove_agent::login::{self, DesktopCallback};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 

@@ -6,10 +6,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::api::AppState;
+use crate::login::idp_config;
 use crate::secret::Secret;
 use crate::sso::directory::{self, DirGroup};
 use crate::sso::groups::SignInGroups;
+use crate::state::AppState;
 use crate::store::groups::GroupRef;
 use crate::store::idp::{IdpConfig, Kind};
 
@@ -126,7 +127,7 @@ async fn my_groups(
     config: &IdpConfig,
     token: &Secret,
 ) -> Result<Vec<DirGroup>, directory::DirError> {
-    let graph = crate::api::idp::graph_url(state, config).map_err(directory::DirError)?;
+    let graph = idp_config::graph_url(state, config).map_err(directory::DirError)?;
     directory::graph_my_groups(state.oidc.http(), &graph, token).await
 }
 

@@ -1,0 +1,89 @@
+//! The sign-in caches: what every `sso_url` reads (the account of a username, the account's
+//! active configuration and callback allow-list), exact for the database's epoch, and the ids
+//! of new login transactions.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::error::Result;
+use crate::state::AppState;
+use crate::store::cache::GenCache;
+use crate::store::idp::{self, IdpConfig};
+use crate::store::{transactions, users};
+
+/// An account's active configuration and callback allow-list, as [`LoginCache`] keeps them.
+pub(crate) type AccountLogin = (Option<Arc<IdpConfig>>, Arc<Vec<String>>);
+
+/// What every `sso_url` reads — the account of a username, and the account's active
+/// configuration and callback allow-list — cached exactly for [`Db::epoch`]: only this
+/// process writes configurations and allow-lists, and a user's account never changes.
+/// Unknown usernames are not cached (the CLI may add them at any time).
+///
+/// [`Db::epoch`]: crate::store::Db::epoch
+#[derive(Default)]
+pub struct LoginCache {
+    accounts_of: GenCache<String, i64>,
+    accounts: GenCache<i64, AccountLogin>,
+    last_purge: AtomicI64,
+    /// Ids of new login transactions.
+    pub(crate) ids: transactions::IdAllocator,
+}
+
+impl LoginCache {
+    /// A cache whose login transaction ids start after `last_id` (the table's highest).
+    pub fn starting_after(last_id: i64) -> Self {
+        Self {
+            ids: transactions::IdAllocator::after(last_id),
+            ..Self::default()
+        }
+    }
+
+    /// Whether expired login transactions are due to be purged (true at most once a minute).
+    pub(crate) fn purge_due(&self, now: i64) -> bool {
+        let last = self.last_purge.load(Ordering::Relaxed);
+        now - last >= 60
+            && self
+                .last_purge
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+/// The account of `username` (lowercased), its active configuration and allow-list.
+pub(crate) async fn login_context(
+    state: &AppState,
+    username: &str,
+) -> Result<Option<(i64, AccountLogin)>> {
+    // Taken before reading: a read racing a write is tagged with the epoch the write ends.
+    let epoch = i64::try_from(state.db.epoch()).unwrap_or(i64::MAX);
+    let cache = &state.login_cache;
+    let account_id = match cache.accounts_of.get(username, epoch) {
+        Some(a) => a,
+        None => {
+            let lookup = username.to_string();
+            let Some(user) = state.db.read(move |c| users::by_email(c, &lookup)).await? else {
+                return Ok(None);
+            };
+            cache
+                .accounts_of
+                .put(username.to_string(), epoch, user.account_id);
+            user.account_id
+        }
+    };
+    if let Some((config, allowed)) = cache.accounts.get(&account_id, epoch) {
+        return Ok(Some((account_id, (config, allowed))));
+    }
+    let (config, allowed) = state
+        .db
+        .read(move |c| {
+            Ok((
+                idp::active(c, account_id)?.map(Arc::new),
+                Arc::new(crate::store::callback_urls::list(c, account_id)?),
+            ))
+        })
+        .await?;
+    cache
+        .accounts
+        .put(account_id, epoch, (config.clone(), allowed.clone()));
+    Ok(Some((account_id, (config, allowed))))
+}

@@ -1,0 +1,73 @@
+//! What sign-in reads from a stored IdP configuration: the client secret (sealed at rest),
+//! the Microsoft Graph root a token may be sent to, and the SAML SP/IdP parameters.
+
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use crate::sso::{saml, urls};
+use crate::state::AppState;
+use crate::store::idp::{IdpConfig, Kind};
+
+/// Microsoft Graph's global endpoint, the default `GraphURL`.
+pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com";
+
+/// The seal context of an OIDC configuration's client secret.
+pub fn secret_context(account_id: i64, kind: Kind) -> String {
+    format!("idp_configs:{account_id}:{}:client_secret", kind.as_str())
+}
+
+/// Opens the stored client secret of an OIDC configuration (for the sign-in code exchange).
+pub fn client_secret(state: &AppState, c: &IdpConfig) -> Result<Secret> {
+    let sealed = c
+        .client_secret_enc
+        .as_deref()
+        .ok_or_else(|| Error::internal("OIDC configuration without a client secret"))?;
+    state
+        .sealer
+        .open_secret(sealed, &secret_context(c.account_id, c.kind))
+}
+
+/// The configuration's Graph root, checked again where a token is about to be sent to it (a
+/// configuration saved before the host rule, or under the test setting since switched off,
+/// never receives one).
+pub fn graph_url(state: &AppState, c: &IdpConfig) -> std::result::Result<url::Url, String> {
+    let raw = c.graph_url.as_deref().unwrap_or(DEFAULT_GRAPH_URL);
+    urls::parse_graph_url(raw, state.settings.loopback_graph).map_err(|e| {
+        format!("the stored GraphURL is refused ({e}); an admin must correct the configuration")
+    })
+}
+
+/// The agent's ACS URL, following the address it is bound to.
+pub fn acs_url(state: &AppState) -> String {
+    format!("{}/sso/saml/acs", state.base_url())
+}
+
+/// The SP side of a stored SAML configuration.
+pub fn sp_config(state: &AppState, config: &IdpConfig) -> Result<saml::SpConfig> {
+    let mut certificates = Vec::new();
+    for pem in [
+        config.certificate.as_deref(),
+        config.next_certificate.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        certificates.push(
+            saml::pem_to_der(pem)
+                .ok_or_else(|| Error::internal("stored certificate is not PEM"))?,
+        );
+    }
+    let missing = |f: &str| Error::internal(format!("SAML configuration without {f}"));
+    Ok(saml::SpConfig {
+        sp_entity_id: config
+            .sp_entity_id
+            .clone()
+            .ok_or_else(|| missing("SPEntityId"))?,
+        acs_url: acs_url(state),
+        idp_sso_url: config
+            .idp_sso_url
+            .clone()
+            .ok_or_else(|| missing("IdPSSOURL"))?,
+        idp_entity_id: config.idp_entity_id.clone(),
+        certificates,
+    })
+}
