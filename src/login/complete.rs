@@ -7,9 +7,9 @@ use tracing::instrument;
 
 use crate::crypto::sha256_hex;
 use crate::error::{Error, Result};
-use crate::login::groups;
 use crate::login::link::link_user;
 use crate::login::{audit_refusal, idp_config, seal_context};
+use crate::login::{callback, groups};
 use crate::secret::Secret;
 use crate::sso::oidc::{self, CodeExchange, IdpIdentity};
 use crate::sso::saml;
@@ -63,6 +63,28 @@ pub async fn authenticate(
     .await
 }
 
+/// The key of the transaction a bound Identifier (see [`callback`]) names, if it was bound
+/// to exactly this `code`; otherwise `None` (unknown, like any other bad Identifier).
+async fn unbind(
+    state: &AppState,
+    id: i64,
+    bound: &str,
+    code: &Secret,
+) -> Result<Option<transactions::Key>> {
+    let Some(t) = state.db.read(move |c| transactions::by_id(c, id)).await? else {
+        return Ok(None);
+    };
+    let Some(sealed) = t.handle_enc.as_deref() else {
+        return Ok(None);
+    };
+    let handle = state
+        .sealer
+        .open_secret(sealed, &seal_context(&t.handle_hash, "handle"))?;
+    Ok(callback::verify_bound(&handle, bound, code.expose())
+        .then(|| transactions::Key::from_identifier(handle.expose()))
+        .flatten())
+}
+
 pub(crate) async fn complete(state: &AppState, r: TxRef<'_>, code: &Secret) -> Result<SignedIn> {
     let now = state.now();
     let (key, callback) = match r {
@@ -71,7 +93,10 @@ pub(crate) async fn complete(state: &AppState, r: TxRef<'_>, code: &Secret) -> R
             callback_url,
         } => (
             // Anything that cannot be one of our handles is simply unknown.
-            transactions::Key::from_identifier(handle),
+            match callback::bound_id(handle) {
+                Some(id) => unbind(state, id, handle, code).await?,
+                None => transactions::Key::from_identifier(handle),
+            },
             Some(callback_url.trim().to_string()),
         ),
         TxRef::Key(k) => (Some(k), None),

@@ -343,6 +343,15 @@ pub fn consume(conn: &Connection, key: &Key, now: i64) -> Result<Option<Transact
         .optional()?)
 }
 
+/// The transaction with this id, consumed or not (for a bound `Identifier`, whose MAC the
+/// caller checks before using it).
+pub fn by_id(conn: &Connection, id: i64) -> Result<Option<Transaction>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM login_transactions WHERE id = ?1"
+    ))?;
+    Ok(stmt.query_row(params![id], from_row).optional()?)
+}
+
 /// The transaction with this key, consumed or not.
 pub fn by_key(conn: &Connection, key: &Key) -> Result<Option<Transaction>> {
     let mut stmt = conn.prepare_cached(&format!(

@@ -1226,12 +1226,62 @@ async fn callback_page_shows_the_code_to_api_clients_without_redeeming_it() {
         html.contains(&format!("<code id=\"code\">{code}</code>")),
         "{html}"
     );
-    assert!(
-        html.contains(&format!("<code id=\"identifier\">{identifier}</code>")),
-        "{html}"
+    // The page shows an Identifier bound to this code, never the Identifier itself.
+    assert!(!html.contains(&identifier), "{html}");
+    let bound = shown_identifier(&html);
+    assert_ne!(bound, identifier);
+    // Not redeemed: the client can still authenticate with what the page shows.
+    assert_jwt(&agent.authenticate(&bound, &code, &cb).await);
+}
+
+/// The value the callback page shows in the Identifier's place.
+fn shown_identifier(html: &str) -> String {
+    html.split("<code id=\"identifier\">")
+        .nth(1)
+        .and_then(|r| r.split("</code>").next())
+        .unwrap_or_else(|| panic!("no identifier on the page: {html}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_callback_page_never_discloses_the_identifier_to_a_made_up_code() {
+    // The state travels in URLs and is no secret: with it and a made-up code, the page shows
+    // a value bound to that made-up code, useless with the real one.
+    let f = okta().await;
+    let own = f.agent.own_callback();
+    let a = f.agent.sso_url(ANN, &own).await;
+    let identifier = a.json()["Identifier"].as_str().unwrap().to_string();
+    let url = a.json()["Url"].as_str().unwrap().to_string();
+    let nonce = param(&url, "nonce").unwrap();
+    let state = param(&url, "state").unwrap();
+    let page = f
+        .agent
+        .get(&format!("/sso/callback?state={state}&code=made-up"), None)
+        .await
+        .text;
+    assert!(!page.contains(&identifier), "{page}");
+    let bound = shown_identifier(&page);
+    f.idp
+        .reply(TokenReply::IdToken(TestKey::a().sign(&f.claims(&nonce))));
+    f.agent
+        .authenticate(&bound, "the-real-code", &own)
+        .await
+        .assert_problem(499, "SECURITY", "unknown or has expired");
+    // A forged bound value (right id, wrong MAC) names nothing either.
+    let mut forged: Vec<char> = bound.chars().collect();
+    let last = forged.len() - 1;
+    forged[last] = if forged[last] == 'A' { 'B' } else { 'A' };
+    let forged: String = forged.into_iter().collect();
+    f.agent
+        .authenticate(&forged, "made-up", &own)
+        .await
+        .assert_problem(499, "SECURITY", "unknown or has expired");
+    // Nothing was consumed: the client's own Identifier still works.
+    assert_jwt(
+        &f.agent
+            .authenticate(&identifier, "the-real-code", &own)
+            .await,
     );
-    // Not redeemed: the client can still authenticate with it.
-    assert_jwt(&agent.authenticate(&identifier, &code, &cb).await);
 }
 
 /// The IdP compares redirect URIs as strings, and the token request repeats the
