@@ -4,9 +4,7 @@
 //! `POST /sso/ttapi/2.0/authz/0/authn` keeps its own OAuth-style error format
 //! (`400 {"error", "error_description"}`), as its seed says.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::header::{CACHE_CONTROL, PRAGMA, RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -181,16 +179,11 @@ fn check_scope(scope: &str) -> Result<(), OAuthError> {
 }
 
 async fn post_authn(State(state): State<AppState>, req: Request) -> Response {
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_else(|| "unknown".into());
     let body = match read_body(req, BODY_LIMIT).await {
         Ok(b) => b,
         Err(e) => return OAuthError::invalid_request(e.to_string()).into_response(),
     };
-    match authn(&state, &peer, &body).await {
+    match authn(&state, &body).await {
         Ok(resp) => resp,
         Err(AuthnFailure::OAuth(e)) => e.into_response(),
         Err(AuthnFailure::Internal(e)) => e.into_response(),
@@ -214,7 +207,7 @@ impl From<Error> for AuthnFailure {
     }
 }
 
-async fn authn(state: &AppState, peer: &str, body: &[u8]) -> Result<Response, AuthnFailure> {
+async fn authn(state: &AppState, body: &[u8]) -> Result<Response, AuthnFailure> {
     let p = parse_params(body)?;
     let grant = p
         .grant_type
@@ -224,7 +217,7 @@ async fn authn(state: &AppState, peer: &str, body: &[u8]) -> Result<Response, Au
     let scope = p.scope.clone().unwrap_or_default();
     check_scope(&scope)?;
     let user = match grant.as_str() {
-        GRANT_PASSWORD => password_grant(state, peer, p).await?,
+        GRANT_PASSWORD => password_grant(state, p).await?,
         GRANT_SESSION_TOKEN => session_token_grant(state, p).await?,
         other => {
             let shown: String = other.chars().take(64).collect();
@@ -269,11 +262,7 @@ fn resolve_username(c: &rusqlite::Connection, username: &str) -> Result<Option<U
     users::by_email(c, username)
 }
 
-async fn password_grant(
-    state: &AppState,
-    peer: &str,
-    p: AuthnParams,
-) -> Result<User, AuthnFailure> {
+async fn password_grant(state: &AppState, p: AuthnParams) -> Result<User, AuthnFailure> {
     let username = p.username.filter(|u| !u.is_empty()).ok_or_else(|| {
         OAuthError::invalid_request("username is required for the password grant")
     })?;
@@ -285,20 +274,6 @@ async fn password_grant(
         .filter(|s| !s.expose().is_empty())
         .ok_or_else(|| OAuthError::invalid_request("password is required"))?;
     let now = state.now();
-    let user_key = format!("user:{}", username.to_lowercase());
-    let client_key = format!("client:{peer}");
-    for (throttle, key) in [
-        (&state.auth.throttle, &user_key),
-        (&state.auth.client_throttle, &client_key),
-    ] {
-        if let Err(secs) = throttle.check(key, now) {
-            let mut e = OAuthError::invalid_grant(format!(
-                "too many failed sign-in attempts; try again in {secs} seconds"
-            ));
-            e.retry_after = Some(secs);
-            return Err(e.into());
-        }
-    }
     let name = username.clone();
     let resolved = state.db.read(move |c| resolve_username(c, &name)).await;
     let user = match resolved {
@@ -311,6 +286,18 @@ async fn password_grant(
         }
         Err(e) => return Err(e.into()),
     };
+    // The budget is the user's, however the username is spelled (`max@corp`,
+    // `max@corp.com`); a username that names nobody has none to spend.
+    let user_key = user.as_ref().map(|u| format!("user:{}", u.id));
+    if let Some(key) = &user_key
+        && let Err(secs) = state.auth.throttle.check(key, now)
+    {
+        let mut e = OAuthError::invalid_grant(format!(
+            "too many failed sign-in attempts; try again in {secs} seconds"
+        ));
+        e.retry_after = Some(secs);
+        return Err(e.into());
+    }
     // Hash verification is CPU-bound (tens of ms): keep it off the async workers, two at a time.
     let permit = state
         .auth
@@ -341,9 +328,10 @@ async fn password_grant(
         _ => None,
     };
     if let Some(reason) = refusal {
-        if reason != "user is inactive" {
-            state.auth.throttle.fail(&user_key, now);
-            state.auth.client_throttle.fail(&client_key, now);
+        // An inactive user's right password counts like a wrong one, and is answered the
+        // same: the grant is no oracle for the passwords of disabled accounts.
+        if let Some(key) = &user_key {
+            state.auth.throttle.fail(key, now);
         }
         let account_id = user.as_ref().map(|u| u.account_id);
         let detail = format!(
@@ -355,14 +343,11 @@ async fn password_grant(
             .db
             .write(move |tx| audit::record(tx, &ev, now))
             .await?;
-        let msg = if reason == "user is inactive" {
-            "the user is inactive; ask an admin"
-        } else {
-            "invalid username or password"
-        };
-        return Err(OAuthError::invalid_grant(msg).into());
+        return Err(OAuthError::invalid_grant("invalid username or password").into());
     }
-    state.auth.throttle.succeed(&user_key);
+    if let Some(key) = &user_key {
+        state.auth.throttle.succeed(key);
+    }
     user.ok_or_else(|| Error::internal("user vanished").into())
 }
 

@@ -21,8 +21,6 @@ use session::{SessionClaims, SessionKeys};
 /// Prefix of the agent's long-lived access tokens (helps secret scanners spot leaks).
 pub const ACCESS_TOKEN_PREFIX: &str = "amv_";
 const CACHE_MAX: usize = 4096;
-/// Failures per client address before it is slowed down.
-pub const CLIENT_FREE_FAILURES: u32 = 50;
 
 /// The credential a request came with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,11 +82,8 @@ pub struct AuthService {
     pub hash_gate: Arc<tokio::sync::Semaphore>,
     /// Working memory of those hashes, reused.
     pub hash_memory: Arc<password::HashMemory>,
-    /// Failed password attempts per username.
+    /// Failed password attempts per account user.
     pub throttle: throttle::Throttle,
-    /// Failed password attempts per client address (all local processes share loopback,
-    /// so this limit is higher).
-    pub client_throttle: throttle::Throttle,
 }
 
 impl AuthService {
@@ -116,7 +111,6 @@ impl AuthService {
             hash_gate: Arc::new(tokio::sync::Semaphore::new(2)),
             hash_memory: Arc::new(password::HashMemory::new()),
             throttle: throttle::Throttle::new(),
-            client_throttle: throttle::Throttle::with_free_failures(CLIENT_FREE_FAILURES),
         })
     }
 

@@ -234,7 +234,17 @@ async fn users_without_password_and_inactive_users_get_no_token() {
         ]))
         .await;
     assert_eq!(r.json()["error"], "invalid_grant");
-    assert!(r.text.contains("inactive"), "{}", r.text);
+    // The right password of a disabled user is answered exactly like a wrong one: the grant
+    // tells nobody whether they guessed it.
+    let wrong = a
+        .authn_form(&form(&[
+            ("grant_type", "password"),
+            ("username", "ivy@acme.test"),
+            ("password", "not the password"),
+        ]))
+        .await;
+    assert_eq!(r.json(), wrong.json());
+    assert!(!r.text.contains("inactive"), "{}", r.text);
     // The token issued before is refused too.
     a.get("/sso/whoami", Some(&token))
         .await
@@ -275,6 +285,56 @@ async fn repeated_failures_for_a_username_are_slowed_down() {
     // Another user is not affected.
     add_user(&a.data_dir, "acme", "other@acme.test", false, true);
     a.password_token("other@acme.test", USER_PASSWORD).await;
+}
+
+#[tokio::test]
+async fn the_failure_budget_is_the_users_however_the_name_is_spelled() {
+    let a = Agent::with_account().await;
+    let attempt = |username: &'static str, password: &'static str| {
+        form(&[
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", password),
+        ])
+    };
+    // userid@account and the full email are one user: five failures between them lock it.
+    for name in [
+        "admin@acme",
+        "ADMIN@acme.test",
+        "admin@acme",
+        "admin@acme.test",
+        "Admin@Acme",
+    ] {
+        let r = a.authn_form(&attempt(name, "wrong")).await;
+        assert_eq!(r.json()["error"], "invalid_grant", "{}", r.text);
+    }
+    for name in ["admin@acme", "admin@acme.test"] {
+        let r = a.authn_form(&attempt(name, ADMIN_PASSWORD)).await;
+        assert!(
+            r.text.contains("too many failed sign-in attempts"),
+            "{name}: {}",
+            r.text
+        );
+    }
+}
+
+#[tokio::test]
+async fn failures_of_other_names_and_clients_never_lock_a_user_out() {
+    // Every local process is 127.0.0.1: failures for names that are nobody, from the same
+    // address (more than a per-address limit of 50 would allow), spend nobody's budget.
+    let a = Agent::with_account().await;
+    for i in 0..60 {
+        let name = format!("nobody-{i}@acme.test");
+        let r = a
+            .authn_form(&form(&[
+                ("grant_type", "password"),
+                ("username", &name),
+                ("password", "wrong"),
+            ]))
+            .await;
+        assert_eq!(r.json()["error"], "invalid_grant");
+    }
+    a.password_token("admin@acme.test", ADMIN_PASSWORD).await;
 }
 
 #[tokio::test]
