@@ -67,6 +67,9 @@ impl SessionKeys {
     /// Loads the key of `data_dir`, creating it on first start.
     pub fn load_or_create(data_dir: &Path) -> Result<Self> {
         let path = data_dir.join(KEY_FILE);
+        if path.exists() {
+            crate::crypto::check_private(&path)?;
+        }
         let key = match std::fs::read_to_string(&path) {
             Ok(pem) => SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
                 Error::internal(format!("{} is not an Ed25519 key: {e}", path.display()))

@@ -105,9 +105,44 @@ pub fn create_private_file(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Creates the data directory (0700 on Unix) if it does not exist.
+/// Makes sure an existing key file or data directory is the owner's alone (Unix: no group or
+/// other permission bits). Permissions an older agent, a backup restore or a careless `cp`
+/// left open are tightened (0600 for a file, 0700 for a directory) with a warning; if the
+/// agent cannot change them (the path is someone else's), it refuses to start, saying which
+/// path and what to do. On other systems the per-user profile directory protects them.
+pub fn check_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path)?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            let want = if meta.is_dir() { 0o700 } else { 0o600 };
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(want)).map_err(|e| {
+                Error::internal(format!(
+                    "{} is readable by other users (mode {mode:o}) and the agent cannot \
+                     change that ({e}); make it the agent user's own with chmod {want:o}",
+                    path.display()
+                ))
+            })?;
+            tracing::warn!(
+                path = %path.display(),
+                "tightened permissions {mode:o} -> {want:o}: key material must be the owner's alone"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Creates the data directory (0700 on Unix) if it does not exist; an existing one is checked
+/// with [`check_private`].
 pub fn ensure_private_dir(path: &Path) -> Result<()> {
-    if !path.exists() {
+    if path.exists() {
+        return check_private(path);
+    }
+    {
         let mut b = std::fs::DirBuilder::new();
         b.recursive(true);
         #[cfg(unix)]
@@ -123,6 +158,34 @@ pub fn ensure_private_dir(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn open_key_files_and_directories_are_tightened() -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("data.key");
+        std::fs::write(&file, b"k")?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))?;
+        check_private(&file)?;
+        assert_eq!(
+            std::fs::metadata(&file)?.permissions().mode() & 0o777,
+            0o600
+        );
+        let sub = dir.path().join("data");
+        std::fs::create_dir(&sub)?;
+        std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o755))?;
+        ensure_private_dir(&sub)?;
+        assert_eq!(std::fs::metadata(&sub)?.permissions().mode() & 0o777, 0o700);
+        // Already private: left as it is.
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400))?;
+        check_private(&file)?;
+        assert_eq!(
+            std::fs::metadata(&file)?.permissions().mode() & 0o777,
+            0o400
+        );
+        Ok(())
+    }
 
     #[test]
     fn random_tokens_are_256_bits_and_distinct() -> Result<()> {

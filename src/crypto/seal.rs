@@ -55,6 +55,9 @@ impl Sealer {
             return Ok((Self::from_key(&key), KeyLocation::Keychain));
         }
         let path = data_dir.join(KEY_FILE);
+        if path.exists() {
+            super::check_private(&path)?;
+        }
         let key = match std::fs::read_to_string(&path) {
             Ok(text) => decode_key(&text)
                 .ok_or_else(|| Error::internal(format!("{} is corrupt", path.display())))?,

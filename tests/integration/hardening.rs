@@ -257,3 +257,27 @@ async fn addr_and_data_dir_come_from_the_environment_too() {
     assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
     assert!(dir.path().join("agent.db").exists());
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn key_files_left_readable_by_others_are_tightened_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    crate::common::init_account(&dir, "acme", "admin@acme.test");
+    drop(Agent::start_in(&dir, &[]).await);
+    let keys = [dir.join("data.key"), dir.join("session-signing.pem")];
+    for k in &keys {
+        std::fs::set_permissions(k, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let a = Agent::start_in(&dir, &[]).await;
+    assert_eq!(a.get("/health", None).await.status, 200);
+    for k in &keys {
+        assert_eq!(mode(k), 0o600, "{}", k.display());
+    }
+    assert_eq!(mode(&dir), 0o700);
+    let log = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
+    assert!(log.contains("tightened permissions 644 -> 600"), "{log}");
+}
