@@ -30,6 +30,18 @@ pub enum StartError {
         /// The address asked for.
         addr: SocketAddr,
     },
+    /// The other loopback address `localhost` names is taken on the port.
+    #[error(
+        "cannot listen on {addr}: another program is listening there. `localhost` names both \
+         127.0.0.1 and [::1], and the agent advertises http://localhost:PORT for sign-in \
+         callbacks and the SAML ACS, so it must own both on its port (else that program could \
+         receive codes and SAML responses meant for the agent). Stop it, or start the agent \
+         with --addr 127.0.0.1:PORT on another port"
+    )]
+    LocalhostTaken {
+        /// The address taken.
+        addr: SocketAddr,
+    },
     /// Binding failed for another reason.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -101,7 +113,7 @@ pub fn build_state(
 
 /// A bound, not yet serving agent.
 pub struct Agent {
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     state: AppState,
 }
 
@@ -114,33 +126,134 @@ impl Agent {
     pub fn state(&self) -> &AppState {
         &self.state
     }
+    /// The addresses it listens on (both loopback addresses for a loopback `--addr`).
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
     /// Serves until `shutdown` completes, then finishes in-flight requests.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let app = api::router(self.state);
-        axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(StartError::Serve)
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut servers = tokio::task::JoinSet::new();
+        for listener in self.listeners {
+            let mut stopped = stopped.clone();
+            let service = app
+                .clone()
+                .into_make_service_with_connect_info::<SocketAddr>();
+            servers.spawn(async move {
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await
+            });
+        }
+        shutdown.await;
+        let _ = stop.send(true);
+        let mut result = Ok(());
+        while let Some(r) = servers.join_next().await {
+            match r {
+                Ok(Err(e)) => result = Err(StartError::Serve(e)),
+                Err(e) => result = Err(StartError::Serve(std::io::Error::other(e))),
+                Ok(Ok(())) => {}
+            }
+        }
+        result
     }
+}
+
+/// Binds the agent's listeners. For a loopback address it binds *both* loopback addresses
+/// (127.0.0.1 and [::1]) on the port: the agent advertises `http://localhost:PORT`, and
+/// `localhost` names both, so a program holding the other one would receive the browser's
+/// sign-in redirects and SAML posts. If the other one is taken, the start fails
+/// ([`StartError::LocalhostTaken`]); with port 0 another free port is tried. A machine without
+/// IPv6 loopback has no [::1] for anyone to take, and the agent binds 127.0.0.1 alone.
+async fn bind_all(addr: SocketAddr) -> Result<Vec<TcpListener>, StartError> {
+    let bind_err = |addr: SocketAddr| {
+        move |source: std::io::Error| match source.kind() {
+            std::io::ErrorKind::AddrInUse => StartError::AddrInUse { addr },
+            _ => StartError::Bind { addr, source },
+        }
+    };
+    let primary_ip = addr.ip();
+    let twin = match primary_ip {
+        std::net::IpAddr::V4(ip) if ip == std::net::Ipv4Addr::LOCALHOST => {
+            Some(std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST))
+        }
+        std::net::IpAddr::V6(ip) if ip == std::net::Ipv6Addr::LOCALHOST => {
+            Some(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+        }
+        _ => None,
+    };
+    let attempts = if addr.port() == 0 { 20 } else { 1 };
+    for _ in 0..attempts {
+        let primary = TcpListener::bind(addr).await.map_err(bind_err(addr))?;
+        let Some(twin) = twin else {
+            return Ok(vec![primary]);
+        };
+        let port = primary
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?
+            .port();
+        let other = SocketAddr::new(twin, port);
+        match bind_exact(other).await {
+            Ok(l) => return Ok(vec![primary, l]),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                if addr.port() != 0 {
+                    return Err(StartError::LocalhostTaken { addr: other });
+                }
+                // Port 0: that free port is taken on the other address; try another.
+            }
+            Err(e) if twin.is_ipv6() => {
+                tracing::warn!(error = %e, "no IPv6 loopback here; listening on 127.0.0.1 only");
+                return Ok(vec![primary]);
+            }
+            Err(source) => {
+                return Err(StartError::Bind {
+                    addr: other,
+                    source,
+                });
+            }
+        }
+    }
+    Err(StartError::Bind {
+        addr,
+        source: std::io::Error::other("no port free on both 127.0.0.1 and [::1]"),
+    })
+}
+
+/// Binds exactly `addr` (an IPv6 socket only for IPv6, never dual-stack).
+async fn bind_exact(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv6() {
+        let s = tokio::net::TcpSocket::new_v6()?;
+        s.set_reuseaddr(true)?;
+        s
+    } else {
+        let s = tokio::net::TcpSocket::new_v4()?;
+        s.set_reuseaddr(true)?;
+        s
+    };
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// Binds the listener and prepares the state. Once this returns, connections are accepted
 /// (queued by the kernel until [`Agent::serve`] runs), so the caller may announce the address.
 pub async fn start(settings: Settings) -> Result<Agent, StartError> {
     let addr = settings.addr;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| match source.kind() {
-            std::io::ErrorKind::AddrInUse => StartError::AddrInUse { addr },
-            _ => StartError::Bind { addr, source },
-        })?;
-    let local_addr = listener
+    let listeners = bind_all(addr).await?;
+    let local_addr = listeners
+        .first()
+        .ok_or_else(|| StartError::Bind {
+            addr,
+            source: std::io::Error::other("no listener"),
+        })?
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;
     if settings.loopback_graph {
@@ -151,7 +264,7 @@ pub async fn start(settings: Settings) -> Result<Agent, StartError> {
         );
     }
     let state = build_state(settings, local_addr, Arc::new(SystemClock))?;
-    Ok(Agent { listener, state })
+    Ok(Agent { listeners, state })
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

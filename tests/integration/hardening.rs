@@ -230,6 +230,66 @@ async fn a_taken_port_is_reported_and_the_agent_exits_non_zero() {
 }
 
 #[tokio::test]
+async fn a_program_on_the_other_localhost_address_stops_the_start() {
+    // `localhost` is also [::1]: a program listening there on the agent's port would receive
+    // the browser's redirects to http://localhost:PORT/sso/callback and the SAML posts.
+    let Ok(squatter) = std::net::TcpListener::bind("[::1]:0") else {
+        eprintln!("no IPv6 loopback on this machine: nothing to squat");
+        return;
+    };
+    let port = squatter.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    // It must exit by itself; an agent that started anyway is killed and the test fails.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the agent started although [::1]:{port} is another program's");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let out = child.wait_with_output().expect("output");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("[::1]:{port}")) && err.contains("localhost"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening on"));
+}
+
+#[tokio::test]
+async fn the_agent_owns_both_localhost_addresses() {
+    let a = Agent::start().await;
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        return;
+    }
+    let r = a
+        .http
+        .get(format!("http://[::1]:{}/health", a.port))
+        .header("Host", format!("localhost:{}", a.port))
+        .send()
+        .await
+        .expect("[::1] answers");
+    assert_eq!(r.status(), 200);
+    // Nobody else can take it while the agent runs.
+    assert!(std::net::TcpListener::bind(format!("[::1]:{}", a.port)).is_err());
+}
+
+#[tokio::test]
 async fn sigterm_shuts_down_gracefully() {
     let mut a = Agent::start().await;
     assert_eq!(a.get("/health", None).await.status, 200);
