@@ -10,7 +10,7 @@ use crate::auth::Credential;
 use crate::error::Result;
 use crate::state::AppState;
 use crate::store::audit::{self, NewEvent};
-use crate::store::groups;
+use crate::store::{groups, tokens};
 
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {
@@ -66,8 +66,26 @@ async fn post_logout(State(state): State<AppState>, Auth(p): Auth) -> Result<()>
         Credential::Session { jti, exp } => {
             state.auth.revoke_session(jti, *exp).await?;
             let (aid, actor, now) = (p.account_id(), p.user.email.clone(), state.now());
-            let ev = NewEvent::ok(Some(aid), &actor, "signout", "session revoked");
-            state.db.write(move |tx| audit::record(tx, &ev, now)).await
+            let jti = jti.clone();
+            state
+                .db
+                .write(move |tx| {
+                    // The access tokens minted from this session go with it.
+                    let minted = tokens::revoke_minted_by(tx, &jti, now)?;
+                    let detail = match minted.as_slice() {
+                        [] => "session revoked".to_string(),
+                        ids => format!(
+                            "session revoked, and the access tokens minted from it: {}",
+                            ids.iter()
+                                .map(i64::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    };
+                    let ev = NewEvent::ok(Some(aid), &actor, "signout", detail);
+                    audit::record(tx, &ev, now)
+                })
+                .await
         }
         Credential::AccessToken { id } => crate::api::ttapi::revoke_token(&state, &p, *id).await,
     }

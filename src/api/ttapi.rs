@@ -216,9 +216,12 @@ async fn authn(state: &AppState, body: &[u8]) -> Result<Response, AuthnFailure> 
         .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
     let scope = p.scope.clone().unwrap_or_default();
     check_scope(&scope)?;
-    let user = match grant.as_str() {
-        GRANT_PASSWORD => password_grant(state, p).await?,
-        GRANT_SESSION_TOKEN => session_token_grant(state, p).await?,
+    let (user, session) = match grant.as_str() {
+        GRANT_PASSWORD => (password_grant(state, p).await?, None),
+        GRANT_SESSION_TOKEN => {
+            let (user, session) = session_token_grant(state, p).await?;
+            (user, Some(session))
+        }
         other => {
             let shown: String = other.chars().take(64).collect();
             return Err(OAuthError::new(
@@ -228,7 +231,7 @@ async fn authn(state: &AppState, body: &[u8]) -> Result<Response, AuthnFailure> 
             .into());
         }
     };
-    let (token, id) = issue(state, &user, &grant, &scope).await?;
+    let (token, id, expires_at) = issue(state, &user, &grant, &scope, session).await?;
     tracing::info!(user = %user.email, token_id = id, grant = %grant, "access token issued");
     let mut r = (
         StatusCode::OK,
@@ -240,7 +243,11 @@ async fn authn(state: &AppState, body: &[u8]) -> Result<Response, AuthnFailure> 
     let h = r.headers_mut();
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-    let cookie = format!("SSOCTT={token}; Path=/; HttpOnly; SameSite=Strict");
+    // The cookie lives exactly as long as the token (a session cookie when it never expires).
+    let max_age = expires_at
+        .map(|e| format!("; Max-Age={}", (e - state.now()).max(0)))
+        .unwrap_or_default();
+    let cookie = format!("SSOCTT={token}; Path=/; HttpOnly; SameSite=Strict{max_age}");
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         h.insert(SET_COOKIE, v);
     }
@@ -351,7 +358,16 @@ async fn password_grant(state: &AppState, p: AuthnParams) -> Result<User, AuthnF
     user.ok_or_else(|| Error::internal("user vanished").into())
 }
 
-async fn session_token_grant(state: &AppState, p: AuthnParams) -> Result<User, AuthnFailure> {
+/// The session a session-token grant was made from: its id and expiry.
+struct FromSession {
+    jti: String,
+    exp: i64,
+}
+
+async fn session_token_grant(
+    state: &AppState,
+    p: AuthnParams,
+) -> Result<(User, FromSession), AuthnFailure> {
     let token = p
         .password
         .filter(|s| !s.expose().trim().is_empty())
@@ -377,18 +393,35 @@ async fn session_token_grant(state: &AppState, p: AuthnParams) -> Result<User, A
     {
         return Err(OAuthError::invalid_grant("username does not match the session token").into());
     }
-    Ok(principal.user)
+    let auth::Credential::Session { jti, exp } = principal.credential else {
+        return Err(Error::internal("a session principal without a session").into());
+    };
+    Ok((principal.user, FromSession { jti, exp }))
 }
 
-async fn issue(state: &AppState, user: &User, grant: &str, scope: &str) -> Result<(String, i64)> {
+/// Issues an access token: `(token, id, expires_at)`. Its lifetime is the account's policy;
+/// with no policy, a token minted from a session lives as long as that session (and is
+/// revoked with it at sign-out), one from a password until revoked.
+async fn issue(
+    state: &AppState,
+    user: &User,
+    grant: &str,
+    scope: &str,
+    session: Option<FromSession>,
+) -> Result<(String, i64, Option<i64>)> {
     let (token, hash) = auth::new_access_token()?;
     let now = state.now();
     let (account_id, user_id, email) = (user.account_id, user.id, user.email.clone());
     let (grant, scope) = (grant.to_string(), scope.to_string());
-    let id = state
+    let (id, expires_at) = state
         .db
         .write(move |tx| {
             let ttl = accounts::by_id(tx, account_id)?.and_then(|a| a.access_token_ttl_secs);
+            let expires_at = match (ttl, &session) {
+                (Some(t), _) => Some(now.saturating_add(t)),
+                (None, Some(s)) => Some(s.exp),
+                (None, None) => None,
+            };
             let id = tokens::insert(
                 tx,
                 &tokens::NewAccessToken {
@@ -397,7 +430,8 @@ async fn issue(state: &AppState, user: &User, grant: &str, scope: &str) -> Resul
                     token_hash: &hash,
                     grant_type: &grant,
                     scope: &scope,
-                    expires_at: ttl.map(|t| now + t),
+                    expires_at,
+                    session_jti: session.as_ref().map(|s| s.jti.as_str()),
                 },
                 now,
             )?;
@@ -407,10 +441,10 @@ async fn issue(state: &AppState, user: &User, grant: &str, scope: &str) -> Resul
                 &NewEvent::ok(Some(account_id), &email, "token.issue", detail),
                 now,
             )?;
-            Ok(id)
+            Ok((id, expires_at))
         })
         .await?;
-    Ok((token, id))
+    Ok((token, id, expires_at))
 }
 
 /// An access token as listed (never its value).

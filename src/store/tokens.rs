@@ -62,13 +62,15 @@ pub struct NewAccessToken<'a> {
     pub scope: &'a str,
     /// Expiry, if any.
     pub expires_at: Option<i64>,
+    /// The session it was minted from (session-token grant), revoked with it.
+    pub session_jti: Option<&'a str>,
 }
 
 /// Stores a token and returns its id.
 pub fn insert(conn: &Connection, t: &NewAccessToken<'_>, now: i64) -> Result<i64> {
     conn.execute(
         "INSERT INTO access_tokens (account_id, user_id, token_hash, grant_type, scope, \
-         created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         created_at, expires_at, session_jti) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             t.account_id,
             t.user_id,
@@ -76,7 +78,8 @@ pub fn insert(conn: &Connection, t: &NewAccessToken<'_>, now: i64) -> Result<i64
             t.grant_type,
             t.scope,
             now,
-            t.expires_at
+            t.expires_at,
+            t.session_jti
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -119,6 +122,16 @@ pub fn revoke(conn: &Connection, id: i64, now: i64) -> Result<()> {
         params![id, now],
     )?;
     Ok(())
+}
+
+/// Revokes every unrevoked access token minted from session `jti`; returns their ids.
+pub fn revoke_minted_by(conn: &Connection, jti: &str, now: i64) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE access_tokens SET revoked_at = ?2 \
+         WHERE session_jti = ?1 AND revoked_at IS NULL RETURNING id",
+    )?;
+    let ids = stmt.query_map(params![jti, now], |r| r.get(0))?;
+    Ok(ids.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Records a use of the token.

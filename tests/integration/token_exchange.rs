@@ -468,3 +468,75 @@ async fn logout_revokes_the_access_token_used() {
         .await
         .assert_problem(401, "TOKEN", "revoked");
 }
+
+#[tokio::test]
+async fn tokens_minted_from_a_session_live_and_end_with_it() {
+    // A session must not become a permanent credential: a token minted from it expires with
+    // it (no admin policy), and signing out of the session revokes it.
+    let agent = crate::fake_oidc::TestAgent::start(|s| {
+        s.session_ttl = std::time::Duration::from_secs(600);
+    })
+    .await;
+    let session = agent.admin_token();
+    let mint = |session: String| {
+        let form = form(&[
+            ("grant_type", "urn:ssocircle:api:sessiontoken"),
+            ("password", &session),
+        ]);
+        agent.send(
+            agent
+                .http
+                .post(format!("{}/sso/ttapi/2.0/authz/0/authn", agent.base))
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(form),
+        )
+    };
+    let r = mint(session.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let access = r.json()["access_token"].as_str().unwrap().to_string();
+    let cookie = r.headers["set-cookie"].to_str().unwrap().to_string();
+    let max_age: i64 = cookie
+        .split("Max-Age=")
+        .nth(1)
+        .and_then(|v| v.split(';').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no Max-Age in {cookie}"));
+    assert!((590..=600).contains(&max_age), "{cookie}");
+    let listed = agent.get("/sso/ttapi/tokens", Some(&session)).await.json();
+    let expires = listed[0]["ExpiresAt"].as_str().map(str::to_string);
+    assert!(expires.is_some(), "{listed}");
+    assert_eq!(agent.get("/sso/whoami", Some(&access)).await.status, 200);
+
+    // Sign out of the session: the token minted from it is revoked too, and audited.
+    let out = agent
+        .post_json("/sso/logout", Some(&session), &json!({}))
+        .await;
+    assert_eq!(out.status, 200, "{}", out.text);
+    let me = agent.get("/sso/whoami", Some(&access)).await;
+    assert_eq!(me.status, 401, "{}", me.text);
+    let audit = agent
+        .get("/sso/audit", Some(&agent.admin_token()))
+        .await
+        .text;
+    assert!(
+        audit.contains("and the access tokens minted from it"),
+        "{audit}"
+    );
+}
+
+#[tokio::test]
+async fn password_tokens_keep_the_account_policy() {
+    // Without a policy a password token lasts until revoked (the seed's long-lived token),
+    // and its cookie is a session cookie.
+    let a = Agent::with_account().await;
+    let r = a
+        .authn_form(&form(&[
+            ("grant_type", "password"),
+            ("username", "admin@acme.test"),
+            ("password", ADMIN_PASSWORD),
+        ]))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let cookie = r.headers["set-cookie"].to_str().unwrap();
+    assert!(!cookie.contains("Max-Age"), "{cookie}");
+}
