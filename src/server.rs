@@ -138,6 +138,7 @@ impl Agent {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
+        let upkeep = tokio::spawn(maintenance(self.state.clone()));
         let app = api::router(self.state);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut servers = tokio::task::JoinSet::new();
@@ -155,6 +156,7 @@ impl Agent {
             });
         }
         shutdown.await;
+        upkeep.abort();
         let _ = stop.send(true);
         let mut result = Ok(());
         while let Some(r) = servers.join_next().await {
@@ -166,6 +168,40 @@ impl Agent {
         }
         result
     }
+}
+
+/// How often [`maintenance`] runs.
+pub const MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The agent's upkeep while it runs, at start and then hourly: the audit trail's retention and
+/// size bound, expired session revocations (database and memory) and expired login
+/// transactions — so none of them grows with uptime.
+async fn maintenance(state: AppState) {
+    let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = upkeep(&state).await {
+            tracing::warn!(error = %e, "maintenance failed; retrying in an hour");
+        }
+    }
+}
+
+/// One [`maintenance`] pass.
+pub async fn upkeep(state: &AppState) -> crate::Result<()> {
+    let now = state.now();
+    let revoked = state.auth.prune_revoked(now).await?;
+    let (audit, logins) = state
+        .db
+        .write(move |tx| {
+            Ok((
+                crate::store::audit::prune(tx, now)?,
+                crate::store::transactions::purge_expired(tx, now)?,
+            ))
+        })
+        .await?;
+    tracing::debug!(revoked, audit, logins, "maintenance: expired rows removed");
+    Ok(())
 }
 
 /// Binds the agent's listeners. For a loopback address it binds *both* loopback addresses

@@ -1,15 +1,17 @@
-//! `GET /sso/audit`: the account's audit trail, newest first, paged (admin).
+//! `GET /sso/audit`: the account's audit trail, newest first, paged (admin), and
+//! `GET`/`PUT /sso/audit/policy`: how long it is kept.
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::api::extract::{Admin, QueryParams};
+use crate::api::extract::{Admin, Fields, QueryParams};
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
 use crate::state::AppState;
-use crate::store::audit;
+use crate::store::accounts;
+use crate::store::audit::{self, DEFAULT_RETENTION_DAYS, NewEvent};
 
 /// Default and largest page sizes.
 const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -17,7 +19,10 @@ const MAX_PAGE_SIZE: u32 = 500;
 
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/sso/audit", get(get_audit))
+    Router::new().route("/sso/audit", get(get_audit)).route(
+        "/sso/audit/policy",
+        get(get_audit_policy).put(put_audit_policy),
+    )
 }
 
 fn number(q: &QueryParams, name: &str, default: u32, max: u32) -> Result<u32> {
@@ -53,6 +58,8 @@ async fn get_audit(
             action: e.action,
             outcome: e.outcome,
             detail: e.detail,
+            count: e.count,
+            last_at: e.last_at.map(rfc3339),
         })
         .collect();
     Ok(Json(AuditPage {
@@ -93,4 +100,73 @@ pub struct AuditItem {
     pub outcome: String,
     /// Details (never secrets).
     pub detail: String,
+    /// How many times it happened (identical refusals within an hour share a row).
+    pub count: i64,
+    /// The last time, when it happened more than once.
+    pub last_at: Option<String>,
+}
+
+/// How long the audit trail keeps the account's events.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AuditPolicy {
+    /// Days events are kept (`null` in a request: the default).
+    pub retention_days: i64,
+}
+
+/// Longest retention an admin may set (ten years).
+const MAX_RETENTION_DAYS: i64 = 3660;
+
+async fn get_audit_policy(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+) -> Result<Json<AuditPolicy>> {
+    let aid = p.account_id();
+    let days = state
+        .db
+        .read(move |c| Ok(accounts::by_id(c, aid)?.and_then(|a| a.audit_retention_days)))
+        .await?;
+    Ok(Json(AuditPolicy {
+        retention_days: days.unwrap_or(DEFAULT_RETENTION_DAYS),
+    }))
+}
+
+async fn put_audit_policy(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+    f: Fields,
+) -> Result<Json<AuditPolicy>> {
+    if !f.has("RetentionDays") {
+        return Err(Error::invalid(
+            "RetentionDays is required (days, or null for the default of 180)",
+        ));
+    }
+    let days = f.opt_i64("RetentionDays")?;
+    if let Some(d) = days
+        && !(1..=MAX_RETENTION_DAYS).contains(&d)
+    {
+        return Err(Error::invalid(format!(
+            "RetentionDays must be from 1 to {MAX_RETENTION_DAYS}, or null for the default"
+        )));
+    }
+    let (aid, actor, now) = (p.account_id(), p.user.email.clone(), state.now());
+    state
+        .db
+        .write(move |tx| {
+            accounts::set_audit_retention(tx, aid, days)?;
+            let detail = format!(
+                "the audit trail now keeps events for {} days",
+                days.unwrap_or(DEFAULT_RETENTION_DAYS)
+            );
+            audit::record(
+                tx,
+                &NewEvent::ok(Some(aid), &actor, "audit.policy", detail),
+                now,
+            )?;
+            audit::prune(tx, now)
+        })
+        .await?;
+    Ok(Json(AuditPolicy {
+        retention_days: days.unwrap_or(DEFAULT_RETENTION_DAYS),
+    }))
 }

@@ -7,7 +7,7 @@ pub mod password;
 pub mod session;
 pub mod throttle;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::clock::Clock;
@@ -70,7 +70,7 @@ pub struct AuthService {
     keys: SessionKeys,
     clock: Arc<dyn Clock>,
     session_ttl_secs: i64,
-    revoked: RwLock<HashSet<String>>,
+    revoked: RwLock<HashMap<String, i64>>,
     /// Verified session claims by token hash: a signature check costs more than the lookup.
     verified: Mutex<HashMap<String, SessionClaims>>,
     /// Users (with their account identifier) by id, exact for the database generation.
@@ -164,7 +164,7 @@ impl AuthService {
             .revoked
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(&claims.jti)
+            .contains_key(&claims.jti)
         {
             return Err(Error::Token("the session token has been revoked".into()));
         }
@@ -287,8 +287,18 @@ impl AuthService {
         self.revoked
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(jti.to_string());
+            .insert(jti.to_string(), exp);
         Ok(())
+    }
+
+    /// Forgets revocations of sessions that have expired anyway (an expired session is refused
+    /// by its `exp`), in memory and in the database; returns how many went.
+    pub async fn prune_revoked(&self, now: i64) -> Result<usize> {
+        self.revoked
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, exp| *exp > now);
+        self.db.write(move |tx| sessions::purge(tx, now)).await
     }
 }
 

@@ -16,9 +16,11 @@ pub struct Account {
     pub name: String,
     /// Lifetime of new access tokens from the token exchange; `None` = until revoked.
     pub access_token_ttl_secs: Option<i64>,
+    /// How many days the audit trail keeps events (`None`: the default).
+    pub audit_retention_days: Option<i64>,
 }
 
-const COLUMNS: &str = "id, identifier, name, access_token_ttl_secs";
+const COLUMNS: &str = "id, identifier, name, access_token_ttl_secs, audit_retention_days";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     Ok(Account {
@@ -26,6 +28,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
         identifier: r.get(1)?,
         name: r.get(2)?,
         access_token_ttl_secs: r.get(3)?,
+        audit_retention_days: r.get(4)?,
     })
 }
 
@@ -70,7 +73,16 @@ pub fn count(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))?)
 }
 
-/// Sets the lifetime of access tokens issued from now on.
+/// Sets how many days the audit trail keeps the account's events (`None`: the default).
+pub fn set_audit_retention(conn: &Connection, id: i64, days: Option<i64>) -> Result<()> {
+    conn.execute(
+        "UPDATE accounts SET audit_retention_days = ?2 WHERE id = ?1",
+        params![id, days],
+    )?;
+    Ok(())
+}
+
+/// Sets the lifetime of access tokens issued from now on (`None`: until revoked).
 pub fn set_access_token_ttl(conn: &Connection, id: i64, ttl: Option<i64>) -> Result<()> {
     conn.execute(
         "UPDATE accounts SET access_token_ttl_secs = ?2 WHERE id = ?1",

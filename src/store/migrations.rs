@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_login_transactions_keys.sql"),
     include_str!("../../migrations/0006_tenants_and_one_link_per_kind.sql"),
     include_str!("../../migrations/0007_access_tokens_from_sessions.sql"),
+    include_str!("../../migrations/0008_audit_coalescing_and_retention.sql"),
 ];
 
 /// Applies every migration the database has not seen, each in its own transaction.

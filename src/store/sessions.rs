@@ -13,10 +13,11 @@ pub fn revoke(conn: &Connection, jti: &str, expires_at: i64) -> Result<()> {
     Ok(())
 }
 
-/// Session ids revoked and not yet expired at `now`.
-pub fn live(conn: &Connection, now: i64) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare("SELECT jti FROM revoked_sessions WHERE expires_at > ?1")?;
-    let rows = stmt.query_map([now], |r| r.get(0))?;
+/// Session ids revoked and not yet expired at `now`, with their expiry.
+pub fn live(conn: &Connection, now: i64) -> Result<Vec<(String, i64)>> {
+    let mut stmt =
+        conn.prepare("SELECT jti, expires_at FROM revoked_sessions WHERE expires_at > ?1")?;
+    let rows = stmt.query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
