@@ -31,11 +31,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use url::Url;
 
+use crate::domain::Kind;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::sso::groups::{self, SignInGroups};
 use crate::sso::http;
-use crate::store::idp::Kind;
 use discovery::Discovered;
 use jwks::{KeySet, Lookup};
 
