@@ -112,14 +112,8 @@ pub fn identity(kind: Kind, issuer: &str, claims: &Map<String, Value>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sso::oidc::id_token::tests::claims;
     use serde_json::json;
-
-    fn claims(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        }
-    }
 
     #[test]
     fn okta_identity_is_sub_and_needs_a_verified_email() -> Result<()> {
