@@ -57,6 +57,15 @@ pub fn signature_template(id: &str) -> String {
     )
 }
 
+/// [`signature_template`] for `id` when `signed`, else nothing.
+fn template_if(signed: bool, id: &str) -> String {
+    if signed {
+        signature_template(id)
+    } else {
+        String::new()
+    }
+}
+
 /// The parts of a response a test varies.
 #[derive(Debug, Clone)]
 pub struct ResponseSpec {
@@ -130,18 +139,18 @@ impl ResponseSpec {
         }
     }
 
-    /// The assertion element (with a signature template when it is to be signed).
-    pub fn assertion_xml(&self) -> String {
-        let irt = self
-            .in_response_to
+    /// ` InResponseTo="…"` when the response answers a request; nothing when unsolicited.
+    fn in_response_to_attribute(&self) -> String {
+        self.in_response_to
             .as_deref()
             .map(|i| format!(r#" InResponseTo="{i}""#))
-            .unwrap_or_default();
-        let sig = if self.sign_assertion {
-            signature_template(&self.assertion_id)
-        } else {
-            String::new()
-        };
+            .unwrap_or_default()
+    }
+
+    /// The assertion element (with a signature template when it is to be signed).
+    pub fn assertion_xml(&self) -> String {
+        let irt = self.in_response_to_attribute();
+        let sig = template_if(self.sign_assertion, &self.assertion_id);
         let attrs: String = self
             .attributes
             .iter()
@@ -173,16 +182,8 @@ impl ResponseSpec {
 
     /// The whole response around `assertion` (unsigned templates included).
     pub fn response_xml(&self, assertion: &str) -> String {
-        let irt = self
-            .in_response_to
-            .as_deref()
-            .map(|i| format!(r#" InResponseTo="{i}""#))
-            .unwrap_or_default();
-        let sig = if self.sign_response {
-            signature_template(&self.response_id)
-        } else {
-            String::new()
-        };
+        let irt = self.in_response_to_attribute();
+        let sig = template_if(self.sign_response, &self.response_id);
         format!(
             r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{rid}" Version="2.0" IssueInstant="{ii}" Destination="{dest}"{irt}><saml:Issuer>{iss}</saml:Issuer>{sig}<samlp:Status><samlp:StatusCode Value="{status}"/></samlp:Status>{assertion}</samlp:Response>"#,
             rid = self.response_id,
