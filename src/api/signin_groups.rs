@@ -127,7 +127,7 @@ async fn my_groups(
     token: &Secret,
 ) -> Result<Vec<DirGroup>, directory::DirError> {
     let graph = crate::api::idp::graph_url(state, config).map_err(directory::DirError)?;
-    directory::graph_my_groups(state.oidc.http(), &graph, token).await
+    directory::graph_my_groups(state.oidc.http(), &graph, token, state.now()).await
 }
 
 fn known_external_ids(
