@@ -5,6 +5,7 @@
 //! Usage: `mint_session DATA_DIR EMAIL`
 
 use amove_agent::auth::session::{SessionKeys, claims_for};
+use amove_agent::clock::{Clock, SystemClock};
 use amove_agent::store::{Db, accounts, users};
 
 fn main() -> Result<(), String> {
@@ -24,7 +25,7 @@ fn main() -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?;
     let keys = SessionKeys::load_or_create(&dir).map_err(|e| e.to_string())?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = SystemClock.now();
     let claims = claims_for(
         user.id,
         &user.email,

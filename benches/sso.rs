@@ -11,6 +11,7 @@ mod fake_oidc;
 
 use std::time::{Duration, Instant};
 
+use amove_agent::clock::{Clock, SystemClock};
 use amove_agent::sso::saml::testing::{ResponseSpec, TestIdp, encode};
 use amove_agent::sso::saml::{SpConfig, validate_response};
 use fake_oidc::{FAKE_ACCESS_TOKEN, FakeIdp, TestAgent, TestKey, TokenReply, at_hash, param};
@@ -33,7 +34,7 @@ fn p99(mut v: Vec<Duration>) -> Duration {
 /// SAML: one signed one-assertion response validated over and over on every core.
 fn saml_validations() {
     let idp = TestIdp::new().unwrap();
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = SystemClock.now();
     let acs = "http://localhost:29123/sso/saml/acs";
     let sp = SpConfig {
         sp_entity_id: "https://amove.test/sp".into(),
@@ -96,7 +97,7 @@ async fn authenticate_overhead() {
     for i in 0..300 {
         let begun = agent.sso_url(ANN, CB).await.json();
         let url = begun["Url"].as_str().unwrap().to_string();
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = SystemClock.now();
         let claims = json!({
             "iss": idp.issuer(), "aud": CLIENT_ID, "sub": "00u-ann", "email": ANN,
             "email_verified": true, "iat": now, "exp": now + 300,
@@ -232,6 +233,7 @@ async fn import_10k() {
         &reqwest::Client::new(),
         &url::Url::parse(&origin).unwrap(),
         &amove_agent::secret::Secret::new("t"),
+        SystemClock.now(),
     )
     .await
     .unwrap();

@@ -2,9 +2,11 @@
 //! Microsoft Graph. Every page is read (Okta `Link: rel="next"`, Graph `@odata.nextLink`),
 //! rate limits are honoured (Okta 429 + `X-Rate-Limit-Reset`, Graph 429/503 + `Retry-After`),
 //! and the result is each user with the groups it belongs to. No HTTP server types here.
+//! Each read takes `now` from the agent's clock: Okta's `X-Rate-Limit-Reset` is a wall-clock
+//! time, and the wait until it is counted from `now`.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LINK, RETRY_AFTER};
@@ -77,9 +79,18 @@ struct Api<'a> {
     name: &'static str,
     /// Rate-limit waits at most, in all.
     max_wait: Duration,
+    /// The agent's clock when the read began, and the monotonic instant it was read at:
+    /// `X-Rate-Limit-Reset` is a wall-clock time.
+    started: (i64, Instant),
 }
 
 impl Api<'_> {
+    /// Now, by the agent's clock: the time the read began plus the time it has taken.
+    fn now(&self) -> i64 {
+        let (at, since) = self.started;
+        at.saturating_add(i64::try_from(since.elapsed().as_secs()).unwrap_or(i64::MAX))
+    }
+
     /// GETs `url`, waiting out rate limits; returns the JSON body and the headers.
     async fn get(&self, url: &Url) -> Result<(Value, HeaderMap), DirError> {
         let mut waited = Duration::ZERO;
@@ -102,7 +113,7 @@ impl Api<'_> {
             let headers = resp.headers().clone();
             if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
             {
-                let wait = retry_wait(&headers).min(self.max_wait);
+                let wait = retry_wait(&headers, self.now()).min(self.max_wait);
                 waited += wait;
                 if waited > self.max_wait {
                     break;
@@ -150,8 +161,8 @@ fn without_url(e: &reqwest::Error) -> &'static str {
 }
 
 /// How long a 429/503 asks to wait: `Retry-After` seconds (Graph), or until
-/// `X-Rate-Limit-Reset` (Okta, Unix seconds); one second when neither says.
-fn retry_wait(h: &HeaderMap) -> Duration {
+/// `X-Rate-Limit-Reset` (Okta, Unix seconds) from `now`; one second when neither says.
+fn retry_wait(h: &HeaderMap, now: i64) -> Duration {
     let num = |name: &str| {
         h.get(name)
             .and_then(|v| v.to_str().ok())
@@ -165,10 +176,7 @@ fn retry_wait(h: &HeaderMap) -> Duration {
         return Duration::from_secs(s);
     }
     if let Some(reset) = num("x-rate-limit-reset") {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = u64::try_from(now).unwrap_or(0);
         return Duration::from_secs(reset.saturating_sub(now).max(1));
     }
     Duration::from_secs(1)
@@ -279,12 +287,14 @@ pub async fn okta(
     http: &reqwest::Client,
     origin: &Url,
     token: &Secret,
+    now: i64,
 ) -> Result<Vec<Relation>, DirError> {
     let api = Api {
         http,
         token,
         name: "Okta's API",
         max_wait: MAX_WAIT,
+        started: (now, Instant::now()),
     };
     let url = |path: &str| {
         origin
@@ -340,12 +350,14 @@ pub async fn graph(
     http: &reqwest::Client,
     graph: &Url,
     token: &Secret,
+    now: i64,
 ) -> Result<Vec<Relation>, DirError> {
     let api = Api {
         http,
         token,
         name: "Microsoft Graph",
         max_wait: MAX_WAIT,
+        started: (now, Instant::now()),
     };
     let base = graph.as_str().trim_end_matches('/').to_string();
     let url = |path: &str| {
@@ -413,12 +425,14 @@ pub async fn graph_my_groups(
     http: &reqwest::Client,
     graph: &Url,
     token: &Secret,
+    now: i64,
 ) -> Result<Vec<DirGroup>, DirError> {
     let api = Api {
         http,
         token,
         name: "Microsoft Graph",
         max_wait: SIGN_IN_MAX_WAIT,
+        started: (now, Instant::now()),
     };
     let url = format!(
         "{}/v1.0/me/transitiveMemberOf/microsoft.graph.group?$select=id,displayName,description&$top={GRAPH_PAGE}",
@@ -485,8 +499,17 @@ mod tests {
     fn retry_after_wins_and_defaults_to_a_second() {
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, HeaderValue::from_static("3"));
-        assert_eq!(retry_wait(&h), Duration::from_secs(3));
-        assert_eq!(retry_wait(&HeaderMap::new()), Duration::from_secs(1));
+        assert_eq!(retry_wait(&h, 1_000), Duration::from_secs(3));
+        assert_eq!(retry_wait(&HeaderMap::new(), 1_000), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn rate_limit_reset_is_counted_from_the_agents_now() {
+        let mut h = HeaderMap::new();
+        h.insert("x-rate-limit-reset", HeaderValue::from_static("1005"));
+        assert_eq!(retry_wait(&h, 1_000), Duration::from_secs(5));
+        // A reset already past still waits a second.
+        assert_eq!(retry_wait(&h, 2_000), Duration::from_secs(1));
     }
 
     #[test]

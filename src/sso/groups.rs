@@ -4,8 +4,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::domain::Kind;
 use crate::error::{Error, Result};
-use crate::store::idp::Kind;
 
 /// SAML attributes that carry a user's groups, in order of preference, when the
 /// configuration names none.

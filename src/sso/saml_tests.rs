@@ -8,6 +8,8 @@ const SP: &str = "https://amove.test/sp";
 const ISSUER: &str = "https://idp.corp.test/metadata";
 const REQ: &str = "_req123";
 
+// The test IdP's own wall clock.
+#[allow(clippy::disallowed_methods)]
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }

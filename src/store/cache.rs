@@ -1,9 +1,14 @@
-//! Read-through caches that stay exact: an entry is used only while the database generation
-//! (see [`Db::generation`](crate::store::Db::generation)) is the one it was read at.
+//! Read-through caches that stay exact: an entry is used only while the number it was read
+//! at is current — the database generation ([`Db::generation`]: anyone's commits) or the
+//! handle's epoch ([`Db::epoch`]: this process's writes). Both numbers are here.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+
+use super::{Db, lock};
+use crate::error::Result;
 
 /// Entries kept before the cache is cleared (it refills from the database).
 const MAX_ENTRIES: usize = 4096;
@@ -50,6 +55,35 @@ impl<K: Eq + Hash, V: Clone> GenCache<K, V> {
             }
         }
         map.insert(key, (generation, value));
+    }
+}
+
+impl Db {
+    /// A number that changes whenever anyone — this agent or another process such as the
+    /// CLI — commits to the database. Caches compare it to know they are still exact.
+    ///
+    /// Called inline on async workers: in WAL mode `PRAGMA data_version` reads the shared
+    /// wal-index header in memory and does no disk I/O. In-memory databases (one connection,
+    /// no other writer) report a counter of their own commits.
+    pub fn generation(&self) -> Result<i64> {
+        match &self.0.watch {
+            Some(w) => {
+                let conn = lock(w);
+                let mut stmt = conn.prepare_cached("PRAGMA data_version")?;
+                Ok(stmt.query_row([], |r| r.get(0))?)
+            }
+            None => Ok(i64::try_from(self.0.w.commits.load(Ordering::Acquire)).unwrap_or(i64::MAX)),
+        }
+    }
+
+    /// A number that changes after every write through this handle except
+    /// [`Db::write_uncached`] ones — whether it committed or not — and before the writer
+    /// is answered. An in-process cache of data that only this process writes (IdP
+    /// configurations, callback allow-lists) is exact while the epoch it was read at is
+    /// current: take the epoch *before* reading, and a read racing a write is tagged with
+    /// the epoch that write ends. Unlike [`Db::generation`] it is blind to other processes.
+    pub fn epoch(&self) -> u64 {
+        self.0.w.epoch.load(Ordering::Acquire)
     }
 }
 

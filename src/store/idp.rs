@@ -5,51 +5,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::error::{Error, Result};
 use crate::store::constraint_message;
 
-/// The three kinds of identity provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// Okta (OIDC).
-    Okta,
-    /// Microsoft Entra ID (OIDC).
-    Entra,
-    /// SAML 2.0.
-    Saml,
-}
-
-impl Kind {
-    /// Every kind.
-    pub const ALL: [Kind; 3] = [Kind::Okta, Kind::Entra, Kind::Saml];
-
-    /// Stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Okta => "okta",
-            Kind::Entra => "entra",
-            Kind::Saml => "saml",
-        }
-    }
-    /// Parses the stored form.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "okta" => Some(Kind::Okta),
-            "entra" => Some(Kind::Entra),
-            "saml" => Some(Kind::Saml),
-            _ => None,
-        }
-    }
-    /// How people call it.
-    pub fn label(self) -> &'static str {
-        match self {
-            Kind::Okta => "Okta",
-            Kind::Entra => "Entra ID",
-            Kind::Saml => "SAML",
-        }
-    }
-    /// True for the OpenID Connect kinds.
-    pub fn is_oidc(self) -> bool {
-        !matches!(self, Kind::Saml)
-    }
-}
+/// Kept here too, so that callers naming it through the store still compile.
+pub use crate::domain::Kind;
 
 /// A stored configuration. OIDC kinds use the `client_*`, `openid_url` and `graph_url`
 /// fields; SAML the certificate and URL fields.

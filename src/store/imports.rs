@@ -5,9 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::domain::Kind;
 use crate::error::Result;
 use crate::store::groups::{self as group_store, GroupRef};
-use crate::store::idp::Kind;
 use crate::store::users::{NewUser, Role};
 use crate::store::{links, users};
 

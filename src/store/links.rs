@@ -6,8 +6,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use crate::domain::Kind;
 use crate::error::{Error, Result};
-use crate::store::idp::Kind;
 use crate::store::is_unique_violation;
 
 /// A stored link.

@@ -17,8 +17,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::crypto::{random_bytes, sha256_hex};
+use crate::domain::Kind;
 use crate::error::{Error, Result};
-use crate::store::idp::Kind;
 
 /// Ids per second of creation time (see [`IdAllocator`]).
 const IDS_PER_SECOND: i64 = 1 << 20;

@@ -324,6 +324,7 @@ impl Drop for Agent {
 }
 
 /// A self-signed certificate (PEM) valid from `from_days` to `to_days` relative to now.
+#[allow(clippy::disallowed_methods)] // a certificate's validity is wall-clock time
 pub fn certificate(from_days: i64, to_days: i64) -> String {
     let mut params = rcgen::CertificateParams::new(vec!["idp.test".into()]).expect("params");
     let now = time::OffsetDateTime::now_utc();

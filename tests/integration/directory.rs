@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use amove_agent::clock::{Clock, SystemClock};
 use amove_agent::secret::Secret;
 use amove_agent::sso::directory;
 use axum::extract::{Path, Query, State};
@@ -93,6 +94,8 @@ fn gate(d: &Dir, h: &HeaderMap, okta: bool) -> Option<Response> {
     }
     if d.throttle_at == Some(n) {
         let mut r = if okta {
+            // The fake IdP's own wall clock.
+            #[allow(clippy::disallowed_methods)]
             let reset = time::OffsetDateTime::now_utc().unix_timestamp() + 1;
             let mut r = (StatusCode::TOO_MANY_REQUESTS, Json(json!({"errorCode": "E0000047", "errorSummary": "API call exceeded rate limit due to too many requests."}))).into_response();
             r.headers_mut()
@@ -240,7 +243,7 @@ async fn okta_reads_every_page_of_users_and_memberships() {
         None,
     ))
     .await;
-    let rel = directory::okta(&http(), &origin, &Secret::new(TOKEN))
+    let rel = directory::okta(&http(), &origin, &Secret::new(TOKEN), SystemClock.now())
         .await
         .unwrap();
     assert_eq!(rel.len(), 5);
@@ -261,7 +264,7 @@ async fn graph_reads_every_page_and_resolves_group_names() {
         None,
     ))
     .await;
-    let rel = directory::graph(&http(), &origin, &Secret::new(TOKEN))
+    let rel = directory::graph(&http(), &origin, &Secret::new(TOKEN), SystemClock.now())
         .await
         .unwrap();
     assert_eq!(rel.len(), 5);
@@ -275,7 +278,7 @@ async fn graph_reads_every_page_and_resolves_group_names() {
 async fn okta_429_midway_is_waited_out_and_no_page_is_skipped() {
     let (d, origin) = serve(directory_of(5, &[("eng", &[0])], Some(2))).await;
     let started = std::time::Instant::now();
-    let rel = directory::okta(&http(), &origin, &Secret::new(TOKEN))
+    let rel = directory::okta(&http(), &origin, &Secret::new(TOKEN), SystemClock.now())
         .await
         .unwrap();
     assert_eq!(rel.len(), 5, "a page was skipped");
@@ -293,7 +296,7 @@ async fn okta_429_midway_is_waited_out_and_no_page_is_skipped() {
 async fn graph_429_with_retry_after_is_honoured() {
     let (_, origin) = serve(directory_of(3, &[], Some(1))).await;
     let started = std::time::Instant::now();
-    let rel = directory::graph(&http(), &origin, &Secret::new(TOKEN))
+    let rel = directory::graph(&http(), &origin, &Secret::new(TOKEN), SystemClock.now())
         .await
         .unwrap();
     assert_eq!(rel.len(), 3);
@@ -304,7 +307,7 @@ async fn graph_429_with_retry_after_is_honoured() {
 async fn an_invalid_or_expired_token_is_reported_in_the_apis_words() {
     let (_, origin) = serve(directory_of(2, &[], None)).await;
     let stale = "stale-token-that-must-not-leak";
-    let e = directory::okta(&http(), &origin, &Secret::new(stale))
+    let e = directory::okta(&http(), &origin, &Secret::new(stale), SystemClock.now())
         .await
         .unwrap_err()
         .to_string();
@@ -313,7 +316,7 @@ async fn an_invalid_or_expired_token_is_reported_in_the_apis_words() {
         "{e}"
     );
     assert!(!e.contains(stale), "{e}");
-    let e = directory::graph(&http(), &origin, &Secret::new(stale))
+    let e = directory::graph(&http(), &origin, &Secret::new(stale), SystemClock.now())
         .await
         .unwrap_err()
         .to_string();
@@ -348,7 +351,7 @@ async fn an_endless_page_is_cut_off_at_its_size_limit() {
         .timeout(std::time::Duration::from_secs(3))
         .build()
         .unwrap();
-    let e = directory::okta(&http, &origin, &Secret::new(TOKEN))
+    let e = directory::okta(&http, &origin, &Secret::new(TOKEN), SystemClock.now())
         .await
         .unwrap_err()
         .to_string();
@@ -361,13 +364,13 @@ async fn an_endless_page_is_cut_off_at_its_size_limit() {
 async fn an_empty_directory_is_an_empty_list() {
     let (_, origin) = serve(directory_of(0, &[], None)).await;
     assert!(
-        directory::okta(&http(), &origin, &Secret::new(TOKEN))
+        directory::okta(&http(), &origin, &Secret::new(TOKEN), SystemClock.now())
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
-        directory::graph(&http(), &origin, &Secret::new(TOKEN))
+        directory::graph(&http(), &origin, &Secret::new(TOKEN), SystemClock.now())
             .await
             .unwrap()
             .is_empty()
@@ -377,7 +380,7 @@ async fn an_empty_directory_is_an_empty_list() {
 #[tokio::test]
 async fn relations_serialize_in_the_click_api_style() {
     let (_, origin) = serve(directory_of(1, &[("eng", &[0])], None)).await;
-    let rel = directory::okta(&http(), &origin, &Secret::new(TOKEN))
+    let rel = directory::okta(&http(), &origin, &Secret::new(TOKEN), SystemClock.now())
         .await
         .unwrap();
     let v = serde_json::to_value(&rel).unwrap();

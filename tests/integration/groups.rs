@@ -51,6 +51,8 @@ async fn sign_in(agent: &TestAgent, idp: &FakeIdp, claims: impl Fn(&str) -> Valu
 }
 
 fn okta_claims(idp: &FakeIdp, nonce: &str, extra: Value) -> Value {
+    // The fake IdP's own wall clock.
+    #[allow(clippy::disallowed_methods)]
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut c = json!({
         "iss": idp.issuer(), "aud": CLIENT_ID, "sub": "00u-ann", "email": ANN,

@@ -14,6 +14,8 @@ const SP: &str = "https://amove.test/sp";
 const ISSUER: &str = "https://idp.corp.test/metadata";
 const CALLBACK: &str = "http://127.0.0.1:9/cb";
 
+// The test IdP's own wall clock (the agent under test reads its own).
+#[allow(clippy::disallowed_methods)]
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }

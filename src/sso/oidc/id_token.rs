@@ -256,11 +256,12 @@ pub fn check_claims(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn claims(v: Value) -> Map<String, Value> {
+    /// The claims of a JSON object (empty for anything else); `identity`'s tests use it too.
+    pub(crate) fn claims(v: Value) -> Map<String, Value> {
         match v {
             Value::Object(m) => m,
             _ => Map::new(),

@@ -1,0 +1,185 @@
+//! The Response envelope, read before any signature is checked and used only to refuse:
+//! one Response with exactly one Assertion, status Success, this ACS, this request.
+
+use quick_xml::events::Event;
+
+/// What the Response element itself says, read before any signature is checked. Only ever
+/// used to refuse: with only the assertion signed, samael reduces the document to the
+/// assertion, so the envelope (status, Destination, InResponseTo) is checked here, fail-closed,
+/// whatever is signed.
+#[derive(Debug, Default)]
+pub(super) struct Envelope {
+    /// The top-level `Status/StatusCode/@Value`.
+    status: Option<String>,
+    /// The nested (second-level) `StatusCode/@Value`.
+    sub_status: Option<String>,
+    /// `Status/StatusMessage`.
+    message: String,
+    /// `Response/@Destination`.
+    destination: Option<String>,
+    /// `Response/@InResponseTo`.
+    in_response_to: Option<String>,
+}
+
+/// The SAML success status.
+const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
+
+/// Reads the Response envelope and refuses any document that is not one Response holding
+/// exactly one Assertion. More assertions (or encrypted ones, or responses nested anywhere)
+/// are what XML signature wrapping attacks are made of; an IdP answering one AuthnRequest
+/// sends one.
+pub(super) fn read_envelope(xml: &str) -> Result<Envelope, String> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let (mut responses, mut assertions, mut encrypted) = (0, 0, 0);
+    let mut env = Envelope::default();
+    // Local names of the open elements, outermost first.
+    let mut path: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|_| "the response is not well-formed XML")?;
+        let (e, opens) = match &event {
+            Event::Start(e) => (e, true),
+            Event::Empty(e) => (e, false),
+            Event::End(_) => {
+                path.pop();
+                continue;
+            }
+            Event::Text(t) if in_status_message(&path) => {
+                env.message.push_str(&t.decode().unwrap_or_default());
+                continue;
+            }
+            Event::CData(t) if in_status_message(&path) => {
+                env.message.push_str(&t.decode().unwrap_or_default());
+                continue;
+            }
+            Event::GeneralRef(r) if in_status_message(&path) => {
+                let name = r.decode().unwrap_or_default();
+                let c = match r.resolve_char_ref() {
+                    Ok(Some(c)) => Some(c),
+                    _ => quick_xml::escape::resolve_predefined_entity(&name)
+                        .and_then(|s| s.chars().next()),
+                };
+                env.message.extend(c);
+                continue;
+            }
+            Event::Eof => break,
+            _ => continue,
+        };
+        let name = e.local_name().as_ref().to_vec();
+        let at = |path: &[Vec<u8>], want: &[&[u8]]| {
+            path.len() == want.len() && path.iter().zip(want).all(|(a, b)| a.as_slice() == *b)
+        };
+        match name.as_slice() {
+            b"Response" if path.is_empty() => {
+                responses += 1;
+                env.destination = attribute(e, "Destination")?;
+                env.in_response_to = attribute(e, "InResponseTo")?;
+            }
+            b"Response" => {
+                return Err(
+                    "the response contains a nested Response (signature wrapping refused)".into(),
+                );
+            }
+            b"Assertion" => assertions += 1,
+            b"EncryptedAssertion" => encrypted += 1,
+            b"StatusCode" if at(&path, &[b"Response", b"Status"]) => {
+                env.status = attribute(e, "Value")?;
+            }
+            b"StatusCode" if at(&path, &[b"Response", b"Status", b"StatusCode"]) => {
+                env.sub_status = env.sub_status.take().or(attribute(e, "Value")?);
+            }
+            _ => {}
+        }
+        if opens {
+            path.push(name);
+        }
+    }
+    if responses != 1 {
+        return Err("the document is not a SAML Response".into());
+    }
+    if assertions + encrypted > 1 {
+        return Err(format!(
+            "the response must contain exactly one Assertion, not {} (signature wrapping refused)",
+            assertions + encrypted
+        ));
+    }
+    if encrypted > 0 {
+        return Err(
+            "encrypted assertions are not supported; configure the IdP to sign, not encrypt".into(),
+        );
+    }
+    if assertions == 0 {
+        return Err("the response contains no Assertion".into());
+    }
+    Ok(env)
+}
+
+fn in_status_message(path: &[Vec<u8>]) -> bool {
+    path.len() == 3 && path[1] == b"Status" && path[2] == b"StatusMessage"
+}
+
+/// An unprefixed attribute's value (`None` when absent).
+fn attribute(e: &quick_xml::events::BytesStart<'_>, name: &str) -> Result<Option<String>, String> {
+    match e.try_get_attribute(name) {
+        Ok(Some(a)) => a
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map(|v| Some(v.trim().to_string()))
+            .map_err(|_| format!("the response's {name} attribute is malformed")),
+        Ok(None) => Ok(None),
+        Err(_) => Err(format!("the response's {name} attribute is malformed")),
+    }
+}
+
+/// The envelope's refusals (SAML core §3.2.2): a non-Success status, a Destination other
+/// than the ACS, an InResponseTo of another request, and the assertion count. Refusing on
+/// unsigned content is safe; nothing here is ever a reason to accept.
+pub(super) fn check_envelope(
+    env: &Envelope,
+    acs_url: &str,
+    request_id: &str,
+) -> Result<(), String> {
+    let status = env
+        .status
+        .as_deref()
+        .ok_or("the response has no Status/StatusCode")?;
+    if status != STATUS_SUCCESS {
+        let short = |s: &str| s.rsplit(':').next().unwrap_or(s).to_string();
+        let mut why = format!("the IdP answered with status {}", short(status));
+        if let Some(sub) = &env.sub_status {
+            why.push_str(&format!(", sub-status {}", short(sub)));
+        }
+        let message = printable(&env.message, 200);
+        if !message.is_empty() {
+            why.push_str(&format!(", message \"{message}\""));
+        }
+        why.push_str(", not Success; no sign-in happened");
+        return Err(why);
+    }
+    if let Some(d) = &env.destination
+        && d != acs_url
+    {
+        return Err("the response's Destination is not this agent's ACS URL".into());
+    }
+    if let Some(irt) = &env.in_response_to
+        && irt != request_id
+    {
+        return Err(
+            "the response does not answer this sign-in (its InResponseTo names another request)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// `s` without control characters, whitespace collapsed, at most `max` characters: for
+/// IdP-written text shown on a page and in the audit trail.
+fn printable(s: &str, max: usize) -> String {
+    let words: Vec<&str> = s.split_whitespace().collect();
+    let joined = words.join(" ");
+    let clean: String = joined.chars().filter(|c| !c.is_control()).collect();
+    match clean.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &clean[..i]),
+        None => clean,
+    }
+}

@@ -1,0 +1,68 @@
+//! SAML metadata: the SP metadata admins register at their IdP, and the IdP metadata samael
+//! checks a response against (the configured certificates).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use samael::key_info::{KeyInfo, X509Data};
+use samael::metadata::{EntityDescriptor, IdpSsoDescriptor, KeyDescriptor};
+
+use super::{HTTP_POST_BINDING, NAMEID_EMAIL};
+
+/// The SP metadata XML admins register at their IdP.
+pub fn sp_metadata(sp_entity_id: &str, acs_url: &str) -> String {
+    let esc = |s: &str| html_escape::encode_double_quoted_attribute(s).into_owned();
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{entity}">
+  <md:SPSSODescriptor AuthnRequestsSigned="false" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <md:NameIDFormat>{NAMEID_EMAIL}</md:NameIDFormat>
+    <md:AssertionConsumerService Binding="{HTTP_POST_BINDING}" Location="{acs}" index="0" isDefault="true"/>
+  </md:SPSSODescriptor>
+</md:EntityDescriptor>
+"#,
+        entity = esc(sp_entity_id),
+        acs = esc(acs_url),
+    )
+}
+
+/// The IdP as samael needs it to check a response: its entity id and signing certificates.
+pub(super) fn idp_metadata(entity_id: &str, certificates: &[Vec<u8>]) -> EntityDescriptor {
+    let certs = certificates
+        .iter()
+        .map(|der| STANDARD.encode(der))
+        .collect();
+    EntityDescriptor {
+        entity_id: Some(entity_id.to_string()),
+        idp_sso_descriptors: Some(vec![IdpSsoDescriptor {
+            id: None,
+            valid_until: None,
+            cache_duration: None,
+            protocol_support_enumeration: None,
+            error_url: None,
+            signature: None,
+            key_descriptors: vec![KeyDescriptor {
+                key_use: Some("signing".into()),
+                key_info: KeyInfo {
+                    id: None,
+                    x509_data: Some(X509Data {
+                        certificates: certs,
+                    }),
+                },
+                encryption_methods: None,
+            }],
+            organization: None,
+            contact_people: vec![],
+            artifact_resolution_service: vec![],
+            single_logout_services: vec![],
+            manage_name_id_services: vec![],
+            name_id_formats: vec![],
+            want_authn_requests_signed: None,
+            single_sign_on_services: vec![],
+            name_id_mapping_services: vec![],
+            assertion_id_request_services: vec![],
+            attribute_profiles: vec![],
+            attributes: vec![],
+        }]),
+        ..EntityDescriptor::default()
+    }
+}

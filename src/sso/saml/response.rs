@@ -1,0 +1,261 @@
+//! Validation of a response posted to the ACS: size, encoding and DTDs refused first, the
+//! envelope checked, then samael's signature check, then the conditions with the agent's
+//! clock; the result is the identity the assertion names.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use quick_xml::events::Event;
+use samael::crypto::AllowedSignatureAlgorithm;
+use samael::service_provider::ServiceProvider;
+
+use super::envelope::{check_envelope, read_envelope};
+use super::metadata::idp_metadata;
+use super::{CLOCK_SKEW_SECS, MAX_RESPONSE_BYTES, SpConfig};
+
+/// The identity a valid response asserts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SamlIdentity {
+    /// The assertion's Issuer (the IdP entity id).
+    pub issuer: String,
+    /// The NameID, as the full text of the element.
+    pub name_id: String,
+    /// The NameID's Format, if given.
+    pub name_id_format: Option<String>,
+    /// The assertion's ID (for the replay cache).
+    pub assertion_id: String,
+    /// Until when the assertion could be replayed (its NotOnOrAfter plus the skew).
+    pub replayable_until: i64,
+    /// The email to match a local user: the NameID when it is one, else an email attribute.
+    pub email: Option<String>,
+    /// Every attribute with its values.
+    pub attributes: Vec<(String, Vec<String>)>,
+}
+
+/// Attribute names that carry an email address, in order of preference.
+const EMAIL_ATTRIBUTES: &[&str] = &[
+    "email",
+    "mail",
+    "emailaddress",
+    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+    "urn:oid:0.9.2342.19200300.100.1.3",
+];
+
+/// Validates a base64 `SAMLResponse` posted to the ACS for the AuthnRequest `request_id`.
+/// Every failure says what was wrong; nothing unsigned is ever read.
+pub fn validate_response(
+    sp: &SpConfig,
+    saml_response: &str,
+    request_id: &str,
+    now: i64,
+) -> Result<SamlIdentity, String> {
+    let compact: String = saml_response
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    if compact.is_empty() {
+        return Err("SAMLResponse is missing".into());
+    }
+    if compact.len() > MAX_RESPONSE_BYTES * 4 / 3 + 4 {
+        return Err("SAMLResponse is too large".into());
+    }
+    let bytes = STANDARD
+        .decode(compact)
+        .map_err(|_| "SAMLResponse is not valid base64")?;
+    let xml = std::str::from_utf8(&bytes).map_err(|_| "SAMLResponse is not UTF-8 XML")?;
+    refuse_dtd(xml)?;
+    let envelope = read_envelope(xml)?;
+    check_envelope(&envelope, &sp.acs_url, request_id)?;
+    if sp.certificates.is_empty() {
+        return Err("no IdP certificate is configured".into());
+    }
+    // With no IdPEntityId configured the Issuer is not checked (SPEC); samael compares it to
+    // its metadata's entity id, so give it the document's own. This can only refuse more: the
+    // signature is verified against the configured certificates regardless.
+    let expected_issuer = match &sp.idp_entity_id {
+        Some(id) => id.clone(),
+        None => assertion_issuer(xml).ok_or("the response has no assertion Issuer")?,
+    };
+    let provider = ServiceProvider {
+        entity_id: Some(sp.sp_entity_id.clone()),
+        acs_url: Some(sp.acs_url.clone()),
+        idp_metadata: idp_metadata(&expected_issuer, &sp.certificates),
+        allow_idp_initiated: false,
+        max_clock_skew: chrono::Duration::seconds(CLOCK_SKEW_SECS),
+        max_issue_delay: chrono::Duration::seconds(300),
+        allowed_signature_algorithms: Some(vec![
+            AllowedSignatureAlgorithm::RsaSha256,
+            AllowedSignatureAlgorithm::RsaSha384,
+            AllowedSignatureAlgorithm::RsaSha512,
+            AllowedSignatureAlgorithm::EcdsaSha256,
+            AllowedSignatureAlgorithm::EcdsaSha384,
+            AllowedSignatureAlgorithm::EcdsaSha512,
+        ]),
+        ..ServiceProvider::default()
+    };
+    let assertion = provider
+        .parse_xml_response(xml, Some(&[request_id]))
+        .map_err(describe_samael_error)?;
+
+    // What samael leaves to the caller, checked with the agent's clock.
+    let conditions = assertion
+        .conditions
+        .as_ref()
+        .ok_or("the assertion has no Conditions")?;
+    let audiences: Vec<&String> = conditions
+        .audience_restrictions
+        .iter()
+        .flatten()
+        .flat_map(|r| r.audience.iter())
+        .collect();
+    if !audiences.iter().any(|a| **a == sp.sp_entity_id) {
+        return Err(format!(
+            "the assertion's Audience is not this agent's SPEntityId '{}'",
+            sp.sp_entity_id
+        ));
+    }
+    if let Some(nb) = conditions.not_before
+        && now + CLOCK_SKEW_SECS < nb.timestamp()
+    {
+        return Err("the assertion is not yet valid (NotBefore is in the future)".into());
+    }
+    let not_on_or_after = conditions.not_on_or_after.map(|t| t.timestamp());
+    let subject = assertion
+        .subject
+        .as_ref()
+        .ok_or("the assertion has no Subject")?;
+    let confirmation_until = subject
+        .subject_confirmations
+        .iter()
+        .flatten()
+        .filter_map(|c| c.subject_confirmation_data.as_ref()?.not_on_or_after)
+        .map(|t| t.timestamp())
+        .max();
+    let until = match (not_on_or_after, confirmation_until) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => return Err("the assertion has no NotOnOrAfter".into()),
+    };
+    if until + CLOCK_SKEW_SECS <= now {
+        return Err("the assertion has expired (NotOnOrAfter is in the past)".into());
+    }
+    if assertion.id.trim().is_empty() {
+        return Err("the assertion has no ID".into());
+    }
+    let name_id = subject
+        .name_id
+        .as_ref()
+        .ok_or("the assertion has no NameID")?;
+    let name_id_value = name_id.value.trim().to_string();
+    if name_id_value.is_empty() {
+        return Err("the assertion's NameID is empty".into());
+    }
+    let issuer = assertion.issuer.value.clone().unwrap_or_default();
+    let attributes: Vec<(String, Vec<String>)> = assertion
+        .attribute_statements
+        .iter()
+        .flatten()
+        .flat_map(|s| s.attributes.iter())
+        .map(|a| {
+            let name = a.name.clone().unwrap_or_default();
+            let values = a.values.iter().filter_map(|v| v.value.clone()).collect();
+            (name, values)
+        })
+        .collect();
+    let email = if looks_like_email(&name_id_value) {
+        Some(name_id_value.to_lowercase())
+    } else {
+        EMAIL_ATTRIBUTES.iter().find_map(|want| {
+            attributes
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(want))
+                .and_then(|(_, v)| v.first())
+                .filter(|v| looks_like_email(v))
+                .map(|v| v.to_lowercase())
+        })
+    };
+    Ok(SamlIdentity {
+        issuer,
+        name_id: name_id_value,
+        name_id_format: name_id.format.clone(),
+        assertion_id: assertion.id.clone(),
+        replayable_until: until + CLOCK_SKEW_SECS,
+        email,
+        attributes,
+    })
+}
+
+fn looks_like_email(s: &str) -> bool {
+    s.split_once('@')
+        .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !s.contains(char::is_whitespace))
+}
+
+/// Refuses any document type declaration or entity before the XML is parsed (XXE, entity
+/// expansion): SAML messages never need them.
+fn refuse_dtd(xml: &str) -> Result<(), String> {
+    let lower = xml.to_ascii_lowercase();
+    if lower.contains("<!doctype") || lower.contains("<!entity") {
+        return Err("the response contains a DTD or entity declaration, which is refused".into());
+    }
+    Ok(())
+}
+
+/// The text of the first Issuer inside an Assertion (unverified; only used as the expected
+/// issuer when none is configured).
+fn assertion_issuer(xml: &str) -> Option<String> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let (mut in_assertion, mut in_issuer) = (0usize, false);
+    let mut text = String::new();
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) => match e.local_name().as_ref() {
+                b"Assertion" => in_assertion += 1,
+                b"Issuer" if in_assertion > 0 => in_issuer = true,
+                _ => {}
+            },
+            Event::Text(t) if in_issuer => text.push_str(&t.decode().ok()?),
+            Event::End(e) if in_issuer && e.local_name().as_ref() == b"Issuer" => {
+                return Some(text.trim().to_string());
+            }
+            Event::End(e) if e.local_name().as_ref() == b"Assertion" => {
+                in_assertion = in_assertion.saturating_sub(1);
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
+fn describe_samael_error(e: samael::service_provider::Error) -> String {
+    use samael::service_provider::Error as E;
+    match e {
+        E::FailedToValidateSignature => {
+            "the signature is missing, invalid, or not made by the configured IdP certificate".into()
+        }
+        E::DestinationValidationError { .. } => "the response's Destination is not this agent's ACS URL".into(),
+        E::AssertionRecipientMismatch { .. } => "the assertion's Recipient is not this agent's ACS URL".into(),
+        E::ResponseInResponseToInvalid { .. } | E::AssertionInResponseToInvalid { .. } => {
+            "the response does not answer this sign-in (InResponseTo does not match; unsolicited responses are refused)".into()
+        }
+        E::ResponseBadStatusCode { code } => format!("the IdP answered with status {code}, not Success"),
+        E::ResponseIssuerMismatch { .. } | E::AssertionIssuerMismatch { .. } => {
+            "the response's Issuer is not the configured IdPEntityId".into()
+        }
+        E::ResponseExpired { .. } | E::AssertionExpired { .. } => "the response was issued too long ago".into(),
+        E::AssertionConditionExpired { .. } | E::AssertionSubjectConfirmationExpired { .. } => {
+            "the assertion has expired (NotOnOrAfter is in the past)".into()
+        }
+        E::AssertionConditionExpiredBefore { .. } | E::AssertionSubjectConfirmationExpiredBefore { .. } => {
+            "the assertion is not yet valid (NotBefore is in the future)".into()
+        }
+        E::AssertionConditionAudienceRestrictionFailed { .. } => {
+            "the assertion's Audience is not this agent's SPEntityId".into()
+        }
+        E::AssertionBearerSubjectConfirmationMissing | E::AssertionSubjectConfirmationMissing => {
+            "the assertion has no bearer SubjectConfirmation".into()
+        }
+        E::EncryptedAssertionsNotYetSupported | E::MissingPrivateKeySP => {
+            "encrypted assertions are not supported; configure the IdP to sign, not encrypt".into()
+        }
+        other => format!("the response is not a valid SAML response ({other})"),
+    }
+}
