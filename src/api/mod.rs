@@ -11,6 +11,7 @@ pub mod login;
 pub mod pages;
 pub mod saml;
 pub mod session;
+pub mod tokens;
 pub mod ttapi;
 pub mod ui;
 
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ui::routes())
         .merge(idp::routes())
         .merge(ttapi::routes())
+        .merge(tokens::routes())
         .merge(session::routes())
         .merge(audit::routes())
         .merge(login::routes())

@@ -87,6 +87,6 @@ async fn post_logout(State(state): State<AppState>, Auth(p): Auth) -> Result<()>
                 })
                 .await
         }
-        Credential::AccessToken { id } => crate::api::ttapi::revoke_token(&state, &p, *id).await,
+        Credential::AccessToken { id } => crate::api::tokens::revoke_token(&state, &p, *id).await,
     }
 }
