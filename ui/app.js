@@ -171,6 +171,14 @@ async function start() {
 
 const readJson = (key) => { try { return JSON.parse(sessionStorage.getItem(key) || 'null'); } catch { return null; } };
 
+// The IdP hands `state` (OIDC) or `RelayState` (SAML, which the agent returns as `state`)
+// back: the answer must carry the one of the sign-in or import started here.
+function stateOf(url) {
+  const u = new URL(url);
+  return u.searchParams.get('state') || u.searchParams.get('RelayState');
+}
+const answers = (pending, q) => !!pending && q.get('state') === pending.state;
+
 async function startBrowser() {
   const q = new URLSearchParams(location.search);
   if (q.has('code') || q.has('error')) {
@@ -216,7 +224,7 @@ async function ssoLogin() {
   setBusy(form, true);
   try {
     const r = await api('POST', '/sso/sso_url', { json: { Username: username, CallbackUrl: ownCallback() }, auth: false });
-    sessionStorage.setItem(SSO_KEY, JSON.stringify({ identifier: r.Identifier, callback: ownCallback(), hash: location.hash }));
+    sessionStorage.setItem(SSO_KEY, JSON.stringify({ identifier: r.Identifier, callback: ownCallback(), state: stateOf(r.Url), hash: location.hash }));
     location.assign(r.Url);
   } catch (e) {
     formError(form, e.message);
@@ -235,6 +243,9 @@ async function finishSso(q) {
     return formError(form, `The identity provider refused the sign-in: ${q.get('error_description') || q.get('error')}`);
   }
   if (!pending) return formError(form, 'This sign-in was not started here; start again.');
+  if (!answers(pending, q)) {
+    return formError(form, 'This answer from the identity provider does not belong to the sign-in started here. Sign in again.');
+  }
   try {
     const jwt = await api('POST', '/sso/authenticate', {
       json: { Identifier: pending.identifier, AuthorizationCode: q.get('code'), CallbackUrl: pending.callback }, auth: false });
@@ -788,11 +799,7 @@ async function beginImport() {
   try {
     const callback = ownCallback();
     const r = await api('POST', '/sso/sso_url_import_user', { json: { CallbackUrl: callback } });
-    // The IdP hands `state` (OIDC) or `RelayState` (SAML, which the agent returns as
-    // `state`) back: the answer must carry the one of this import.
-    const u = new URL(r.Url);
-    const state = u.searchParams.get('state') || u.searchParams.get('RelayState');
-    sessionStorage.setItem(IMPORT_KEY, JSON.stringify({ identifier: r.Identifier, callback, state }));
+    sessionStorage.setItem(IMPORT_KEY, JSON.stringify({ identifier: r.Identifier, callback, state: stateOf(r.Url) }));
     location.assign(r.Url);
   } catch (e) {
     importMessage(e.message);
@@ -813,7 +820,7 @@ async function finishImportSignIn(q, pending) {
   if (!me || !me.IsAdmin) return;
   if (q.has('error')) {
     importMessage(`The identity provider did not let the import read the directory: ${q.get('error_description') || q.get('error')}`);
-  } else if (pending.state && q.get('state') !== pending.state) {
+  } else if (!answers(pending, q)) {
     importMessage('This answer from the identity provider does not belong to the import started here. Start the import again.');
   } else {
     return readDirectory(pending, q.get('code'));
