@@ -10,7 +10,8 @@ use axum::routing::get;
 use crate::state::AppState;
 
 /// The UI's files: name, content type, bytes. A fixed list, so nothing outside `ui/` can be
-/// served and a missing file fails the build.
+/// served and a missing file fails the build. The scripts are ES modules (`app.js` imports
+/// the others): module scripts are refused unless served with a JavaScript content type.
 const FILES: &[(&str, &str, &[u8])] = &[
     (
         "index.html",
@@ -21,6 +22,46 @@ const FILES: &[(&str, &str, &[u8])] = &[
         "app.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../ui/app.js"),
+    ),
+    (
+        "api.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/api.js"),
+    ),
+    (
+        "dom.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/dom.js"),
+    ),
+    (
+        "admin.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/admin.js"),
+    ),
+    (
+        "signin.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/signin.js"),
+    ),
+    (
+        "providers.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/providers.js"),
+    ),
+    (
+        "import.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/import.js"),
+    ),
+    (
+        "callbacks.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/callbacks.js"),
+    ),
+    (
+        "tokens.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/tokens.js"),
     ),
     (
         "style.css",
@@ -92,7 +133,38 @@ mod tests {
     #[test]
     fn index_has_no_inline_script() {
         let html = String::from_utf8_lossy(FILES[0].2);
-        assert!(html.contains("<script src=\"app.js\""));
+        assert!(html.contains("<script type=\"module\" src=\"app.js\""));
         assert!(!html.contains("<script>"));
+    }
+
+    #[test]
+    fn every_file_of_ui_is_served_with_its_content_type() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .expect("ui/ is readable")
+            .map(|e| {
+                e.expect("ui/ entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        assert!(names.len() >= 4, "ui/ has {names:?}");
+        for name in &names {
+            let r = file(name);
+            assert_eq!(r.status(), StatusCode::OK, "{name} is not in FILES");
+            let ct = r.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap_or_default();
+            let want = match name.rsplit_once('.').map(|(_, ext)| ext) {
+                Some("js") => "text/javascript; charset=utf-8",
+                Some("html") => "text/html; charset=utf-8",
+                Some("css") => "text/css; charset=utf-8",
+                Some("png") => "image/png",
+                other => panic!("{name}: no content type for {other:?}"),
+            };
+            assert_eq!(ct, want, "{name}");
+        }
     }
 }

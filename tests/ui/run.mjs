@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import {
-  test, runAll, assert, eq, tempDir, provision, startAgent, startOidc, passwordToken, agentBin,
+  test, runAll, assert, eq, tempDir, provision, startAgent, startOidc, passwordToken, agentBin, oidcLogin,
   ADMIN, ADMIN_PASSWORD, USER, USER_PASSWORD, ALICE, ALICE_PASSWORD,
 } from './harness.mjs';
 
@@ -252,6 +252,35 @@ test('SSO sign-in error from the provider is shown in plain words', async () => 
   await p.goto(`${UI}?error=access_denied&error_description=User%20cancelled&state=x`);
   await waitText(p, '#login-form .form-error', (t) => t.length > 0);
   assert((await p.locator('#login-form .form-error').innerText()).includes('User cancelled'), 'shown');
+  await ctx.close();
+});
+
+test('SSO sign-in: an answer whose state is not this sign-in\'s is refused and its code not redeemed', async () => {
+  const ctx = await browser.newContext();
+  const p = watch(await ctx.newPage());
+  p.setDefaultTimeout(20000);
+  const redeemed = [];
+  p.on('request', (r) => { if (r.url().includes('/sso/authenticate')) redeemed.push(r.url()); });
+  await p.goto(UI);
+  await p.fill('#login-username', ALICE);
+  const auth = p.waitForRequest((r) => r.url().startsWith(`${op.url}/auth`));
+  await p.click('#login-sso');
+  const authUrl = (await auth).url();
+  // The OP's real answer to this very sign-in (a valid code), carrying another state: what a
+  // link forged from someone else's sign-in looks like.
+  const back = new URL(await oidcLogin(authUrl, ALICE, ALICE_PASSWORD));
+  assert(back.href.startsWith(UI) && back.searchParams.has('code'), `the OP answered with a code: ${back}`);
+  assert(back.searchParams.get('state') === new URL(authUrl).searchParams.get('state'), 'the OP returned the state it was given');
+  back.searchParams.set('state', 'forged');
+  await p.goto(back.href);
+  // Settled: refused on the sign-in page, or (without the check) signed in.
+  await until(async () => (await p.textContent('#login-form .form-error')) || p.isVisible('#view-admin'));
+  eq(redeemed.length, 0, 'no /sso/authenticate call');
+  eq(await p.evaluate(() => sessionStorage.getItem('amove.token')), null, 'no session');
+  assert(await p.isVisible('#view-login'), 'still on the sign-in page');
+  const refusal = await p.innerText('#login-form .form-error');
+  assert(/does not belong to the sign-in started here/.test(refusal), `refusal shown: ${refusal}`);
+  eq(new URL(p.url()).search, '', 'code removed from the URL');
   await ctx.close();
 });
 
