@@ -174,4 +174,3 @@ async fn put_policy(
         access_token_lifetime_seconds: ttl,
     }))
 }
-

@@ -31,8 +31,7 @@ const BODY_LIMIT: usize = 16 * 1024;
 
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/sso/ttapi/2.0/authz/0/authn", post(post_authn))
+    Router::new().route("/sso/ttapi/2.0/authz/0/authn", post(post_authn))
 }
 
 /// An OAuth-style error of the token exchange.

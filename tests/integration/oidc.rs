@@ -986,6 +986,22 @@ async fn entra_template_issuer_from_another_origin_is_refused() {
 }
 
 #[tokio::test]
+async fn an_okta_email_links_only_when_okta_says_it_is_verified() {
+    let f = okta().await;
+    for edit in [
+        |c: &mut Value| {
+            c.as_object_mut().unwrap().remove("email_verified");
+        },
+        |c: &mut Value| c["email_verified"] = json!("maybe"),
+    ] {
+        f.sign_in_with(edit)
+            .await
+            .assert_problem(401, "AUTH", "verified email");
+    }
+    assert_jwt(&f.sign_in_with(|_| {}).await);
+}
+
+#[tokio::test]
 async fn an_unknown_identity_is_told_to_ask_an_admin() {
     let f = okta().await;
     f.sign_in_with(|c| {

@@ -222,6 +222,37 @@ async fn an_unknown_asserted_user_is_told_to_ask_an_admin() {
         .assert_problem(401, "AUTH", "ask an admin");
 }
 
+#[tokio::test]
+async fn a_nameid_that_only_looks_like_an_email_matches_nobody() {
+    // A persistent (or unspecified) NameID is an opaque id: `alice@corp.test` there is not
+    // Alice's email, and without an email attribute no unlinked user can be matched.
+    let idp = TestIdp::new().unwrap();
+    let (a, _) = agent_with_saml(&idp).await;
+    for format in [
+        "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+        "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+    ] {
+        let (identifier, request_id, relay) = start(&a, "alice@corp.test").await;
+        let mut s =
+            ResponseSpec::valid(&request_id, &acs(&a), SP, ISSUER, "alice@corp.test", now());
+        s.name_id_format = format.into();
+        let xml = s.build(&idp).unwrap();
+        let (code, _) = redirect_code(&post_acs(&a, &encode(&xml), Some(&relay)).await);
+        authenticate(&a, &identifier, &code)
+            .await
+            .assert_problem(401, "AUTH", "verified email");
+    }
+    // With an email attribute, the persistent NameID links as the subject.
+    let (identifier, request_id, relay) = start(&a, "alice@corp.test").await;
+    let mut s = ResponseSpec::valid(&request_id, &acs(&a), SP, ISSUER, "id-4711", now());
+    s.name_id_format = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent".into();
+    s.attributes = vec![("email".into(), vec!["alice@corp.test".into()])];
+    let (code, _) =
+        redirect_code(&post_acs(&a, &encode(&s.build(&idp).unwrap()), Some(&relay)).await);
+    let r = authenticate(&a, &identifier, &code).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
 /// Every hostile response the ACS must refuse: no redirect, no code, a readable page, and
 /// an audit event with the reason.
 #[tokio::test]

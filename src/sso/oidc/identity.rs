@@ -70,7 +70,7 @@ fn entra_email(claims: &Map<String, Value>) -> Option<&str> {
 
 /// Who signed in, from validated claims. The subject is immutable: Okta's `sub`, Entra's
 /// `oid` with its `tid` (never the email, which users and admins can change — nOAuth).
-/// The email is only a key for the first link: Okta's when not explicitly unverified,
+/// The email is only a key for the first link: Okta's only when `email_verified` is true,
 /// Entra's as [`entra_email`] says.
 pub fn identity(kind: Kind, issuer: &str, claims: &Map<String, Value>) -> Result<IdpIdentity> {
     // `check_claims` refused tokens without `sub` already; this keeps `identity` total.
@@ -87,9 +87,10 @@ pub fn identity(kind: Kind, issuer: &str, claims: &Map<String, Value>) -> Result
             (format!("{tid}/{oid}"), entra_email(claims))
         }
         _ => {
-            let unverified = claims.get("email_verified") == Some(&Value::Bool(false))
-                || claims.get("email_verified") == Some(&Value::String("false".into()));
-            let email = claim(claims, "email").filter(|e| !unverified && looks_like_email(e));
+            // Verified only when Okta says so: a missing claim vouches for nothing.
+            let verified = claims.get("email_verified") == Some(&Value::Bool(true))
+                || claims.get("email_verified") == Some(&Value::String("true".into()));
+            let email = claim(claims, "email").filter(|e| verified && looks_like_email(e));
             (sub.to_string(), email)
         }
     };
@@ -121,6 +122,12 @@ mod tests {
         let who = identity(Kind::Okta, "https://acme.okta.com", &c)?;
         assert_eq!(who.subject, "00u1");
         assert_eq!(who.email.as_deref(), Some("ann@acme.test"));
+        let c = claims(json!({"sub": "00u1", "email": "ann@acme.test"}));
+        assert_eq!(
+            identity(Kind::Okta, "i", &c)?.email,
+            None,
+            "no email_verified claim"
+        );
         let c = claims(json!({"sub": "00u1", "email": "ann@acme.test", "email_verified": false}));
         assert_eq!(identity(Kind::Okta, "i", &c)?.email, None);
         Ok(())

@@ -161,7 +161,10 @@ pub fn validate_response(
             (name, values)
         })
         .collect();
-    let email = if looks_like_email(&name_id_value) {
+    // The NameID is an email only when its Format says so: a persistent or unspecified NameID
+    // that happens to look like one is an opaque id (the link's subject), never a match key.
+    let email_format = name_id.format.as_deref() == Some(super::NAMEID_EMAIL);
+    let email = if email_format && looks_like_email(&name_id_value) {
         Some(name_id_value.to_lowercase())
     } else {
         EMAIL_ATTRIBUTES.iter().find_map(|want| {

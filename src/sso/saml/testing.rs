@@ -83,6 +83,8 @@ pub struct ResponseSpec {
     pub issuer: String,
     /// NameID element content (raw XML, so tests can inject comments).
     pub name_id_xml: String,
+    /// The NameID's Format.
+    pub name_id_format: String,
     /// Status code URI.
     pub status: String,
     /// Time of issue.
@@ -129,6 +131,7 @@ impl ResponseSpec {
             audience: sp_entity_id.to_string(),
             issuer: issuer.to_string(),
             name_id_xml: name_id.to_string(),
+            name_id_format: NAMEID_EMAIL.to_string(),
             status: "urn:oasis:names:tc:SAML:2.0:status:Success".into(),
             issue_instant: now,
             not_before: now - 30,
@@ -168,11 +171,12 @@ impl ResponseSpec {
             format!("<saml:AttributeStatement>{attrs}</saml:AttributeStatement>")
         };
         format!(
-            r#"<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" xmlns:xs="http://www.w3.org/2001/XMLSchema" ID="{aid}" Version="2.0" IssueInstant="{ii}"><saml:Issuer>{iss}</saml:Issuer>{sig}<saml:Subject><saml:NameID Format="{NAMEID_EMAIL}">{nameid}</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData NotOnOrAfter="{nooa}" Recipient="{dest}"{irt}/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{nb}" NotOnOrAfter="{nooa}"><saml:AudienceRestriction><saml:Audience>{aud}</saml:Audience></saml:AudienceRestriction></saml:Conditions><saml:AuthnStatement AuthnInstant="{ii}"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:Password</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>{attr_statement}</saml:Assertion>"#,
+            r#"<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" xmlns:xs="http://www.w3.org/2001/XMLSchema" ID="{aid}" Version="2.0" IssueInstant="{ii}"><saml:Issuer>{iss}</saml:Issuer>{sig}<saml:Subject><saml:NameID Format="{nameid_format}">{nameid}</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData NotOnOrAfter="{nooa}" Recipient="{dest}"{irt}/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{nb}" NotOnOrAfter="{nooa}"><saml:AudienceRestriction><saml:Audience>{aud}</saml:Audience></saml:AudienceRestriction></saml:Conditions><saml:AuthnStatement AuthnInstant="{ii}"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:Password</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>{attr_statement}</saml:Assertion>"#,
             aid = self.assertion_id,
             ii = ts(self.issue_instant),
             iss = self.issuer,
             nameid = self.name_id_xml,
+            nameid_format = self.name_id_format,
             nooa = ts(self.not_on_or_after),
             nb = ts(self.not_before),
             dest = self.destination,
