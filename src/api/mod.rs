@@ -7,6 +7,7 @@ pub mod guard;
 pub mod health;
 pub mod idp;
 pub mod import;
+pub mod links;
 pub mod login;
 pub mod pages;
 pub mod saml;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(callback_urls::routes())
         .merge(saml::routes())
         .merge(import::routes())
+        .merge(links::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), guard::front))

@@ -59,7 +59,7 @@ fn find_or_link(
 ) -> Result<(User, String)> {
     let label = who.provider.label();
     let ask = "ask an admin of your account";
-    if let Some(link) = links::by_subject(tx, &who.issuer, &who.subject)? {
+    if let Some(link) = links::by_subject(tx, account_id, &who.issuer, &who.subject)? {
         let user = users::by_id(tx, link.user_id)?
             .filter(|u| u.account_id == account_id)
             .ok_or_else(|| {
@@ -98,6 +98,7 @@ fn find_or_link(
     links::insert(
         tx,
         &links::Link {
+            account_id,
             user_id: user.id,
             provider: who.provider,
             issuer: who.issuer.clone(),

@@ -134,7 +134,7 @@ pub fn persist(
     {
         // The caller validated the emails (`login::import`); the store only normalises.
         let email = u.email.trim().to_lowercase();
-        let linked = links::by_subject(conn, issuer, &u.subject)?;
+        let linked = links::by_subject(conn, account_id, issuer, &u.subject)?;
         let user = match &linked {
             Some(l) => users::by_id(conn, l.user_id)?.filter(|x| x.account_id == account_id),
             None => users::by_email(conn, &email)?,
@@ -177,11 +177,12 @@ pub fn persist(
             }
         };
         if links::for_user(conn, user_id, provider)?.is_none()
-            && links::by_subject(conn, issuer, &u.subject)?.is_none()
+            && links::by_subject(conn, account_id, issuer, &u.subject)?.is_none()
         {
             links::insert(
                 conn,
                 &links::Link {
+                    account_id,
                     user_id,
                     provider,
                     issuer: issuer.to_string(),

@@ -1002,6 +1002,82 @@ async fn an_okta_email_links_only_when_okta_says_it_is_verified() {
 }
 
 #[tokio::test]
+async fn another_accounts_admin_cannot_squat_a_link_and_admins_manage_their_own() {
+    let f = okta().await;
+    // An admin of another account links this account's IdP identity (issuer and subject are
+    // whatever their own IdP writes) to a user of theirs.
+    let (other, mallory) = amove_agent::bootstrap::init_account(
+        &f.agent.state.db,
+        "globex",
+        None,
+        "mallory@globex.test",
+        None,
+        &amove_agent::secret::Secret::new("a long enough password"),
+        f.now(),
+    )
+    .unwrap();
+    let squat = amove_agent::store::links::Link {
+        account_id: other,
+        user_id: mallory.id,
+        provider: amove_agent::domain::Kind::Okta,
+        issuer: f.idp.issuer(),
+        subject: "00u-ann".into(),
+        linked_at: f.now(),
+    };
+    f.agent
+        .state
+        .db
+        .write_blocking(move |tx| amove_agent::store::links::insert(tx, &squat))
+        .unwrap();
+    // Ann still signs in, and is linked in her own account.
+    assert_jwt(&f.sign_in_with(|_| {}).await);
+    let admin = f.agent.admin_token();
+    let links = f.agent.get("/sso/links", Some(&admin)).await.json();
+    assert_eq!(links.as_array().map(Vec::len), Some(1), "{links}");
+    assert_eq!(links[0]["Username"], ANN);
+    assert_eq!(links[0]["Subject"], "00u-ann");
+    // The admin removes it (audited); the next sign-in links afresh.
+    let id = links[0]["Id"].as_i64().unwrap();
+    let del = f
+        .agent
+        .send(
+            f.agent
+                .http
+                .delete(format!("{}/sso/links/{id}", f.agent.base))
+                .query(&[("token", &admin)]),
+        )
+        .await;
+    assert_eq!(del.status, 200, "{}", del.text);
+    assert_eq!(
+        f.agent.get("/sso/links", Some(&admin)).await.json(),
+        json!([])
+    );
+    assert!(
+        f.agent
+            .get("/sso/audit", Some(&admin))
+            .await
+            .text
+            .contains("removed the Okta link of ann@acme.test")
+    );
+    assert_jwt(&f.sign_in_with(|_| {}).await);
+    // Another account's link is not this admin's to see or remove.
+    let theirs: i64 = f.agent.select(
+        "SELECT id FROM user_idp_links WHERE account_id <> (SELECT account_id FROM users WHERE email = 'ann@acme.test')",
+        |r| r.get(0),
+    )[0];
+    let r = f
+        .agent
+        .send(
+            f.agent
+                .http
+                .delete(format!("{}/sso/links/{theirs}", f.agent.base))
+                .query(&[("token", &admin)]),
+        )
+        .await;
+    r.assert_problem(499, "NOT_FOUND", "no IdP link");
+}
+
+#[tokio::test]
 async fn an_unknown_identity_is_told_to_ask_an_admin() {
     let f = okta().await;
     f.sign_in_with(|c| {
