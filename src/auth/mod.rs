@@ -266,6 +266,23 @@ impl AuthService {
         account_identifier: &str,
         amr: &str,
     ) -> Result<(String, SessionClaims)> {
+        self.mint_session_until(user, account_identifier, amr, None)
+    }
+
+    /// [`mint_session`](Self::mint_session), ending no later than `cap` (the IdP's
+    /// `SessionNotOnOrAfter`) when one is given.
+    pub fn mint_session_until(
+        &self,
+        user: &User,
+        account_identifier: &str,
+        amr: &str,
+        cap: Option<i64>,
+    ) -> Result<(String, SessionClaims)> {
+        let now = self.clock.now();
+        let ttl = match cap {
+            Some(c) => self.session_ttl_secs.min(c.saturating_sub(now)).max(1),
+            None => self.session_ttl_secs,
+        };
         let claims = session::claims_for(
             user.id,
             &user.email,
@@ -274,8 +291,7 @@ impl AuthService {
             user.role.as_str(),
             amr,
         );
-        self.keys
-            .mint(claims, self.clock.now(), self.session_ttl_secs)
+        self.keys.mint(claims, now, ttl)
     }
 
     /// Revokes a session JWT by id until its expiry.

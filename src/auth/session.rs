@@ -123,7 +123,7 @@ impl SessionKeys {
         claims.iss = ISSUER.into();
         claims.aud = ISSUER.into();
         claims.iat = now;
-        claims.exp = now + ttl_secs;
+        claims.exp = now.saturating_add(ttl_secs);
         claims.jti = random_token()?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());

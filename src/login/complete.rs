@@ -181,14 +181,15 @@ async fn complete_transaction(
                     .into(),
             )
         })?;
-    let (who, groups) = if kind.is_oidc() {
+    // The IdP may cap the session it started (SAML SessionNotOnOrAfter).
+    let (who, groups, session_cap) = if kind.is_oidc() {
         let s = oidc_exchange(state, t, &config, code, now).await?;
         let g = groups::resolve(state, &config, &s.identity.groups, Some(&s.access_token)).await;
-        (s.identity, g)
+        (s.identity, g, None)
     } else {
-        let who = saml_identity(state, t, &config, code, now)?;
+        let (who, cap) = saml_identity(state, t, &config, code, now)?;
         let g = groups::resolve(state, &config, &who.groups, None).await;
-        (who, g)
+        (who, g, cap)
     };
     let user = link_user(state, t.account_id, who, groups, now).await?;
     let account_identifier = state
@@ -197,9 +198,10 @@ async fn complete_transaction(
         .await?
         .map(|a| a.identifier)
         .ok_or_else(|| Error::internal("account vanished"))?;
-    let (token, _) = state
-        .auth
-        .mint_session(&user, &account_identifier, kind.as_str())?;
+    let (token, _) =
+        state
+            .auth
+            .mint_session_until(&user, &account_identifier, kind.as_str(), session_cap)?;
     Ok(SignedIn {
         token: Secret::new(token),
         user,
@@ -257,16 +259,17 @@ pub(crate) async fn oidc_exchange(
 }
 
 /// Redeems the one-time code the SAML ACS issued for this transaction for the identity the
-/// ACS verified.
+/// ACS verified, and the session cap its AuthnStatement set.
 fn saml_identity(
     state: &AppState,
     t: &transactions::Transaction,
     config: &IdpConfig,
     code: &Secret,
     now: i64,
-) -> Result<IdpIdentity> {
+) -> Result<(IdpIdentity, Option<i64>)> {
     let r = saml_result(state, t, code, now)?;
-    Ok(IdpIdentity {
+    let cap = r.session_not_on_or_after;
+    let who = IdpIdentity {
         provider: Kind::Saml,
         label: r.name_id.clone(),
         groups: crate::sso::groups::from_saml_attributes(
@@ -276,7 +279,8 @@ fn saml_identity(
         issuer: r.issuer,
         subject: r.name_id,
         email: r.email,
-    })
+    };
+    Ok((who, cap))
 }
 
 /// Redeems the one-time code the SAML ACS issued for this transaction for everything the

@@ -544,3 +544,119 @@ fn a_response_destination_other_than_the_acs_is_refused() {
         assert!(e.contains("Destination"), "{mode}: {e}");
     }
 }
+
+// SAML profile checks (issue 19 item 5).
+
+/// A response whose (signed) assertion is `edit`ed before signing.
+fn with_assertion(idp: &TestIdp, s: &ResponseSpec, edit: impl Fn(String) -> String) -> String {
+    let assertion = strip_xml_decl(&idp.sign(&edit(s.assertion_xml())).unwrap());
+    s.build_with(idp, None, &[assertion]).unwrap()
+}
+
+#[test]
+fn every_audience_restriction_must_name_us() {
+    let idp = TestIdp::new().unwrap();
+    let s = spec();
+    let second = |extra: &'static str| {
+        move |a: String| {
+            a.replace(
+                "</saml:AudienceRestriction>",
+                &format!(
+                    "</saml:AudienceRestriction><saml:AudienceRestriction><saml:Audience>{extra}</saml:Audience></saml:AudienceRestriction>"
+                ),
+            )
+        }
+    };
+    refused(
+        check(
+            &idp,
+            &with_assertion(&idp, &s, second("https://other-sp.test")),
+        ),
+        "every AudienceRestriction",
+    );
+    assert!(check(&idp, &with_assertion(&idp, &s, second(SP))).is_ok());
+}
+
+#[test]
+fn an_assertion_without_authn_statement_is_refused() {
+    let idp = TestIdp::new().unwrap();
+    let s = spec();
+    let xml = with_assertion(&idp, &s, |a| {
+        let start = a.find("<saml:AuthnStatement").unwrap();
+        let end = a.find("</saml:AuthnStatement>").unwrap() + "</saml:AuthnStatement>".len();
+        format!("{}{}", &a[..start], &a[end..])
+    });
+    refused(check(&idp, &xml), "no AuthnStatement");
+}
+
+#[test]
+fn session_not_on_or_after_caps_the_session() {
+    let idp = TestIdp::new().unwrap();
+    let s = spec();
+    let at = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    let until = now() + 900;
+    let xml = with_assertion(&idp, &s, |a| {
+        a.replace(
+            "<saml:AuthnStatement ",
+            &format!(
+                r#"<saml:AuthnStatement SessionNotOnOrAfter="{}" "#,
+                at(until)
+            ),
+        )
+    });
+    assert_eq!(
+        check(&idp, &xml).unwrap().session_not_on_or_after,
+        Some(until)
+    );
+    let ended = now() - 10;
+    let xml = with_assertion(&idp, &s, |a| {
+        a.replace(
+            "<saml:AuthnStatement ",
+            &format!(
+                r#"<saml:AuthnStatement SessionNotOnOrAfter="{}" "#,
+                at(ended)
+            ),
+        )
+    });
+    refused(check(&idp, &xml), "SessionNotOnOrAfter");
+}
+
+#[test]
+fn with_only_the_assertion_signed_the_response_issuer_and_instant_are_checked() {
+    let idp = TestIdp::new().unwrap();
+    let s = spec();
+    let a = s.signed_assertion(&idp).unwrap();
+    let mut other_issuer = s.clone();
+    other_issuer.issuer = "https://evil-idp.test".into();
+    refused(
+        check(
+            &idp,
+            &other_issuer
+                .build_with(&idp, None, std::slice::from_ref(&a))
+                .unwrap(),
+        ),
+        "the Response's Issuer",
+    );
+    let mut stale = s.clone();
+    stale.issue_instant = now() - 3600;
+    refused(
+        check(
+            &idp,
+            &stale
+                .build_with(&idp, None, std::slice::from_ref(&a))
+                .unwrap(),
+        ),
+        "too long ago",
+    );
+    let mut future = s.clone();
+    future.issue_instant = now() + 3600;
+    refused(
+        check(&idp, &future.build_with(&idp, None, &[a]).unwrap()),
+        "in the future",
+    );
+}

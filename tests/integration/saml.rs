@@ -156,6 +156,38 @@ async fn crafted_signed_response_signs_in_through_acs_and_authenticate() {
 }
 
 #[tokio::test]
+async fn the_idps_session_not_on_or_after_caps_the_session() {
+    let idp = TestIdp::new().unwrap();
+    let (a, _) = agent_with_saml(&idp).await;
+    let (identifier, request_id, relay) = start(&a, "alice@corp.test").await;
+    let s = ResponseSpec::valid(&request_id, &acs(&a), SP, ISSUER, "alice@corp.test", now());
+    let until = now() + 600;
+    let stamp = chrono::DateTime::from_timestamp(until, 0)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let assertion = s.assertion_xml().replace(
+        "<saml:AuthnStatement ",
+        &format!(r#"<saml:AuthnStatement SessionNotOnOrAfter="{stamp}" "#),
+    );
+    let signed = strip_xml_decl(&idp.sign(&assertion).unwrap());
+    let xml = s.build_with(&idp, None, &[signed]).unwrap();
+    let (code, _) = redirect_code(&post_acs(&a, &encode(&xml), Some(&relay)).await);
+    let jwt = authenticate(&a, &identifier, &code).await;
+    assert_eq!(jwt.status, 200, "{}", jwt.text);
+    let token = jwt.json().as_str().unwrap().to_string();
+    use base64::Engine;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.split('.').nth(1).unwrap())
+        .unwrap();
+    let exp = serde_json::from_slice::<serde_json::Value>(&payload).unwrap()["exp"]
+        .as_i64()
+        .unwrap();
+    // The agent's own lifetime is 8 hours; the IdP said 10 minutes.
+    assert!(exp <= until && exp >= until - 5, "exp {exp}, cap {until}");
+}
+
+#[tokio::test]
 async fn a_wrong_code_is_refused() {
     let idp = TestIdp::new().unwrap();
     let (a, _) = agent_with_saml(&idp).await;

@@ -19,6 +19,10 @@ pub(super) struct Envelope {
     destination: Option<String>,
     /// `Response/@InResponseTo`.
     in_response_to: Option<String>,
+    /// `Response/Issuer`, when present.
+    pub(super) issuer: Option<String>,
+    /// `Response/@IssueInstant`.
+    pub(super) issue_instant: Option<String>,
 }
 
 /// The SAML success status.
@@ -45,22 +49,28 @@ pub(super) fn read_envelope(xml: &str) -> Result<Envelope, String> {
                 path.pop();
                 continue;
             }
-            Event::Text(t) if in_status_message(&path) => {
-                env.message.push_str(&t.decode().unwrap_or_default());
+            Event::Text(t) => {
+                if let Some(slot) = text_slot(&mut env, &path) {
+                    slot.push_str(&t.decode().unwrap_or_default());
+                }
                 continue;
             }
-            Event::CData(t) if in_status_message(&path) => {
-                env.message.push_str(&t.decode().unwrap_or_default());
+            Event::CData(t) => {
+                if let Some(slot) = text_slot(&mut env, &path) {
+                    slot.push_str(&t.decode().unwrap_or_default());
+                }
                 continue;
             }
-            Event::GeneralRef(r) if in_status_message(&path) => {
+            Event::GeneralRef(r) => {
                 let name = r.decode().unwrap_or_default();
                 let c = match r.resolve_char_ref() {
                     Ok(Some(c)) => Some(c),
                     _ => quick_xml::escape::resolve_predefined_entity(&name)
                         .and_then(|s| s.chars().next()),
                 };
-                env.message.extend(c);
+                if let Some(slot) = text_slot(&mut env, &path) {
+                    slot.extend(c);
+                }
                 continue;
             }
             Event::Eof => break,
@@ -75,6 +85,10 @@ pub(super) fn read_envelope(xml: &str) -> Result<Envelope, String> {
                 responses += 1;
                 env.destination = attribute(e, "Destination")?;
                 env.in_response_to = attribute(e, "InResponseTo")?;
+                env.issue_instant = attribute(e, "IssueInstant")?;
+            }
+            b"Issuer" if at(&path, &[b"Response"]) => {
+                env.issuer.get_or_insert_with(String::new);
             }
             b"Response" => {
                 return Err(
@@ -115,8 +129,15 @@ pub(super) fn read_envelope(xml: &str) -> Result<Envelope, String> {
     Ok(env)
 }
 
-fn in_status_message(path: &[Vec<u8>]) -> bool {
-    path.len() == 3 && path[1] == b"Status" && path[2] == b"StatusMessage"
+/// Where the text at `path` goes: the StatusMessage, or the Response's own Issuer.
+fn text_slot<'e>(env: &'e mut Envelope, path: &[Vec<u8>]) -> Option<&'e mut String> {
+    match path {
+        [_, status, message] if status == b"Status" && message == b"StatusMessage" => {
+            Some(&mut env.message)
+        }
+        [_, issuer] if issuer == b"Issuer" => env.issuer.as_mut(),
+        _ => None,
+    }
 }
 
 /// An unprefixed attribute's value (`None` when absent).
@@ -174,7 +195,7 @@ pub(super) fn check_envelope(
 
 /// `s` without control characters, whitespace collapsed, at most `max` characters: for
 /// IdP-written text shown on a page and in the audit trail.
-fn printable(s: &str, max: usize) -> String {
+pub(super) fn printable(s: &str, max: usize) -> String {
     let words: Vec<&str> = s.split_whitespace().collect();
     let joined = words.join(" ");
     let clean: String = joined.chars().filter(|c| !c.is_control()).collect();

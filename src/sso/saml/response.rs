@@ -29,7 +29,13 @@ pub struct SamlIdentity {
     pub email: Option<String>,
     /// Every attribute with its values.
     pub attributes: Vec<(String, Vec<String>)>,
+    /// The AuthnStatement's `SessionNotOnOrAfter`: the IdP's cap on the session it starts.
+    #[serde(default)]
+    pub session_not_on_or_after: Option<i64>,
 }
+
+/// How old a Response may be (its IssueInstant), besides the skew.
+pub const MAX_ISSUE_DELAY_SECS: i64 = 300;
 
 /// Attribute names that carry an email address, in order of preference.
 const EMAIL_ATTRIBUTES: &[&str] = &[
@@ -81,7 +87,7 @@ pub fn validate_response(
         idp_metadata: idp_metadata(&expected_issuer, &sp.certificates),
         allow_idp_initiated: false,
         max_clock_skew: chrono::Duration::seconds(CLOCK_SKEW_SECS),
-        max_issue_delay: chrono::Duration::seconds(300),
+        max_issue_delay: chrono::Duration::seconds(MAX_ISSUE_DELAY_SECS),
         allowed_signature_algorithms: Some(vec![
             AllowedSignatureAlgorithm::RsaSha256,
             AllowedSignatureAlgorithm::RsaSha384,
@@ -101,17 +107,58 @@ pub fn validate_response(
         .conditions
         .as_ref()
         .ok_or("the assertion has no Conditions")?;
-    let audiences: Vec<&String> = conditions
+    // Several AudienceRestrictions must all be satisfied (SAML core §2.5.1.4: each one lists
+    // audiences of which one must be us; the restrictions combine with AND).
+    let restrictions = conditions
         .audience_restrictions
-        .iter()
-        .flatten()
-        .flat_map(|r| r.audience.iter())
-        .collect();
-    if !audiences.iter().any(|a| **a == sp.sp_entity_id) {
+        .as_deref()
+        .unwrap_or_default();
+    if restrictions.is_empty()
+        || !restrictions
+            .iter()
+            .all(|r| r.audience.contains(&sp.sp_entity_id))
+    {
         return Err(format!(
-            "the assertion's Audience is not this agent's SPEntityId '{}'",
+            "the assertion's Audience is not this agent's SPEntityId '{}' (every \
+             AudienceRestriction must name it)",
             sp.sp_entity_id
         ));
+    }
+    // The Response's own Issuer (when present, whatever is signed) must be the assertion's,
+    // and its IssueInstant recent: refusing on unsigned content is safe.
+    let assertion_issuer_value = assertion.issuer.value.clone().unwrap_or_default();
+    if let Some(ri) = envelope.issuer.as_deref().map(str::trim)
+        && !ri.is_empty()
+        && ri != assertion_issuer_value.trim()
+    {
+        return Err(format!(
+            "the Response's Issuer '{}' is not the assertion's",
+            super::envelope::printable(ri, 200)
+        ));
+    }
+    let issued = envelope
+        .issue_instant
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.timestamp())
+        .ok_or("the Response has no valid IssueInstant")?;
+    if issued > now + CLOCK_SKEW_SECS {
+        return Err("the Response was issued in the future (IssueInstant)".into());
+    }
+    if issued + MAX_ISSUE_DELAY_SECS + CLOCK_SKEW_SECS < now {
+        return Err("the response was issued too long ago".into());
+    }
+    // A sign-in needs an authentication statement; its SessionNotOnOrAfter caps the session.
+    let statements = assertion.authn_statements.as_deref().unwrap_or_default();
+    if statements.is_empty() {
+        return Err("the assertion has no AuthnStatement (it authenticates nobody)".into());
+    }
+    let session_not_on_or_after = statements
+        .iter()
+        .filter_map(|s| s.session_not_on_or_after.map(|t| t.timestamp()))
+        .min();
+    if session_not_on_or_after.is_some_and(|t| t <= now) {
+        return Err("the IdP's session has already ended (SessionNotOnOrAfter)".into());
     }
     if let Some(nb) = conditions.not_before
         && now + CLOCK_SKEW_SECS < nb.timestamp()
@@ -184,6 +231,7 @@ pub fn validate_response(
         replayable_until: until + CLOCK_SKEW_SECS,
         email,
         attributes,
+        session_not_on_or_after,
     })
 }
 
