@@ -37,6 +37,7 @@ export const PROVIDERS = {
         hint: 'Default: the first of groups, memberOf, the Microsoft groups claim, isMemberOf' },
       { name: 'Certificate', label: 'IdP signing certificate (PEM or base64)', required: true, cert: true },
       { name: 'NextCertificate', label: 'Next signing certificate (optional, for a rollover)', cert: true },
+      { name: 'AllowExpiredCertificate', label: 'Accept an expired IdP certificate (only for an IdP that never rotates)', check: true },
     ],
   },
 };
@@ -55,6 +56,13 @@ function providerForm(name) {
   const form = el('form', { novalidate: true, id: `form-${name}` });
   for (const f of spec.fields) {
     const id = `${name}-${f.name}`;
+    if (f.check) {
+      form.append(el('div', { class: 'field checkbox' },
+        el('input', { id, name: f.name, type: 'checkbox', 'aria-describedby': `${id}-error` }),
+        el('label', { for: id, text: f.label }),
+        el('p', { class: 'field-error', id: `${id}-error` })));
+      continue;
+    }
     const described = [f.hint ? `${id}-hint` : null, `${id}-error`].filter(Boolean).join(' ');
     const input = f.cert
       ? el('textarea', { id, name: f.name, rows: 6, spellcheck: 'false', 'aria-describedby': described })
@@ -96,7 +104,8 @@ async function loadProvider(name) {
 function fillProvider(name, form, cfg) {
   for (const f of PROVIDERS[name].fields) {
     const v = cfg ? (cfg[f.name] ?? '') : '';
-    form[f.name].value = Array.isArray(v) ? v.join(', ') : v;
+    if (f.check) form[f.name].checked = v === true;
+    else form[f.name].value = Array.isArray(v) ? v.join(', ') : v;
   }
   form.Active.checked = !!(cfg && cfg.Active);
   $(`#${name}-delete`).hidden = !cfg;
@@ -116,6 +125,7 @@ async function saveProvider(name) {
   clearErrors(form);
   const body = {};
   for (const f of PROVIDERS[name].fields) {
+    if (f.check) { body[f.name] = form[f.name].checked; continue; }
     const v = form[f.name].value.trim();
     if (f.list) body[f.name] = v.split(/[\s,]+/).filter(Boolean);
     else if (v || !f.secret) body[f.name] = v === '' && !f.required ? null : v;

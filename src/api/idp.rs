@@ -162,6 +162,7 @@ fn validate(
         idp_entity_id: None,
         groups_attribute: None,
         allowed_tenants: Vec::new(),
+        allow_expired_certificate: false,
         updated_at: now,
     };
     let mut secret = SecretChange::Keep;
@@ -223,8 +224,16 @@ fn validate(
             ));
         }
     } else {
-        config.certificate = take(cert_field(f, "Certificate", true, now));
-        config.next_certificate = take(cert_field(f, "NextCertificate", false, now));
+        config.allow_expired_certificate = match f.opt_bool("AllowExpiredCertificate") {
+            Ok(v) => v.unwrap_or(false),
+            Err(e) => {
+                take(Err(e));
+                false
+            }
+        };
+        let expired_ok = config.allow_expired_certificate;
+        config.certificate = take(cert_field(f, "Certificate", true, now, expired_ok));
+        config.next_certificate = take(cert_field(f, "NextCertificate", false, now, expired_ok));
         config.sp_entity_id = take(f.req_str("SPEntityId", MAX_ENTITY_ID).map(Some));
         config.idp_sso_url = take(url_field(f, "IdPSSOURL", true));
         config.idp_entity_id = take(match f.opt_str("IdPEntityId") {
@@ -319,7 +328,13 @@ fn tenants_field(f: &Fields, openid_url: Option<&str>) -> Result<Vec<String>> {
     Ok(tenants)
 }
 
-fn cert_field(f: &Fields, name: &str, required: bool, now: i64) -> Result<Option<String>> {
+fn cert_field(
+    f: &Fields,
+    name: &str,
+    required: bool,
+    now: i64,
+    expired_ok: bool,
+) -> Result<Option<String>> {
     let raw = match f.opt_str(name)? {
         Some(s) if !s.trim().is_empty() => s,
         Some(_) if required => return Err(Error::invalid(format!("{name} must not be blank"))),
@@ -327,9 +342,11 @@ fn cert_field(f: &Fields, name: &str, required: bool, now: i64) -> Result<Option
         _ => return Ok(None),
     };
     let c = cert::parse(name, &raw).map_err(Error::Invalid)?;
-    if c.is_expired(now) {
+    c.check_key(name).map_err(Error::Invalid)?;
+    if c.is_expired(now) && !expired_ok {
         return Err(Error::invalid(format!(
-            "{name} expired on {}; upload the IdP's current certificate",
+            "{name} expired on {}; upload the IdP's current certificate (or set \
+             AllowExpiredCertificate for an IdP that never rotates)",
             crate::clock::rfc3339(c.not_after)
         )));
     }
@@ -380,6 +397,8 @@ pub struct SamlView {
     idp_entity_id: Option<String>,
     #[serde(rename = "GroupsAttribute")]
     groups_attribute: Option<String>,
+    #[serde(rename = "AllowExpiredCertificate")]
+    allow_expired_certificate: bool,
     #[serde(rename = "Active")]
     active: bool,
     /// The agent's ACS URL, to register at the IdP (read-only).
@@ -423,6 +442,7 @@ pub fn view(state: &AppState, c: &IdpConfig) -> IdpView {
             idp_sso_url: c.idp_sso_url.clone(),
             idp_entity_id: c.idp_entity_id.clone(),
             groups_attribute: c.groups_attribute.clone(),
+            allow_expired_certificate: c.allow_expired_certificate,
             active: c.active,
             acs_url: crate::login::idp_config::acs_url(state),
         }),

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::secret::Secret;
-use crate::sso::{saml, urls};
+use crate::sso::{cert, saml, urls};
 use crate::state::AppState;
 use crate::store::idp::{IdpConfig, Kind};
 
@@ -41,20 +41,38 @@ pub fn acs_url(state: &AppState) -> String {
     format!("{}/sso/saml/acs", state.base_url())
 }
 
-/// The SP side of a stored SAML configuration.
+/// The SP side of a stored SAML configuration. Only certificates that may verify a response
+/// now are in it: a certificate that has expired since it was saved is left out (unless the
+/// admin allowed expired certificates for this IdP), and so is a weak one saved before the
+/// key rule; with none left, a `SECURITY` error says why and what to do.
 pub fn sp_config(state: &AppState, config: &IdpConfig) -> Result<saml::SpConfig> {
+    let now = state.now();
     let mut certificates = Vec::new();
-    for pem in [
-        config.certificate.as_deref(),
-        config.next_certificate.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        certificates.push(
-            saml::pem_to_der(pem)
-                .ok_or_else(|| Error::internal("stored certificate is not PEM"))?,
-        );
+    let mut refused = Vec::new();
+    for (field, pem) in [
+        ("Certificate", config.certificate.as_deref()),
+        ("NextCertificate", config.next_certificate.as_deref()),
+    ] {
+        let Some(pem) = pem else { continue };
+        let c = cert::parse(field, pem).map_err(Error::internal)?;
+        if let Err(weak) = c.check_key(field) {
+            refused.push(weak);
+        } else if c.is_expired(now) && !config.allow_expired_certificate {
+            refused.push(format!(
+                "{field} expired on {}",
+                crate::clock::rfc3339(c.not_after)
+            ));
+        } else {
+            certificates.push(c.der);
+        }
+    }
+    if certificates.is_empty() {
+        return Err(Error::Security(format!(
+            "no IdP certificate can verify a sign-in: {}; an admin must upload the IdP's \
+             current signing certificate (or allow expired certificates for an IdP that never \
+             rotates)",
+            refused.join("; ")
+        )));
     }
     let missing = |f: &str| Error::internal(format!("SAML configuration without {f}"));
     Ok(saml::SpConfig {

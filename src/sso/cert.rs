@@ -8,6 +8,9 @@ use x509_parser::public_key::PublicKey;
 
 use crate::clock::rfc3339;
 
+/// Fewest bits of an RSA key that verifies a SAML response (NIST SP 800-131A, as for OIDC).
+pub const MIN_RSA_BITS: usize = 2048;
+
 /// Largest certificate text accepted.
 pub const MAX_CERT_TEXT: usize = 32 * 1024;
 
@@ -28,6 +31,8 @@ pub struct CertInfo {
     pub not_after: i64,
     /// e.g. `RSA 2048`, `EC`.
     pub key: String,
+    /// The size of an RSA key, in bits.
+    pub rsa_bits: Option<usize>,
     /// SHA-256 fingerprint, colon-separated uppercase hex.
     pub sha256_fingerprint: String,
 }
@@ -36,6 +41,17 @@ impl CertInfo {
     /// True when `now` is past the end of validity.
     pub fn is_expired(&self, now: i64) -> bool {
         now > self.not_after
+    }
+    /// `Err` naming `field` when the key is too weak to trust: RSA under [`MIN_RSA_BITS`], or
+    /// DSA.
+    pub fn check_key(&self, field: &str) -> Result<(), String> {
+        match self.rsa_bits {
+            Some(bits) if bits < MIN_RSA_BITS => Err(format!(
+                "{field} has an RSA key of {bits} bits; at least {MIN_RSA_BITS} are required"
+            )),
+            _ if self.key == "DSA" => Err(format!("{field} has a DSA key, which is refused")),
+            _ => Ok(()),
+        }
     }
     /// Whole days from `now` to the end of validity (negative when expired).
     pub fn days_to_expiry(&self, now: i64) -> i64 {
@@ -77,8 +93,18 @@ pub fn parse(field: &str, text: &str) -> Result<CertInfo, String> {
     if !rest.is_empty() {
         return Err(not_x509());
     }
+    let mut rsa_bits = None;
     let key = match cert.public_key().parsed() {
-        Ok(PublicKey::RSA(k)) => format!("RSA {}", k.key_size()),
+        Ok(PublicKey::RSA(k)) => {
+            // The modulus' bit length, leading zero bytes and bits not counted.
+            let m = k.modulus;
+            let first = m.iter().position(|b| *b != 0).unwrap_or(m.len());
+            let bits = m
+                .get(first)
+                .map_or(0, |b| (m.len() - first) * 8 - b.leading_zeros() as usize);
+            rsa_bits = Some(bits);
+            format!("RSA {bits}")
+        }
         Ok(PublicKey::EC(_)) => "EC".to_string(),
         Ok(PublicKey::DSA(_)) => "DSA".to_string(),
         _ => "unknown".to_string(),
@@ -97,6 +123,7 @@ pub fn parse(field: &str, text: &str) -> Result<CertInfo, String> {
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
         key,
+        rsa_bits,
         sha256_fingerprint,
         der: Vec::new(),
     };
@@ -140,6 +167,26 @@ mod tests {
         assert_eq!(a.der, b.der);
         assert_eq!(a.pem, b.pem);
         assert!(a.subject.contains("rcgen") || !a.subject.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn rsa_keys_under_2048_bits_are_refused() -> Result<(), String> {
+        // openssl req -x509 -newkey rsa:1024 (a fixture: rcgen makes no RSA keys).
+        let weak = parse(
+            "Certificate",
+            include_str!("../../tests/fixtures/rsa1024-idp-cert.pem"),
+        )?;
+        assert_eq!(weak.rsa_bits, Some(1024));
+        assert_eq!(weak.key, "RSA 1024");
+        let e = weak.check_key("Certificate").unwrap_err();
+        assert!(e.contains("RSA key of 1024 bits; at least 2048"), "{e}");
+        // An EC key (rcgen's) passes.
+        assert!(
+            parse("Certificate", &self_signed(30))?
+                .check_key("Certificate")
+                .is_ok()
+        );
         Ok(())
     }
 

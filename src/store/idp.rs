@@ -42,12 +42,14 @@ pub struct IdpConfig {
     pub groups_attribute: Option<String>,
     /// Entra ID: the tenant ids (`tid`) allowed to sign in (required when multi-tenant).
     pub allowed_tenants: Vec<String>,
+    /// SAML: whether an expired IdP certificate still verifies (an admin's explicit choice).
+    pub allow_expired_certificate: bool,
     /// Last change.
     pub updated_at: i64,
 }
 
 const COLUMNS: &str = "id, account_id, kind, active, client_id, client_secret_enc, openid_url, \
-     graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, idp_entity_id, updated_at, groups_attribute, allowed_tenants";
+     graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, idp_entity_id, updated_at, groups_attribute, allowed_tenants, allow_expired_certificate";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<IdpConfig> {
     let kind: String = r.get(2)?;
@@ -71,6 +73,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<IdpConfig> {
             .get::<_, Option<String>>(15)?
             .and_then(|j| serde_json::from_str(&j).ok())
             .unwrap_or_default(),
+        allow_expired_certificate: r.get(16)?,
     })
 }
 
@@ -155,8 +158,9 @@ pub fn insert(conn: &Connection, c: &IdpConfig, now: i64) -> Result<i64> {
     conn.execute(
         "INSERT INTO idp_configs (account_id, kind, active, client_id, client_secret_enc, \
          openid_url, graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, \
-         idp_entity_id, created_at, updated_at, groups_attribute, allowed_tenants) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15)",
+         idp_entity_id, created_at, updated_at, groups_attribute, allowed_tenants, \
+         allow_expired_certificate) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16)",
         params![
             c.account_id,
             c.kind.as_str(),
@@ -172,7 +176,8 @@ pub fn insert(conn: &Connection, c: &IdpConfig, now: i64) -> Result<i64> {
             c.idp_entity_id,
             now,
             c.groups_attribute,
-            tenants_column(&c.allowed_tenants)
+            tenants_column(&c.allowed_tenants),
+            c.allow_expired_certificate
         ],
     )
     .map_err(|e| map_write_error(e, c))?;
@@ -187,7 +192,8 @@ pub fn update(conn: &Connection, c: &IdpConfig, now: i64) -> Result<bool> {
             "UPDATE idp_configs SET active = ?3, client_id = ?4, client_secret_enc = ?5, \
              openid_url = ?6, graph_url = ?7, certificate = ?8, next_certificate = ?9, \
              sp_entity_id = ?10, idp_sso_url = ?11, idp_entity_id = ?12, updated_at = ?13, \
-             groups_attribute = ?15, allowed_tenants = ?16 WHERE id = ?1 AND account_id = ?2 AND kind = ?14",
+             groups_attribute = ?15, allowed_tenants = ?16, allow_expired_certificate = ?17 \
+             WHERE id = ?1 AND account_id = ?2 AND kind = ?14",
             params![
                 c.id,
                 c.account_id,
@@ -204,7 +210,8 @@ pub fn update(conn: &Connection, c: &IdpConfig, now: i64) -> Result<bool> {
                 now,
                 c.kind.as_str(),
                 c.groups_attribute,
-                tenants_column(&c.allowed_tenants)
+                tenants_column(&c.allowed_tenants),
+                c.allow_expired_certificate
             ],
         )
         .map_err(|e| map_write_error(e, c))?;

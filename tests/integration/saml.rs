@@ -826,3 +826,42 @@ async fn a_flood_of_garbage_acs_posts_adds_a_handful_of_audit_rows() {
     assert!(rows <= 5, "{rows} rows for 10,000 refusals");
     assert_eq!(total, 10_000);
 }
+
+#[tokio::test]
+async fn weak_certificates_are_refused_and_expired_ones_stop_verifying() {
+    let a = crate::fake_oidc::TestAgent::start(|_| {}).await;
+    let admin = a.admin_token();
+    let weak = include_str!("../fixtures/rsa1024-idp-cert.pem");
+    let body = |cert: &str, allow_expired: bool| {
+        json!({"Certificate": cert, "SPEntityId": SP, "IdPSSOURL": "https://idp.corp.test/sso",
+               "IdPEntityId": ISSUER, "Active": true, "AllowExpiredCertificate": allow_expired})
+    };
+    a.post_json("/sso/setup_saml", Some(&admin), &body(weak, false))
+        .await
+        .assert_problem(499, "DEFAULT", "Certificate has an RSA key of 1024 bits");
+    // A good certificate (valid for a year) is saved; then the year passes.
+    let idp = TestIdp::new().unwrap();
+    let saved = a
+        .post_json(
+            "/sso/setup_saml",
+            Some(&admin),
+            &body(&idp.cert_pem(), false),
+        )
+        .await;
+    assert_eq!(saved.status, 200, "{}", saved.text);
+    assert_eq!(a.sso_url("admin@acme.test", CALLBACK).await.status, 200);
+    a.clock.advance(400 * 86_400);
+    let admin = a.admin_token();
+    a.sso_url("admin@acme.test", CALLBACK).await.assert_problem(
+        499,
+        "SECURITY",
+        "Certificate expired on",
+    );
+    // An admin may allow it explicitly, for an IdP that never rotates.
+    let mut allow = saved.json();
+    allow["AllowExpiredCertificate"] = json!(true);
+    let r = a.put_json("/sso/update_saml", Some(&admin), &allow).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["AllowExpiredCertificate"], true);
+    assert_eq!(a.sso_url("admin@acme.test", CALLBACK).await.status, 200);
+}
