@@ -138,6 +138,17 @@ impl Agent {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
+        // Poll `shutdown` once before anything is served, so that a signal handler it installs
+        // is in place before the first request is answered (a SIGTERM right after that must
+        // stop the agent gracefully, not kill it).
+        let mut shutdown = std::pin::pin!(shutdown);
+        let early = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(shutdown.as_mut().poll(cx).is_ready())
+        })
+        .await;
+        if early {
+            return Ok(());
+        }
         let upkeep = tokio::spawn(maintenance(self.state.clone()));
         let app = api::router(self.state);
         let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -14,11 +14,12 @@ export function wireSignIn() {
   $('#setup-form').addEventListener('submit', firstRun);
 }
 
-// The token exchange's password grant; the token is this page's session.
+// A session JWT for a local password (POST /sso/session), never a long-lived access token:
+// it ends with its lifetime or at sign-out.
 async function passwordSession(username, password) {
-  const r = await api('POST', '/sso/ttapi/2.0/authz/0/authn',
-    { form: { grant_type: 'password', username, password }, auth: false });
-  setToken(r.access_token);
+  const jwt = await api('POST', '/sso/session',
+    { json: { Username: username, Password: password }, auth: false });
+  setToken(jwt);
 }
 
 async function passwordLogin(ev) {
@@ -34,7 +35,8 @@ async function passwordLogin(ev) {
     form.password.value = '';
     await enterAdmin();
   } catch (e) {
-    formError(form, e.status === 400 ? 'Wrong username or password (or too many attempts: wait a moment).' : e.message);
+    const throttled = e.status === 401 && /too many/.test(e.message);
+    formError(form, e.status === 401 && !throttled ? 'Wrong username or password.' : e.message);
   } finally { setBusy(form, false); }
 }
 

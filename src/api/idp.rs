@@ -163,6 +163,7 @@ fn validate(
         groups_attribute: None,
         allowed_tenants: Vec::new(),
         allow_expired_certificate: false,
+        version: 1,
         updated_at: now,
     };
     let mut secret = SecretChange::Keep;

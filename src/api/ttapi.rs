@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::api::extract::read_body;
+use crate::api::extract::{Fields, read_body};
 use crate::auth::{self, password};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
@@ -31,7 +31,9 @@ const BODY_LIMIT: usize = 16 * 1024;
 
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/sso/ttapi/2.0/authz/0/authn", post(post_authn))
+    Router::new()
+        .route("/sso/ttapi/2.0/authz/0/authn", post(post_authn))
+        .route("/sso/session", post(post_session))
 }
 
 /// An OAuth-style error of the token exchange.
@@ -183,6 +185,49 @@ async fn post_authn(State(state): State<AppState>, req: Request) -> Response {
         Err(AuthnFailure::OAuth(e)) => e.into_response(),
         Err(AuthnFailure::Internal(e)) => e.into_response(),
     }
+}
+
+/// `POST /sso/session` `{Username, Password}` → a session JWT (a JSON string, like
+/// `/sso/authenticate`): a local password sign-in for the web UI, which must not hold a
+/// long-lived access token. The same checks and throttle as the password grant; refusals are
+/// 401 `AUTH`. The session ends at its lifetime or at `POST /sso/logout`.
+async fn post_session(State(state): State<AppState>, f: Fields) -> Result<Json<String>> {
+    let username = f.req_str("Username", 320)?;
+    let password = f
+        .opt_str("Password")?
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| Error::invalid("Password is required"))?;
+    let params = AuthnParams {
+        grant_type: None,
+        username: Some(username),
+        password: Some(Secret::new(password)),
+        scope: None,
+    };
+    let user = match password_grant(&state, params).await {
+        Ok(u) => u,
+        Err(AuthnFailure::OAuth(e)) => return Err(Error::Auth(e.description)),
+        Err(AuthnFailure::Internal(e)) => return Err(e),
+    };
+    let (aid, now) = (user.account_id, state.now());
+    let account = state
+        .db
+        .read(move |c| accounts::by_id(c, aid))
+        .await?
+        .ok_or_else(|| Error::internal("account vanished"))?;
+    let (token, _) = state
+        .auth
+        .mint_session(&user, &account.identifier, "password")?;
+    let ev = NewEvent::ok(
+        Some(aid),
+        &user.email,
+        crate::login::AUDIT_SIGNIN,
+        "with a local password (a session)",
+    );
+    state
+        .db
+        .write(move |tx| audit::record(tx, &ev, now))
+        .await?;
+    Ok(Json(token))
 }
 
 enum AuthnFailure {

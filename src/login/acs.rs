@@ -83,20 +83,30 @@ async fn validate_and_issue(
             "this sign-in has expired (10 minutes); start again".into(),
         )));
     }
-    let (aid, config_id) = (t.account_id, t.idp_config_id);
+    let aid = t.account_id;
     let config = state
         .db
         .read(move |c| idp::get(c, aid, Kind::Saml))
         .await
         .map_err(fail)?
-        .filter(|c| c.id == config_id)
+        // The very configuration the sign-in started with, and still active.
+        .filter(|c| t.started_with(c) && c.active)
         .ok_or_else(|| {
             fail(Error::Sso(
                 "the SAML configuration changed since this sign-in started; start again".into(),
             ))
         })?;
     let sp = sp_config(state, &config).map_err(fail)?;
-    let request_id = t.saml_request_id.clone().unwrap_or_default();
+    // A SAML transaction always has its AuthnRequest's ID; never compare with "" instead.
+    let request_id = t
+        .saml_request_id
+        .clone()
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            fail(Error::Security(
+                "this sign-in sent no AuthnRequest, so no response can answer it".into(),
+            ))
+        })?;
     // Signature verification and parsing are CPU work in libxmlsec: off the async workers.
     let identity = tokio::task::spawn_blocking(move || {
         saml::validate_response(&sp, &response, &request_id, now)

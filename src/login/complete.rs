@@ -169,12 +169,12 @@ async fn complete_transaction(
             "this Identifier belongs to a user import, not a sign-in".into(),
         ));
     }
-    let (aid, kind, config_id) = (t.account_id, t.provider, t.idp_config_id);
+    let (aid, kind) = (t.account_id, t.provider);
     let config = state
         .db
         .read(move |c| idp::get(c, aid, kind))
         .await?
-        .filter(|c| c.id == config_id && c.active)
+        .filter(|c| t.started_with(c) && c.active)
         .ok_or_else(|| {
             Error::Sso(
                 "the identity provider configuration changed since this sign-in started; start again"

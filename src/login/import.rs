@@ -156,12 +156,12 @@ pub async fn read_directory(
             "callbackUrl is not the one this import was started with".into(),
         ));
     }
-    let (kind, config_id) = (t.provider, t.idp_config_id);
+    let kind = t.provider;
     let config = state
         .db
         .read(move |c| idp::get(c, aid, kind))
         .await?
-        .filter(|c| c.id == config_id)
+        .filter(|c| t.started_with(c))
         .ok_or_else(|| {
             Error::Sso(
                 "the identity provider configuration changed since the import started".into(),
@@ -373,7 +373,9 @@ fn saml_relation(id: SamlIdentity, groups_attribute: Option<&str>) -> Relation {
             .unwrap_or_default()
     };
     let first = |names: &[&str]| attr(names).into_iter().next().unwrap_or_default();
-    let email = id.email.clone().unwrap_or_else(|| id.name_id.clone());
+    // The asserted email only (an emailAddress NameID, or an email attribute): a persistent
+    // NameID is no email, and an import without one skips the user.
+    let email = id.email.clone().unwrap_or_default();
     let groups = match groups::from_saml_attributes(&id.attributes, groups_attribute) {
         SignInGroups::Ids(v) | SignInGroups::Names(v) => v,
         SignInGroups::NotSent | SignInGroups::Overage => Vec::new(),

@@ -213,6 +213,7 @@ async fn record_login(
         client: req.client,
         provider: config.kind,
         idp_config_id: config.id,
+        idp_config_version: config.version,
         started_by_user_id: req.started_by_user_id,
         login_hint: username.to_string(),
         callback_url: req.callback_url.trim().to_string(),
@@ -220,7 +221,7 @@ async fn record_login(
         nonce: protocol.nonce,
         saml_request_id: protocol.saml_request_id,
         created_at: now,
-        expires_at: now + LOGIN_TTL_SECS,
+        expires_at: now.saturating_add(LOGIN_TTL_SECS),
     };
     // Expired transactions can no longer be used (`consume` checks); they are deleted at
     // most once a minute rather than by every insert.

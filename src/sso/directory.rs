@@ -6,6 +6,7 @@
 //! time, and the wait until it is counted from `now`.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -23,6 +24,9 @@ const GRAPH_PAGE: u32 = 999;
 const MAX_PAGES: usize = 10_000;
 /// Largest page read (999 Graph users with every field asked for are about 1 MiB).
 const MAX_PAGE_BYTES: usize = 16 << 20;
+/// Largest directory read in all (every page of every list): a directory that is huge or
+/// hostile throughout cannot fill the agent's memory page by page.
+const MAX_READ_BYTES: usize = 512 << 20;
 /// Rate-limit waits at most, each and in all.
 const MAX_WAIT: Duration = Duration::from_secs(60);
 const MAX_RETRIES: usize = 5;
@@ -82,6 +86,8 @@ struct Api<'a> {
     /// The agent's clock when the read began, and the monotonic instant it was read at:
     /// `X-Rate-Limit-Reset` is a wall-clock time.
     started: (i64, Instant),
+    /// Bytes this read may still receive (of [`MAX_READ_BYTES`]).
+    budget: std::sync::atomic::AtomicUsize,
 }
 
 impl Api<'_> {
@@ -121,7 +127,13 @@ impl Api<'_> {
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            let body = read_body(resp, MAX_PAGE_BYTES).await.map_err(|e| match e {
+            let limit = MAX_PAGE_BYTES.min(self.budget.load(Ordering::Relaxed));
+            let body = read_body(resp, limit).await.map_err(|e| match e {
+                BodyError::TooLarge(_) if limit < MAX_PAGE_BYTES => DirError(format!(
+                    "{} sent more than {} MiB in all; the directory read is stopped",
+                    self.name,
+                    MAX_READ_BYTES >> 20
+                )),
                 BodyError::TooLarge(_) => DirError(format!(
                     "{} sent a page larger than {} MiB",
                     self.name,
@@ -133,6 +145,11 @@ impl Api<'_> {
                     without_url(&e)
                 )),
             })?;
+            let left = self
+                .budget
+                .load(Ordering::Relaxed)
+                .saturating_sub(body.len());
+            self.budget.store(left, Ordering::Relaxed);
             if !status.is_success() {
                 return Err(DirError(format!(
                     "{} answered {status}: {}",
@@ -295,6 +312,7 @@ pub async fn okta(
         name: "Okta's API",
         max_wait: MAX_WAIT,
         started: (now, Instant::now()),
+        budget: std::sync::atomic::AtomicUsize::new(MAX_READ_BYTES),
     };
     let url = |path: &str| {
         origin
@@ -358,6 +376,7 @@ pub async fn graph(
         name: "Microsoft Graph",
         max_wait: MAX_WAIT,
         started: (now, Instant::now()),
+        budget: std::sync::atomic::AtomicUsize::new(MAX_READ_BYTES),
     };
     let base = graph.as_str().trim_end_matches('/').to_string();
     let url = |path: &str| {
@@ -374,11 +393,12 @@ pub async fn graph(
     .await?
     .iter()
     .map(|u| {
+        // The email an import matches and creates users by is the UPN, as at sign-in
+        // (`preferred_username`): `mail` is an attribute any tenant admin writes, unverified.
         let upn = text(u, "userPrincipalName");
-        let mail = text(u, "mail");
         DirUser {
             external_id: text(u, "id"),
-            email: if mail.is_empty() { upn.clone() } else { mail },
+            email: upn.clone(),
             username: upn,
             firstname: text(u, "givenName"),
             lastname: text(u, "surname"),
@@ -433,6 +453,7 @@ pub async fn graph_my_groups(
         name: "Microsoft Graph",
         max_wait: SIGN_IN_MAX_WAIT,
         started: (now, Instant::now()),
+        budget: std::sync::atomic::AtomicUsize::new(MAX_READ_BYTES),
     };
     let url = format!(
         "{}/v1.0/me/transitiveMemberOf/microsoft.graph.group?$select=id,displayName,description&$top={GRAPH_PAGE}",
@@ -465,6 +486,45 @@ fn urlencode(s: &str) -> String {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    #[tokio::test]
+    async fn a_read_stops_at_its_total_size_bound() {
+        // Pages well under the page limit, each linking to the next, forever.
+        let page = format!(r#"{{"value":[{{"id":"{}"}}]}}"#, "x".repeat(256 << 10));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = served.clone();
+        let next = base.clone();
+        let app = axum::Router::new().route(
+            "/v1.0/users",
+            axum::routing::get(move || {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let body = page.replacen(
+                    "{\"value\"",
+                    &format!("{{\"@odata.nextLink\":\"{next}/v1.0/users?p={n}\",\"value\""),
+                    1,
+                );
+                async move { body }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = reqwest::Client::new();
+        let token = Secret::new("t");
+        let api = Api {
+            http: &http,
+            token: &token,
+            name: "Microsoft Graph",
+            max_wait: MAX_WAIT,
+            started: (0, Instant::now()),
+            budget: std::sync::atomic::AtomicUsize::new(1 << 20),
+        };
+        let first = Url::parse(&format!("{base}/v1.0/users")).unwrap();
+        let e = all_pages(&api, first, false).await.unwrap_err().to_string();
+        assert!(e.contains("in all; the directory read is stopped"), "{e}");
+        // 1 MiB of budget: four 256 KiB pages and the start of a fifth, never thousands.
+        assert!(served.load(Ordering::SeqCst) <= 6, "{served:?}");
+    }
 
     #[test]
     fn finds_the_next_link_among_several() {

@@ -660,3 +660,18 @@ fn with_only_the_assertion_signed_the_response_issuer_and_instant_are_checked() 
         "in the future",
     );
 }
+
+#[test]
+fn encodings_other_than_utf8_are_refused_before_parsing() {
+    let idp = TestIdp::new().unwrap();
+    let good = spec().build(&idp).unwrap();
+    for enc in ["UTF-7", "utf-16", "ISO-8859-1", "x-evil"] {
+        for quote in ['"', '\''] {
+            let xml =
+                format!("<?xml version={quote}1.0{quote} encoding={quote}{enc}{quote}?>{good}");
+            refused(check(&idp, &xml), "only UTF-8 is accepted");
+        }
+    }
+    let ok = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>{good}");
+    assert!(check(&idp, &ok).is_ok());
+}

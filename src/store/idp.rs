@@ -44,12 +44,14 @@ pub struct IdpConfig {
     pub allowed_tenants: Vec<String>,
     /// SAML: whether an expired IdP certificate still verifies (an admin's explicit choice).
     pub allow_expired_certificate: bool,
+    /// Raised by every update: what a pending login is bound to.
+    pub version: i64,
     /// Last change.
     pub updated_at: i64,
 }
 
 const COLUMNS: &str = "id, account_id, kind, active, client_id, client_secret_enc, openid_url, \
-     graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, idp_entity_id, updated_at, groups_attribute, allowed_tenants, allow_expired_certificate";
+     graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, idp_entity_id, updated_at, groups_attribute, allowed_tenants, allow_expired_certificate, version";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<IdpConfig> {
     let kind: String = r.get(2)?;
@@ -74,6 +76,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<IdpConfig> {
             .and_then(|j| serde_json::from_str(&j).ok())
             .unwrap_or_default(),
         allow_expired_certificate: r.get(16)?,
+        version: r.get(17)?,
     })
 }
 
@@ -192,8 +195,8 @@ pub fn update(conn: &Connection, c: &IdpConfig, now: i64) -> Result<bool> {
             "UPDATE idp_configs SET active = ?3, client_id = ?4, client_secret_enc = ?5, \
              openid_url = ?6, graph_url = ?7, certificate = ?8, next_certificate = ?9, \
              sp_entity_id = ?10, idp_sso_url = ?11, idp_entity_id = ?12, updated_at = ?13, \
-             groups_attribute = ?15, allowed_tenants = ?16, allow_expired_certificate = ?17 \
-             WHERE id = ?1 AND account_id = ?2 AND kind = ?14",
+             groups_attribute = ?15, allowed_tenants = ?16, allow_expired_certificate = ?17, \
+             version = version + 1 WHERE id = ?1 AND account_id = ?2 AND kind = ?14",
             params![
                 c.id,
                 c.account_id,

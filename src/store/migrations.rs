@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0008_audit_coalescing_and_retention.sql"),
     include_str!("../../migrations/0009_links_per_account.sql"),
     include_str!("../../migrations/0010_allow_expired_certificate.sql"),
+    include_str!("../../migrations/0011_config_versions.sql"),
 ];
 
 /// Applies every migration the database has not seen, each in its own transaction.

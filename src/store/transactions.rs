@@ -183,6 +183,8 @@ pub struct NewTransaction {
     pub provider: Kind,
     /// The configuration used (a later change of configuration is detected).
     pub idp_config_id: i64,
+    /// The configuration's version (see `IdpConfig::version`).
+    pub idp_config_version: i64,
     /// The admin who started an import.
     pub started_by_user_id: Option<i64>,
     /// The username typed into `sso_url` (a routing hint only).
@@ -222,6 +224,8 @@ pub struct Transaction {
     pub provider: Kind,
     /// Configuration row.
     pub idp_config_id: i64,
+    /// The configuration's version when the login started.
+    pub idp_config_version: Option<i64>,
     /// The admin who started an import.
     pub started_by_user_id: Option<i64>,
     /// Username hint.
@@ -251,6 +255,12 @@ pub struct Transaction {
 }
 
 impl Transaction {
+    /// Whether `config` is the very configuration (row and version) this login started with.
+    pub fn started_with(&self, config: &crate::store::idp::IdpConfig) -> bool {
+        config.id == self.idp_config_id
+            && self.idp_config_version.is_none_or(|v| v == config.version)
+    }
+
     /// True when it can no longer be used at `now`.
     pub fn is_expired(&self, now: i64) -> bool {
         self.expires_at <= now
@@ -268,7 +278,7 @@ impl Transaction {
 const COLUMNS: &str = "handle_hash, handle_enc, account_id, purpose, client, provider, \
      idp_config_id, started_by_user_id, login_hint, callback_url, state, nonce, \
      pkce_verifier_enc, saml_request_id, code_hash, code_expires_at, created_at, expires_at, \
-     consumed_at, result_enc, id";
+     consumed_at, result_enc, id, idp_config_version";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Transaction> {
     let purpose: String = r.get(3)?;
@@ -297,6 +307,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Transaction> {
         consumed_at: r.get(18)?,
         result_enc: r.get(19)?,
         id: r.get(20)?,
+        idp_config_version: r.get(21)?,
     })
 }
 
@@ -305,8 +316,8 @@ pub fn insert(conn: &Connection, t: &NewTransaction) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO login_transactions (handle_hash, handle_enc, account_id, purpose, client, \
          provider, idp_config_id, started_by_user_id, login_hint, callback_url, state, nonce, \
-         pkce_verifier_enc, saml_request_id, created_at, expires_at, id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+         pkce_verifier_enc, saml_request_id, created_at, expires_at, id, idp_config_version) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?
     .execute(params![
         t.handle_hash,
@@ -325,7 +336,8 @@ pub fn insert(conn: &Connection, t: &NewTransaction) -> Result<()> {
         t.saml_request_id,
         t.created_at,
         t.expires_at,
-        t.id
+        t.id,
+        t.idp_config_version
     ])?;
     Ok(())
 }
@@ -451,6 +463,7 @@ mod tests {
             client: Client::Api,
             provider: Kind::Okta,
             idp_config_id: 1,
+            idp_config_version: 1,
             started_by_user_id: None,
             login_hint: "ann@acme.test".into(),
             callback_url: "http://127.0.0.1:5000/cb".into(),

@@ -1078,6 +1078,27 @@ async fn another_accounts_admin_cannot_squat_a_link_and_admins_manage_their_own(
 }
 
 #[tokio::test]
+async fn a_login_completes_only_against_the_configuration_it_started_with() {
+    // An update keeps the configuration's Id: a login started before it must not finish
+    // against the changed IdP settings.
+    let f = okta().await;
+    let b = f.begin().await;
+    let admin = f.agent.admin_token();
+    let mut cfg = f.agent.get("/sso/get_okta", Some(&admin)).await.json();
+    cfg["ClientSecret"] = json!(CLIENT_SECRET);
+    let upd = f
+        .agent
+        .put_json("/sso/update_okta", Some(&admin), &cfg)
+        .await;
+    assert_eq!(upd.status, 200, "{}", upd.text);
+    f.finish(&b, TestKey::a().sign(&f.claims(&b.nonce)))
+        .await
+        .assert_problem(499, "SSO", "changed since this sign-in started");
+    // A login started after the update completes.
+    assert_jwt(&f.sign_in_with(|_| {}).await);
+}
+
+#[tokio::test]
 async fn an_unknown_identity_is_told_to_ask_an_admin() {
     let f = okta().await;
     f.sign_in_with(|c| {

@@ -540,3 +540,39 @@ async fn password_tokens_keep_the_account_policy() {
     let cookie = r.headers["set-cookie"].to_str().unwrap();
     assert!(!cookie.contains("Max-Age"), "{cookie}");
 }
+
+#[tokio::test]
+async fn the_web_ui_signs_in_with_a_session_not_a_permanent_token() {
+    let a = Agent::with_account().await;
+    let r = a
+        .post_json(
+            "/sso/session",
+            None,
+            &json!({"Username": "admin@acme.test", "Password": ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let jwt = r.json().as_str().unwrap().to_string();
+    assert_eq!(jwt.split('.').count(), 3, "not a session JWT: {jwt}");
+    let me = a.get("/sso/whoami", Some(&jwt)).await;
+    assert_eq!(me.status, 200, "{}", me.text);
+    // No access token was minted for it.
+    let tokens = a.get("/sso/ttapi/tokens", Some(&jwt)).await.json();
+    assert_eq!(tokens, json!([]));
+    // Signing out ends it.
+    assert_eq!(
+        a.post_json("/sso/logout", Some(&jwt), &json!({}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(a.get("/sso/whoami", Some(&jwt)).await.status, 401);
+    // A wrong password is a 401 naming nothing more than the grant does.
+    a.post_json(
+        "/sso/session",
+        None,
+        &json!({"Username": "admin@acme.test", "Password": "wrong"}),
+    )
+    .await
+    .assert_problem(401, "AUTH", "invalid username or password");
+}

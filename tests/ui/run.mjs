@@ -87,7 +87,8 @@ test('wrong password is refused in plain words; right one shows the admin pages'
   await page.waitForSelector('#view-admin:not([hidden])');
   assert((await text('#who')).includes('acme'), 'who shows the account');
   const stored = await page.evaluate(() => sessionStorage.getItem('amove.token'));
-  assert(stored && stored.startsWith('amv_'), 'token kept in sessionStorage');
+  // A session JWT (POST /sso/session), never a long-lived access token.
+  assert(stored && stored.split('.').length === 3 && !stored.startsWith('amv_'), 'a session kept in sessionStorage');
 });
 
 test('okta: field errors next to their fields, then create, masked secret, test connection', async () => {

@@ -213,7 +213,7 @@ pub fn check_claims(
     // exp, iat, nbf
     let now = want.now;
     let exp = num_claim(claims, "exp")?.ok_or("it has no expiry (exp)")?;
-    if exp + MAX_SKEW_SECS <= now {
+    if exp.saturating_add(MAX_SKEW_SECS) <= now {
         return Err(format!(
             "it expired at {} (now {}, {MAX_SKEW_SECS} s of clock skew allowed)",
             crate::clock::rfc3339(exp),
@@ -319,6 +319,15 @@ pub(super) mod tests {
         for k in ["iss", "aud", "exp", "iat", "nonce", "sub"] {
             assert!(check(without(k), &w).is_err(), "{k}");
         }
+    }
+
+    #[test]
+    fn extreme_times_never_overflow() {
+        // exp + skew used to overflow (a panic in debug builds, a wrap in release).
+        let w = want();
+        assert!(check(with("exp", json!(i64::MAX)), &w).is_ok());
+        assert!(check(with("exp", json!(i64::MIN)), &w).is_err());
+        assert!(check(with("iat", json!(i64::MIN)), &w).is_ok());
     }
 
     #[test]

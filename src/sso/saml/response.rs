@@ -34,6 +34,39 @@ pub struct SamlIdentity {
     pub session_not_on_or_after: Option<i64>,
 }
 
+/// Refuses an XML declaration naming any encoding but UTF-8 before a parser sees it: libxml2
+/// honours `encoding="UTF-7"` (and others) and would read different characters than the
+/// checks before it did.
+fn refuse_other_encodings(xml: &str) -> Result<(), String> {
+    let t = xml.trim_start_matches('\u{feff}').trim_start();
+    let Some(decl) = t
+        .strip_prefix("<?xml")
+        .and_then(|rest| rest.split_once("?>"))
+        .map(|(d, _)| d)
+    else {
+        return Ok(());
+    };
+    let Some(after) = decl.split_once("encoding").map(|(_, a)| a) else {
+        return Ok(());
+    };
+    let value: String = after
+        .trim_start()
+        .trim_start_matches('=')
+        .trim_start()
+        .trim_start_matches(['"', '\''])
+        .chars()
+        .take_while(|c| !matches!(c, '"' | '\'' | ' ' | '?'))
+        .collect();
+    if value.eq_ignore_ascii_case("utf-8") || value.eq_ignore_ascii_case("utf8") {
+        Ok(())
+    } else {
+        Err(format!(
+            "the response declares the encoding '{}'; only UTF-8 is accepted",
+            super::envelope::printable(&value, 40)
+        ))
+    }
+}
+
 /// How old a Response may be (its IssueInstant), besides the skew.
 pub const MAX_ISSUE_DELAY_SECS: i64 = 300;
 
@@ -68,6 +101,7 @@ pub fn validate_response(
         .decode(compact)
         .map_err(|_| "SAMLResponse is not valid base64")?;
     let xml = std::str::from_utf8(&bytes).map_err(|_| "SAMLResponse is not UTF-8 XML")?;
+    refuse_other_encodings(xml)?;
     refuse_dtd(xml)?;
     let envelope = read_envelope(xml)?;
     check_envelope(&envelope, &sp.acs_url, request_id)?;
@@ -145,7 +179,7 @@ pub fn validate_response(
     if issued > now + CLOCK_SKEW_SECS {
         return Err("the Response was issued in the future (IssueInstant)".into());
     }
-    if issued + MAX_ISSUE_DELAY_SECS + CLOCK_SKEW_SECS < now {
+    if issued.saturating_add(MAX_ISSUE_DELAY_SECS + CLOCK_SKEW_SECS) < now {
         return Err("the response was issued too long ago".into());
     }
     // A sign-in needs an authentication statement; its SessionNotOnOrAfter caps the session.
@@ -182,7 +216,7 @@ pub fn validate_response(
         (Some(a), None) | (None, Some(a)) => a,
         (None, None) => return Err("the assertion has no NotOnOrAfter".into()),
     };
-    if until + CLOCK_SKEW_SECS <= now {
+    if until.saturating_add(CLOCK_SKEW_SECS) <= now {
         return Err("the assertion has expired (NotOnOrAfter is in the past)".into());
     }
     if assertion.id.trim().is_empty() {
@@ -228,7 +262,7 @@ pub fn validate_response(
         name_id: name_id_value,
         name_id_format: name_id.format.clone(),
         assertion_id: assertion.id.clone(),
-        replayable_until: until + CLOCK_SKEW_SECS,
+        replayable_until: until.saturating_add(CLOCK_SKEW_SECS),
         email,
         attributes,
         session_not_on_or_after,
