@@ -17,7 +17,7 @@ use amove_agent::{bootstrap, server};
 use tauri::{AppHandle, Manager};
 use tokio::sync::Notify;
 
-use crate::{deep_link, memory, session, tray, windows};
+use crate::{deep_link, session, tray, windows};
 
 /// Who is signed in through the tray.
 #[derive(Debug, Clone)]
@@ -212,7 +212,6 @@ pub fn spawn(app: AppHandle, settings: Settings) {
         let _ = shell.agent.set(state);
         tray::refresh(&app);
         run_deferred(&app);
-        memory::when_idle(&app);
         // `serve` needs a 'static shutdown future: Quit or SIGINT/SIGTERM, bridged by a channel.
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let watcher = app.clone();

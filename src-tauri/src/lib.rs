@@ -6,12 +6,11 @@ mod agent;
 mod commands;
 mod deep_link;
 mod logs;
-mod memory;
 mod session;
 mod tray;
 mod windows;
 
-use tauri::{Manager, RunEvent, WindowEvent};
+use tauri::{Manager, RunEvent};
 
 pub use agent::Shell;
 
@@ -67,11 +66,6 @@ pub fn run() {
             code: None, api, ..
         } => api.prevent_exit(),
         RunEvent::Exit => handle.state::<Shell>().stop(),
-        // With the last window gone, the pages it brought in are idle again.
-        RunEvent::WindowEvent {
-            event: WindowEvent::Destroyed,
-            ..
-        } => memory::when_idle(handle),
         _ => {}
     });
 }
@@ -79,8 +73,9 @@ pub fn run() {
 /// GDK probes OpenGL when GTK starts, which maps the GL driver (Mesa's llvmpipe alone is ~50 MB
 /// resident) into a process that mostly sits in the tray. The windows render without GDK's GL
 /// (WebKit uses its non-GL path to show its pages), so the app re-executes itself once with
-/// `GDK_GL=disable` — an environment variable only takes effect before GTK starts, and setting
-/// it in-process would need `unsafe`. An explicit `GDK_GL` (even empty) is left alone.
+/// `GDK_GL=disable` — an environment variable only takes effect before GTK starts, and this
+/// crate does not set one in-process (`std::env::set_var` races with threads reading the
+/// environment). An explicit `GDK_GL` (even empty) is left alone.
 #[cfg(target_os = "linux")]
 fn without_gdk_gl() {
     use std::os::unix::process::CommandExt;
