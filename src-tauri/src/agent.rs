@@ -10,7 +10,6 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use amove_agent::api::AppState;
-use amove_agent::api::login::DesktopCallback;
 use amove_agent::config::{self, Settings};
 use amove_agent::secret::Secret;
 use amove_agent::{bootstrap, server};
@@ -50,8 +49,6 @@ pub struct Shell {
     handled_links: Mutex<VecDeque<String>>,
     /// Logs folder.
     pub logs_dir: PathBuf,
-    /// Where the IdP returns desktop logins.
-    pub callback: DesktopCallback,
     /// Client for calls to the agent's own API (sign out, whoami, the windows' proxy).
     pub http: reqwest::Client,
 }
@@ -64,10 +61,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shell {
     /// A shell whose server has not started yet.
     pub fn new(logs_dir: PathBuf) -> Self {
-        let callback = match std::env::var("AMOVE_DESKTOP_CALLBACK").as_deref() {
-            Ok("deep-link" | "deeplink" | "amove") => DesktopCallback::DeepLink,
-            _ => DesktopCallback::Loopback,
-        };
         Self {
             agent: OnceLock::new(),
             start_error: OnceLock::new(),
@@ -79,7 +72,6 @@ impl Shell {
             pending: Mutex::new(Vec::new()),
             handled_links: Mutex::new(VecDeque::new()),
             logs_dir,
-            callback,
             // No redirects and no proxy: this client only ever talks to the agent itself.
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())

@@ -7,6 +7,7 @@ mod commands;
 mod deep_link;
 mod logs;
 mod session;
+mod signin;
 mod tray;
 mod windows;
 

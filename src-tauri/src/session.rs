@@ -2,13 +2,13 @@
 //! for the agent to complete it (loopback callback or deep link), then update the tray and
 //! tell the sign-in window. The state change is pushed as an event; nothing polls.
 
-use amove_agent::api::login::{self, DesktopSession};
 use serde::Serialize;
 use serde_json::Value;
 use tauri::{AppHandle, Emitter, Manager};
 use tauri_plugin_opener::OpenerExt;
 
 use crate::agent::{Session, Shell};
+use crate::signin::{self, DesktopSession};
 use crate::{tray, windows};
 
 /// Event sent to the windows when the sign-in state changed.
@@ -40,10 +40,10 @@ pub async fn start(app: &AppHandle, username: &str) -> Result<(), String> {
     if username.is_empty() {
         return Err("Type your work email address.".into());
     }
-    let pending = login::start_desktop_login(&state, username, shell.callback)
+    let pending = signin::start(&state, username)
         .await
         .map_err(|e| plain(&e))?;
-    tracing::info!(callback = ?shell.callback, "sign-in started; opening the browser");
+    tracing::info!(callback = ?signin::callback(), "sign-in started; opening the browser");
     if let Err(e) = app.opener().open_url(pending.url.as_str(), None::<&str>) {
         tracing::warn!(error = %e, "cannot open the browser");
         return Err(format!(
