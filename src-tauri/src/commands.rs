@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use tauri::{AppHandle, State, WebviewWindow};
 use tauri_plugin_opener::OpenerExt;
 
-use crate::agent::{self, Shell};
 use crate::session;
+use crate::state::Shell;
 
 /// What a window needs to draw itself.
 #[tauri::command]
@@ -118,7 +118,7 @@ pub async fn start_sign_in(app: AppHandle, username: String) -> Result<(), Strin
 /// Signs the tray's session out.
 #[tauri::command]
 pub async fn sign_out(app: AppHandle) -> Result<(), String> {
-    agent::sign_out(&app).await;
+    session::sign_out(&app).await;
     Ok(())
 }
 
@@ -127,7 +127,6 @@ pub async fn sign_out(app: AppHandle) -> Result<(), String> {
 /// this is never a way around the admin checks.
 #[tauri::command]
 pub async fn first_run_setup(
-    app: AppHandle,
     shell: State<'_, Shell>,
     account: String,
     account_name: Option<String>,
@@ -162,7 +161,6 @@ pub async fn first_run_setup(
         Ok((_, user)) => {
             tracing::info!("first run: created the account with owner {}", user.email);
             shell.set_needs_setup(false);
-            session::changed(&app);
             Ok(())
         }
         Err(e) => Err(session::plain(&e)),

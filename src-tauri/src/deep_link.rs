@@ -5,7 +5,7 @@
 use tauri::{AppHandle, Manager};
 use tauri_plugin_deep_link::DeepLinkExt;
 
-use crate::agent::Shell;
+use crate::state::Shell;
 use crate::windows::{self, View};
 use crate::{session, signin};
 

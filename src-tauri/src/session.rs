@@ -1,18 +1,17 @@
-//! Signing in from the tray: start the core's desktop login, open the system browser, wait
-//! for the agent to complete it (loopback callback or deep link), then update the tray and
-//! tell the sign-in window. The state change is pushed as an event; nothing polls.
+//! Signing in and out from the tray: start the core's desktop login, open the system browser,
+//! wait for the agent to complete it (loopback callback or deep link), then record the session
+//! and tell the sign-in window. The tray and the windows follow the state change
+//! ([`Shell::subscribe`]); nothing polls.
 
 use serde::Serialize;
 use serde_json::Value;
 use tauri::{AppHandle, Emitter, Manager};
 use tauri_plugin_opener::OpenerExt;
 
-use crate::agent::{Session, Shell};
 use crate::signin::{self, DesktopSession};
-use crate::{tray, windows};
+use crate::state::{Session, Shell};
+use crate::windows;
 
-/// Event sent to the windows when the sign-in state changed.
-pub const SESSION_EVENT: &str = "session-changed";
 /// Event sent to the sign-in window when its login finished.
 pub const FINISHED_EVENT: &str = "signin-finished";
 
@@ -62,7 +61,7 @@ pub async fn start(app: &AppHandle, username: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A completed login (from the waiter or a deep link): remember it and update the tray.
+/// A completed login (from the waiter or a deep link): remember it (the tray follows).
 pub async fn signed_in(app: &AppHandle, ds: DesktopSession) -> Session {
     let shell = app.state::<Shell>();
     let is_admin = whoami(&shell, &ds)
@@ -83,7 +82,6 @@ pub async fn signed_in(app: &AppHandle, ds: DesktopSession) -> Session {
         s.account
     );
     shell.set_session(Some(s.clone()));
-    changed(app);
     s
 }
 
@@ -125,8 +123,26 @@ fn finished(app: &AppHandle, outcome: Result<Session, String>) {
     }
 }
 
-/// The sign-in state changed: redraw the tray, tell open windows.
-pub fn changed(app: &AppHandle) {
-    tray::refresh(app);
-    let _ = app.emit(SESSION_EVENT, ());
+/// Signs the tray's session out (revoking it at the agent); the tray follows.
+pub async fn sign_out(app: &AppHandle) {
+    let shell = app.state::<Shell>();
+    let Some(s) = shell.session() else {
+        return;
+    };
+    if let Ok(base) = shell.base_url() {
+        let r = shell
+            .http
+            .post(format!("{base}/sso/logout"))
+            .bearer_auth(s.token.expose())
+            .send()
+            .await;
+        match r {
+            Ok(r) if r.status().is_success() => tracing::info!("signed out {}", s.username),
+            Ok(r) => {
+                tracing::warn!(status = %r.status(), "sign-out: the agent refused to revoke the session")
+            }
+            Err(e) => tracing::warn!(error = %e, "sign-out: cannot reach the agent"),
+        }
+    }
+    shell.set_session(None);
 }
