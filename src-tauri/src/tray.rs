@@ -15,7 +15,8 @@ const TRAY_ID: &str = "main";
 /// The status line: not signed in, signed in as whom, or why the agent is not running.
 fn status_line(shell: &Shell) -> String {
     if let Some(e) = shell.start_error() {
-        let first = e.split(':').next().unwrap_or(e);
+        // The first clause: "cannot listen on 127.0.0.1:29123", not cut at the port's colon.
+        let first = e.split(": ").next().unwrap_or(e);
         return format!("Agent not running — {first}");
     }
     if shell.agent().is_err() {
@@ -129,10 +130,12 @@ mod tests {
     fn status_line_says_starting_then_why_the_agent_is_not_running() {
         let shell = Shell::new(PathBuf::from("/nonexistent/logs"));
         assert_eq!(status_line(&shell), "Starting…");
-        shell.set_start_error("cannot open the database: disk full".into());
+        shell.set_start_error(
+            "cannot listen on 127.0.0.1:29123: the address is already in use. Is another…".into(),
+        );
         assert_eq!(
             status_line(&shell),
-            "Agent not running — cannot open the database"
+            "Agent not running — cannot listen on 127.0.0.1:29123"
         );
     }
 }
