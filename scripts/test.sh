@@ -12,8 +12,10 @@ echo "== cargo fmt"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
-echo "== cargo test"
+echo "== cargo test (the core: GUI-free, first)"
 cargo test --all-targets --no-fail-fast
+echo "== cargo test -p amove-desktop (the shell's unit tests)"
+cargo test -p amove-desktop --no-fail-fast
 echo "== ui tests (tests/ui: the web UI in headless chromium against the real agent)"
 cargo build --bin amove-agent
 rc=0

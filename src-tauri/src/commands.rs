@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use tauri::{AppHandle, State, WebviewWindow};
 use tauri_plugin_opener::OpenerExt;
 
-use crate::agent::{self, Shell};
 use crate::session;
+use crate::state::Shell;
 
 /// What a window needs to draw itself.
 #[tauri::command]
@@ -54,15 +54,31 @@ pub struct ApiResponse {
     body: String,
 }
 
+/// Whether a page may send `path` to the agent: `/health` or under `/sso/`, with a path of
+/// plain segments only — no `.` or `..` segment, no empty one, no percent-encoding or
+/// backslash (so no encoded form of either), no fragment — and any query. API paths never need
+/// more, and nothing else can be normalised by someone along the way into another path.
+fn is_api_path(path: &str) -> bool {
+    let (p, _query) = path.split_once('?').unwrap_or((path, ""));
+    if path.contains('#') {
+        return false;
+    }
+    let plain = p
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '.'));
+    let segments_ok = p.strip_prefix('/').is_some_and(|rest| {
+        rest.split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+    });
+    plain && segments_ok && (p == "/health" || p.starts_with("/sso/"))
+}
+
 /// Forwards a page's request to the agent's API. Without an `Authorization` header the
 /// tray's session is used, so a signed-in admin needs no second sign-in.
 #[tauri::command]
 pub async fn api(shell: State<'_, Shell>, request: ApiRequest) -> Result<ApiResponse, String> {
     let base = shell.base_url()?;
-    if !(request.path.starts_with("/sso/") || request.path == "/health")
-        || request.path.contains("://")
-        || request.path.contains('#')
-    {
+    if !is_api_path(&request.path) {
         return Err(format!("not an API path: {}", request.path));
     }
     let method = reqwest::Method::from_bytes(request.method.as_bytes())
@@ -118,7 +134,7 @@ pub async fn start_sign_in(app: AppHandle, username: String) -> Result<(), Strin
 /// Signs the tray's session out.
 #[tauri::command]
 pub async fn sign_out(app: AppHandle) -> Result<(), String> {
-    agent::sign_out(&app).await;
+    session::sign_out(&app).await;
     Ok(())
 }
 
@@ -127,7 +143,6 @@ pub async fn sign_out(app: AppHandle) -> Result<(), String> {
 /// this is never a way around the admin checks.
 #[tauri::command]
 pub async fn first_run_setup(
-    app: AppHandle,
     shell: State<'_, Shell>,
     account: String,
     account_name: Option<String>,
@@ -162,10 +177,9 @@ pub async fn first_run_setup(
         Ok((_, user)) => {
             tracing::info!("first run: created the account with owner {}", user.email);
             shell.set_needs_setup(false);
-            session::changed(&app);
             Ok(())
         }
-        Err(e) => Err(session::plain(&e)),
+        Err(e) => Err(e.user_text()),
     }
 }
 
@@ -186,4 +200,37 @@ pub async fn open_import_in_browser(app: AppHandle, shell: State<'_, Shell>) -> 
 #[tauri::command]
 pub fn close_window(window: WebviewWindow) {
     let _ = window.destroy();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_paths_are_plain_and_under_sso() {
+        for ok in [
+            "/health",
+            "/sso/whoami",
+            "/sso/ttapi/tokens/12",
+            "/sso/audit?page=2&x=../y",
+        ] {
+            assert!(is_api_path(ok), "{ok}");
+        }
+        for bad in [
+            "/sso/../ui/",
+            "/sso/./whoami",
+            "/sso//whoami",
+            "/sso/%2e%2e/x",
+            "/sso/..%2fui",
+            "/sso\\..\\x",
+            "/ui/",
+            "http://evil/sso/x",
+            "/sso/x#frag",
+            "sso/x",
+            "/sso/",
+            "/healthz",
+        ] {
+            assert!(!is_api_path(bad), "{bad}");
+        }
+    }
 }

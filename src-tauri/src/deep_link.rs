@@ -2,13 +2,12 @@
 //! launch's arguments here; `amove://sso/callback?…` completes the pending desktop login;
 //! `--open signin|admin` opens a window and `--sign-in EMAIL` starts a sign-in.
 
-use amove_agent::api::login;
 use tauri::{AppHandle, Manager};
 use tauri_plugin_deep_link::DeepLinkExt;
 
-use crate::agent::Shell;
-use crate::session;
+use crate::state::Shell;
 use crate::windows::{self, View};
+use crate::{session, signin};
 
 /// Registers the scheme with the desktop (Linux, Windows: at run time) and listens for links.
 pub fn setup(app: &AppHandle) {
@@ -105,14 +104,14 @@ fn complete(app: &AppHandle, link: String) {
             return;
         };
         tracing::info!("completing a sign-in from a deep link");
-        match login::complete_from_deep_link(&state, &link).await {
+        match signin::complete(&state, &link).await {
             // The waiting sign-in task updates the tray; after a restart there is none.
             Ok(ds) => {
                 if shell.session().is_none_or(|s| s.username != ds.username) {
                     session::signed_in(&app, ds).await;
                 }
             }
-            Err(e) => tracing::warn!("deep link sign-in failed: {}", session::plain(&e)),
+            Err(e) => tracing::warn!("deep link sign-in failed: {}", e.user_text()),
         }
     });
 }

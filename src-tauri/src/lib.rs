@@ -6,14 +6,15 @@ mod agent;
 mod commands;
 mod deep_link;
 mod logs;
-mod memory;
 mod session;
+mod signin;
+mod state;
 mod tray;
 mod windows;
 
-use tauri::{Manager, RunEvent, WindowEvent};
+use tauri::{Manager, RunEvent};
 
-pub use agent::Shell;
+pub use state::Shell;
 
 /// Builds and runs the app until Quit (or SIGINT/SIGTERM).
 pub fn run() {
@@ -48,6 +49,7 @@ pub fn run() {
         ])
         .setup(move |app| {
             tray::create(app.handle())?;
+            windows::follow(app.handle());
             deep_link::setup(app.handle());
             agent::spawn(app.handle().clone(), settings);
             Ok(())
@@ -67,20 +69,17 @@ pub fn run() {
             code: None, api, ..
         } => api.prevent_exit(),
         RunEvent::Exit => handle.state::<Shell>().stop(),
-        // With the last window gone, the pages it brought in are idle again.
-        RunEvent::WindowEvent {
-            event: WindowEvent::Destroyed,
-            ..
-        } => memory::when_idle(handle),
         _ => {}
     });
 }
 
-/// GDK probes OpenGL when GTK starts, which maps the GL driver (Mesa's llvmpipe alone is ~50 MB
-/// resident) into a process that mostly sits in the tray. The windows render without GDK's GL
-/// (WebKit uses its non-GL path to show its pages), so the app re-executes itself once with
-/// `GDK_GL=disable` — an environment variable only takes effect before GTK starts, and setting
-/// it in-process would need `unsafe`. An explicit `GDK_GL` (even empty) is left alone.
+/// GDK probes OpenGL when GTK starts, which loads the GL driver into a process that mostly sits
+/// in the tray; under Mesa's llvmpipe that is ~10 MB of anonymous memory the app then keeps
+/// (libLLVM's relocated data alone is 8 MB; BENCHMARKS.md, "Desktop app"). The windows render
+/// without GDK's GL (WebKit uses its non-GL path to show its pages), so the app re-executes
+/// itself once with `GDK_GL=disable` — an environment variable only takes effect before GTK
+/// starts, and this crate does not set one in-process (`std::env::set_var` races with threads
+/// reading the environment). An explicit `GDK_GL` (even empty) is left alone.
 #[cfg(target_os = "linux")]
 fn without_gdk_gl() {
     use std::os::unix::process::CommandExt;

@@ -1,18 +1,17 @@
-//! Signing in from the tray: start the core's desktop login, open the system browser, wait
-//! for the agent to complete it (loopback callback or deep link), then update the tray and
-//! tell the sign-in window. The state change is pushed as an event; nothing polls.
+//! Signing in and out from the tray: start the core's desktop login, open the system browser,
+//! wait for the agent to complete it (loopback callback or deep link), then record the session
+//! and tell the sign-in window. The tray and the windows follow the state change
+//! ([`Shell::subscribe`]); nothing polls.
 
-use amove_agent::api::login::{self, DesktopSession};
 use serde::Serialize;
 use serde_json::Value;
 use tauri::{AppHandle, Emitter, Manager};
 use tauri_plugin_opener::OpenerExt;
 
-use crate::agent::{Session, Shell};
-use crate::{tray, windows};
+use crate::signin::{self, DesktopSession};
+use crate::state::{Session, Shell};
+use crate::windows;
 
-/// Event sent to the windows when the sign-in state changed.
-pub const SESSION_EVENT: &str = "session-changed";
 /// Event sent to the sign-in window when its login finished.
 pub const FINISHED_EVENT: &str = "signin-finished";
 
@@ -24,13 +23,6 @@ pub struct Finished {
     message: String,
 }
 
-/// The user-facing words of a core error (never internal detail).
-pub fn plain(e: &amove_agent::Error) -> String {
-    e.public_messages()
-        .map(|m| m.join(" "))
-        .unwrap_or_else(|| "Something went wrong inside the agent; the log has the details.".into())
-}
-
 /// Starts a sign-in for `username` and opens the browser; the rest happens in the
 /// background. Errors (unknown user, no provider…) come back in plain words.
 pub async fn start(app: &AppHandle, username: &str) -> Result<(), String> {
@@ -40,10 +32,10 @@ pub async fn start(app: &AppHandle, username: &str) -> Result<(), String> {
     if username.is_empty() {
         return Err("Type your work email address.".into());
     }
-    let pending = login::start_desktop_login(&state, username, shell.callback)
+    let pending = signin::start(&state, username)
         .await
-        .map_err(|e| plain(&e))?;
-    tracing::info!(callback = ?shell.callback, "sign-in started; opening the browser");
+        .map_err(|e| e.user_text())?;
+    tracing::info!(callback = ?signin::callback(), "sign-in started; opening the browser");
     if let Err(e) = app.opener().open_url(pending.url.as_str(), None::<&str>) {
         tracing::warn!(error = %e, "cannot open the browser");
         return Err(format!(
@@ -55,14 +47,14 @@ pub async fn start(app: &AppHandle, username: &str) -> Result<(), String> {
     tauri::async_runtime::spawn(async move {
         let outcome = match pending.wait().await {
             Ok(ds) => Ok(signed_in(&app, ds).await),
-            Err(e) => Err(plain(&e)),
+            Err(e) => Err(e.user_text()),
         };
         finished(&app, outcome);
     });
     Ok(())
 }
 
-/// A completed login (from the waiter or a deep link): remember it and update the tray.
+/// A completed login (from the waiter or a deep link): remember it (the tray follows).
 pub async fn signed_in(app: &AppHandle, ds: DesktopSession) -> Session {
     let shell = app.state::<Shell>();
     let is_admin = whoami(&shell, &ds)
@@ -83,7 +75,6 @@ pub async fn signed_in(app: &AppHandle, ds: DesktopSession) -> Session {
         s.account
     );
     shell.set_session(Some(s.clone()));
-    changed(app);
     s
 }
 
@@ -125,8 +116,26 @@ fn finished(app: &AppHandle, outcome: Result<Session, String>) {
     }
 }
 
-/// The sign-in state changed: redraw the tray, tell open windows.
-pub fn changed(app: &AppHandle) {
-    tray::refresh(app);
-    let _ = app.emit(SESSION_EVENT, ());
+/// Signs the tray's session out (revoking it at the agent); the tray follows.
+pub async fn sign_out(app: &AppHandle) {
+    let shell = app.state::<Shell>();
+    let Some(s) = shell.session() else {
+        return;
+    };
+    if let Ok(base) = shell.base_url() {
+        let r = shell
+            .http
+            .post(format!("{base}/sso/logout"))
+            .bearer_auth(s.token.expose())
+            .send()
+            .await;
+        match r {
+            Ok(r) if r.status().is_success() => tracing::info!("signed out {}", s.username),
+            Ok(r) => {
+                tracing::warn!(status = %r.status(), "sign-out: the agent refused to revoke the session")
+            }
+            Err(e) => tracing::warn!(error = %e, "sign-out: cannot reach the agent"),
+        }
+    }
+    shell.set_session(None);
 }

@@ -1,20 +1,22 @@
 //! The tray icon and its menu: a status line, Sign in…, Sign out, Admin settings… (admins
-//! only), Open logs folder, Quit. [`refresh`] redraws it whenever the state changes.
+//! only), Open logs folder, Quit. It follows the shell's state: every change redraws it.
 
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager, Wry};
 use tauri_plugin_opener::OpenerExt;
 
-use crate::agent::{self, Shell};
+use crate::state::Shell;
 use crate::windows::{self, View};
+use crate::{agent, session};
 
 const TRAY_ID: &str = "main";
 
 /// The status line: not signed in, signed in as whom, or why the agent is not running.
-pub fn status_line(shell: &Shell) -> String {
+fn status_line(shell: &Shell) -> String {
     if let Some(e) = shell.start_error() {
-        let first = e.split(':').next().unwrap_or(e);
+        // The first clause: "cannot listen on 127.0.0.1:29123", not cut at the port's colon.
+        let first = e.split(": ").next().unwrap_or(e);
         return format!("Agent not running — {first}");
     }
     if shell.agent().is_err() {
@@ -70,7 +72,7 @@ fn on_menu(app: &AppHandle, id: &str) {
         "admin" => windows::open(app, View::Admin),
         "signout" => {
             let app = app.clone();
-            tauri::async_runtime::spawn(async move { agent::sign_out(&app).await });
+            tauri::async_runtime::spawn(async move { session::sign_out(&app).await });
         }
         "logs" => {
             let dir = app.state::<Shell>().logs_dir.clone();
@@ -83,7 +85,7 @@ fn on_menu(app: &AppHandle, id: &str) {
     }
 }
 
-/// Creates the tray icon.
+/// Creates the tray icon; it is redrawn on every change of the shell's state from then on.
 pub fn create(app: &AppHandle) -> tauri::Result<()> {
     let mut builder = TrayIconBuilder::with_id(TRAY_ID)
         .tooltip("Amove")
@@ -95,11 +97,13 @@ pub fn create(app: &AppHandle) -> tauri::Result<()> {
     }
     builder.build(app)?;
     tracing::info!("tray ready: {}", status_line(&app.state::<Shell>()));
+    let handle = app.clone();
+    app.state::<Shell>().on_change(move || refresh(&handle));
     Ok(())
 }
 
-/// Redraws the menu from the current state (called on every state change).
-pub fn refresh(app: &AppHandle) {
+/// Redraws the menu from the current state.
+fn refresh(app: &AppHandle) {
     let Some(tray) = app.tray_by_id(TRAY_ID) else {
         return;
     };
@@ -114,4 +118,24 @@ pub fn refresh(app: &AppHandle) {
     }
     let _ = tray.set_tooltip(Some(format!("Amove — {status}")));
     tracing::info!("tray status: {status}");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn status_line_says_starting_then_why_the_agent_is_not_running() {
+        let shell = Shell::new(PathBuf::from("/nonexistent/logs"));
+        assert_eq!(status_line(&shell), "Starting…");
+        shell.set_start_error(
+            "cannot listen on 127.0.0.1:29123: the address is already in use. Is another…".into(),
+        );
+        assert_eq!(
+            status_line(&shell),
+            "Agent not running — cannot listen on 127.0.0.1:29123"
+        );
+    }
 }

@@ -1,9 +1,13 @@
 //! Windows on demand: none at start; each is created when asked for and destroyed when
-//! closed, so WebKit's processes run only while a window is open.
+//! closed, so WebKit's processes run only while a window is open. Open windows hear
+//! [`SESSION_EVENT`] whenever the shell's state changes.
 
-use tauri::{AppHandle, Manager, WebviewUrl, WebviewWindowBuilder};
+use tauri::{AppHandle, Emitter, Manager, WebviewUrl, WebviewWindowBuilder};
 
-use crate::agent::Shell;
+use crate::state::Shell;
+
+/// Event sent to the windows when the sign-in state (or the agent's) changed.
+const SESSION_EVENT: &str = "session-changed";
 
 /// The app's windows (the label is also what the page shows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,5 +82,28 @@ pub fn close(app: &AppHandle, view: View) {
         && let Err(e) = w.destroy()
     {
         tracing::warn!(error = %e, "cannot close the window");
+    }
+}
+
+/// Tells the open windows about every change of the shell's state, for as long as the app runs.
+pub fn follow(app: &AppHandle) {
+    let handle = app.clone();
+    app.state::<Shell>().on_change(move || {
+        let _ = handle.emit(SESSION_EVENT, ());
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_and_arguments_name_the_same_views() {
+        for view in [View::SignIn, View::Admin, View::Error] {
+            assert_eq!(View::parse(view.label()), Some(view));
+        }
+        assert_eq!(View::parse("sign-in"), Some(View::SignIn));
+        assert_eq!(View::parse("settings"), Some(View::Admin));
+        assert_eq!(View::parse("tray"), None);
     }
 }

@@ -6,6 +6,7 @@ pub mod extract;
 pub mod guard;
 pub mod health;
 pub mod idp;
+pub mod idp_view;
 pub mod import;
 pub mod links;
 pub mod login;

@@ -1,0 +1,104 @@
+//! How the API shows a stored IdP configuration (`OktaSSO`, `EntraIDSSO`, `SamlSSO`): the
+//! seed's keys, the secret always masked.
+
+use serde::Serialize;
+
+use crate::api::idp::SECRET_MASK;
+use crate::state::AppState;
+use crate::store::idp::{IdpConfig, Kind};
+
+/// An Okta configuration as the API shows it (`OktaSSO`).
+#[derive(Debug, Serialize)]
+pub struct OktaView {
+    #[serde(rename = "Id")]
+    id: i64,
+    #[serde(rename = "ClientId")]
+    client_id: Option<String>,
+    /// Always the mask: the secret is write-only.
+    #[serde(rename = "ClientSecret")]
+    client_secret: &'static str,
+    #[serde(rename = "OpenIdURL")]
+    openid_url: Option<String>,
+    #[serde(rename = "Active")]
+    active: bool,
+}
+
+/// An Entra ID configuration as the API shows it (`EntraIDSSO`).
+#[derive(Debug, Serialize)]
+pub struct EntraView {
+    #[serde(flatten)]
+    oidc: OktaView,
+    #[serde(rename = "GraphURL")]
+    graph_url: Option<String>,
+    #[serde(rename = "AllowedTenants")]
+    allowed_tenants: Vec<String>,
+}
+
+/// A SAML configuration as the API shows it (`SamlSSO`).
+#[derive(Debug, Serialize)]
+pub struct SamlView {
+    #[serde(rename = "Id")]
+    id: i64,
+    #[serde(rename = "Certificate")]
+    certificate: Option<String>,
+    #[serde(rename = "NextCertificate")]
+    next_certificate: Option<String>,
+    #[serde(rename = "SPEntityId")]
+    sp_entity_id: Option<String>,
+    #[serde(rename = "IdPSSOURL")]
+    idp_sso_url: Option<String>,
+    #[serde(rename = "IdPEntityId")]
+    idp_entity_id: Option<String>,
+    #[serde(rename = "GroupsAttribute")]
+    groups_attribute: Option<String>,
+    #[serde(rename = "AllowExpiredCertificate")]
+    allow_expired_certificate: bool,
+    #[serde(rename = "Active")]
+    active: bool,
+    /// The agent's ACS URL, to register at the IdP (read-only).
+    #[serde(rename = "AcsURL")]
+    acs_url: String,
+}
+
+/// The API's view of a configuration, by kind.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum IdpView {
+    /// Okta.
+    Okta(OktaView),
+    /// Entra ID.
+    Entra(EntraView),
+    /// SAML.
+    Saml(SamlView),
+}
+
+/// The API's view of a configuration.
+pub fn view(state: &AppState, c: &IdpConfig) -> IdpView {
+    let oidc = || OktaView {
+        id: c.id,
+        client_id: c.client_id.clone(),
+        client_secret: SECRET_MASK,
+        openid_url: c.openid_url.clone(),
+        active: c.active,
+    };
+    match c.kind {
+        Kind::Okta => IdpView::Okta(oidc()),
+        Kind::Entra => IdpView::Entra(EntraView {
+            oidc: oidc(),
+            graph_url: c.graph_url.clone(),
+            allowed_tenants: c.allowed_tenants.clone(),
+        }),
+        Kind::Saml => IdpView::Saml(SamlView {
+            id: c.id,
+            certificate: c.certificate.clone(),
+            next_certificate: c.next_certificate.clone(),
+            sp_entity_id: c.sp_entity_id.clone(),
+            idp_sso_url: c.idp_sso_url.clone(),
+            idp_entity_id: c.idp_entity_id.clone(),
+            groups_attribute: c.groups_attribute.clone(),
+            allow_expired_certificate: c.allow_expired_certificate,
+            active: c.active,
+            acs_url: crate::login::idp_config::acs_url(state),
+        }),
+    }
+}
