@@ -191,7 +191,7 @@ pub(crate) async fn serve(d: Dir) -> (S, url::Url) {
         }))
         .route("/v1.0/users", get(|State(d): State<S>, h: HeaderMap, Query(q): Query<HashMap<String, String>>| async move {
             if let Some(r) = gate(&d, &h, false) { return r; }
-            let us = d.users.iter().map(|u| json!({"id": u.0, "userPrincipalName": u.1, "mail": u.1, "givenName": u.2, "surname": u.3})).collect();
+            let us = d.users.iter().map(|u| json!({"id": u.0, "userPrincipalName": u.1, "mail": format!("alias.{}", u.1), "givenName": u.2, "surname": u.3})).collect();
             graph_page(&d, "/v1.0/users", us, &q)
         }))
         .route("/v1.0/groups", get(|State(d): State<S>, h: HeaderMap, Query(q): Query<HashMap<String, String>>| async move {
