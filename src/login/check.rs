@@ -29,6 +29,12 @@ impl ConnectionTest {
     }
 }
 
+/// The first check of every test: what is configured, and whether it is active.
+fn configuration_check(what: String, active: bool) -> Check {
+    let state = if active { "active" } else { "not active" };
+    Check::pass("Configuration", format!("{what}, {state}"))
+}
+
 /// Tests account `aid`'s configuration of `kind`.
 pub async fn test_connection(
     state: &AppState,
@@ -53,17 +59,9 @@ async fn test_oidc(state: &AppState, aid: i64, kind: Kind) -> Result<ConnectionT
                 kind.label()
             ))
         })?;
-    let mut checks = vec![Check::pass(
-        "Configuration",
-        format!(
-            "ClientId {}, {}",
-            config.client_id.as_deref().unwrap_or(""),
-            if config.active {
-                "active"
-            } else {
-                "not active"
-            }
-        ),
+    let mut checks = vec![configuration_check(
+        format!("ClientId {}", config.client_id.as_deref().unwrap_or("")),
+        config.active,
     )];
     checks.push(match idp_config::client_secret(state, &config) {
         Ok(_) => Check::pass("Client secret", "stored and readable"),
@@ -91,17 +89,12 @@ async fn test_saml(state: &AppState, aid: i64, account_identifier: &str) -> Resu
             Error::NotFound("there is no SAML configuration to test; set one up first".into())
         })?;
     let now = state.now();
-    let mut checks = vec![Check::pass(
-        "Configuration",
+    let mut checks = vec![configuration_check(
         format!(
-            "SPEntityId {}, {}",
-            config.sp_entity_id.as_deref().unwrap_or(""),
-            if config.active {
-                "active"
-            } else {
-                "not active"
-            }
+            "SPEntityId {}",
+            config.sp_entity_id.as_deref().unwrap_or("")
         ),
+        config.active,
     )];
     for (name, pem) in [
         ("Certificate", config.certificate.as_deref()),

@@ -110,26 +110,26 @@ pub struct Event {
 
 /// Appends an event (a refusal may be coalesced, see the module documentation).
 pub fn record(conn: &Connection, e: &NewEvent, now: i64) -> Result<()> {
-    if e.outcome == Outcome::Refused {
-        let mut detail = e.detail.as_str();
-        if e.account_id.is_none() && coalesce(conn, e, detail, now)? {
-            return Ok(());
-        }
-        if e.account_id.is_none() {
-            let distinct: i64 = conn.query_row(
-                "SELECT COUNT(*) FROM audit_events \
-                 WHERE account_id IS NULL AND outcome = 'refused' AND at > ?1",
-                [now - COALESCE_SECS],
-                |r| r.get(0),
-            )?;
-            if distinct >= ANONYMOUS_DISTINCT_PER_HOUR {
-                detail = FOLDED_REASON;
+    if e.outcome == Outcome::Ok {
+        return insert(conn, e, &e.detail, now);
+    }
+    if coalesce(conn, e, &e.detail, now)? {
+        return Ok(());
+    }
+    // A new anonymous reason: past the hourly cap, it joins the folded row.
+    if e.account_id.is_none() {
+        let distinct: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM audit_events \
+             WHERE account_id IS NULL AND outcome = 'refused' AND at > ?1",
+            [now - COALESCE_SECS],
+            |r| r.get(0),
+        )?;
+        if distinct >= ANONYMOUS_DISTINCT_PER_HOUR {
+            if coalesce(conn, e, FOLDED_REASON, now)? {
+                return Ok(());
             }
+            return insert(conn, e, FOLDED_REASON, now);
         }
-        if coalesce(conn, e, detail, now)? {
-            return Ok(());
-        }
-        return insert(conn, e, detail, now);
     }
     insert(conn, e, &e.detail, now)
 }

@@ -207,22 +207,26 @@ async fn access_log_redacts_tokens() {
     assert!(!log.contains(ADMIN_PASSWORD), "password in the log");
 }
 
+/// `amove-agent serve --addr 127.0.0.1:PORT` on a fresh data directory (kept by the caller).
+fn serve_on(port: u16, dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "serve",
+        "--addr",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+    ])
+    .arg(dir)
+    .stdin(Stdio::null());
+    cmd
+}
+
 #[tokio::test]
 async fn a_taken_port_is_reported_and_the_agent_exits_non_zero() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let dir = tempfile::tempdir().expect("tmp");
-    let out = Command::new(BIN)
-        .args([
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run");
+    let out = serve_on(port, dir.path()).output().expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("already in use"), "{err}");
@@ -239,15 +243,7 @@ async fn a_program_on_the_other_localhost_address_stops_the_start() {
     };
     let port = squatter.local_addr().expect("addr").port();
     let dir = tempfile::tempdir().expect("tmp");
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdin(Stdio::null())
+    let mut child = serve_on(port, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
