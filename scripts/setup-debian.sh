@@ -20,6 +20,8 @@ for arg in "$@"; do
 done
 
 SUDO=""
+# The outside fuzzer's version (PyPI), pinned.
+SCHEMATHESIS_VERSION=4.32.5
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 pkgs=(build-essential pkg-config libssl-dev libxmlsec1-dev libclang-dev ca-certificates curl)
@@ -81,6 +83,22 @@ if [ "$want_test" = 1 ]; then
   fi
   # The real SAML IdP (SimpleSAMLphp from Debian).
   bash tests/idp/saml/install.sh
+  # The outside fuzzer of the API (tests/fuzz/run_schemathesis.py), pinned. Debian's own python3
+  # refuses pip installs (PEP 668): then into a venv under target/, put on PATH by test.sh.
+  if ! command -v schemathesis >/dev/null || [ "$(schemathesis --version 2>/dev/null)" != "schemathesis, version $SCHEMATHESIS_VERSION" ]; then
+    if ! python3 -m pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION" 2>/dev/null; then
+      [ -x target/venv/bin/python ] || {
+        python3 -m venv target/venv 2>/dev/null || {
+          cache="$(mktemp -d)"; mkdir -p "$cache/partial"
+          DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+            -o Dir::Cache::archives="$cache/" python3-venv >/dev/null
+          rm -rf "$cache"
+          python3 -m venv target/venv
+        }
+      }
+      target/venv/bin/python -m pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+    fi
+  fi
   # The seed's Python samples use requests.
   # Debian's own python3 refuses pip installs (PEP 668): use its package there.
   if ! python3 -c 'import requests' 2>/dev/null; then

@@ -130,19 +130,30 @@ impl From<std::io::Error> for Error {
     }
 }
 
-/// The problem body of the error model.
-pub fn problem_body(code: &str, status: u16, messages: &[&str]) -> serde_json::Value {
-    serde_json::json!({
-        "type": code,
-        "status": status,
-        "errors": { code: messages },
-    })
+/// The problem body of the error model: `{"type": CODE, "status": N, "errors": {CODE: [..]}}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
+    /// The error code: `DEFAULT`, `AUTH`, `TOKEN`, `ACCESS`, `NOT_FOUND`, `DUPLICATE`,
+    /// `SECURITY` or `SSO` (also in the `error-code` header).
+    #[serde(rename = "type")]
+    #[schema(example = "DEFAULT")]
+    pub code: &'a str,
+    /// The HTTP status of the answer (499, 401, 404, 405 or 408).
+    #[schema(example = 499)]
+    pub status: u16,
+    /// One entry, whose key is the code: the human-readable messages.
+    #[schema(value_type = std::collections::BTreeMap<String, Vec<String>>)]
+    pub errors: std::collections::BTreeMap<&'a str, &'a [&'a str]>,
 }
 
-/// A problem answer: `status`, the body of [`problem_body`] (naming the same status) and the
+/// A problem answer: `status`, the [`Problem`] body (naming the same status) and the
 /// `error-code` header.
 pub fn problem(status: StatusCode, code: &'static str, messages: &[&str]) -> Response {
-    let body = problem_body(code, status.as_u16(), messages);
+    let body = Problem {
+        code,
+        status: status.as_u16(),
+        errors: std::collections::BTreeMap::from([(code, messages)]),
+    };
     let mut resp = (status, axum::Json(body)).into_response();
     resp.headers_mut()
         .insert("error-code", HeaderValue::from_static(code));

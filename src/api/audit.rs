@@ -1,9 +1,9 @@
 //! `GET /sso/audit`: the account's audit trail, newest first, paged (admin), and
 //! `GET`/`PUT /sso/audit/policy`: how long it is kept.
 
+use crate::api::routing::Routes;
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::api::extract::{Admin, Fields, QueryParams};
@@ -18,11 +18,11 @@ const DEFAULT_PAGE_SIZE: u32 = 50;
 const MAX_PAGE_SIZE: u32 = 500;
 
 /// Routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/sso/audit", get(get_audit)).route(
-        "/sso/audit/policy",
-        get(get_audit_policy).put(put_audit_policy),
-    )
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/sso/audit", get_audit)
+        .get("/sso/audit/policy", get_audit_policy)
+        .put("/sso/audit/policy", put_audit_policy)
 }
 
 fn number(q: &QueryParams, name: &str, default: u32, max: u32) -> Result<u32> {
@@ -37,6 +37,8 @@ fn number(q: &QueryParams, name: &str, default: u32, max: u32) -> Result<u32> {
     }
 }
 
+#[utoipa::path(get, path = "/sso/audit", tag = "admin", security(("token" = []), ("bearer" = [])), params(AuditQuery),
+    responses((status = 200, description = "One page of the account's audit trail, newest first.", body = AuditPage)))]
 async fn get_audit(
     State(state): State<AppState>,
     Admin(p): Admin,
@@ -71,7 +73,7 @@ async fn get_audit(
 }
 
 /// One page of the audit trail, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct AuditPage {
     /// The events of this page.
@@ -85,7 +87,7 @@ pub struct AuditPage {
 }
 
 /// One audit event.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct AuditItem {
     /// Its id.
@@ -107,7 +109,7 @@ pub struct AuditItem {
 }
 
 /// How long the audit trail keeps the account's events.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct AuditPolicy {
     /// Days events are kept (`null` in a request: the default).
@@ -117,6 +119,8 @@ pub struct AuditPolicy {
 /// Longest retention an admin may set (ten years).
 const MAX_RETENTION_DAYS: i64 = 3660;
 
+#[utoipa::path(get, path = "/sso/audit/policy", tag = "admin", security(("token" = []), ("bearer" = [])),
+    responses((status = 200, description = "How long events are kept.", body = AuditPolicy)))]
 async fn get_audit_policy(
     State(state): State<AppState>,
     Admin(p): Admin,
@@ -131,6 +135,8 @@ async fn get_audit_policy(
     }))
 }
 
+#[utoipa::path(put, path = "/sso/audit/policy", tag = "admin", security(("token" = []), ("bearer" = [])), request_body = AuditPolicyRequest,
+    responses((status = 200, description = "The policy as saved.", body = AuditPolicy)))]
 async fn put_audit_policy(
     State(state): State<AppState>,
     Admin(p): Admin,
@@ -169,4 +175,26 @@ async fn put_audit_policy(
     Ok(Json(AuditPolicy {
         retention_days: days.unwrap_or(DEFAULT_RETENTION_DAYS),
     }))
+}
+
+/// The query of `GET /sso/audit` (OpenAPI parameters).
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// The page, from 1 (default 1).
+    #[param(minimum = 1)]
+    pub page: Option<u32>,
+    /// Events per page, from 1 to 500 (default 50).
+    #[serde(rename = "pageSize")]
+    #[param(minimum = 1, maximum = 500)]
+    pub page_size: Option<u32>,
+}
+
+/// The body of `PUT /sso/audit/policy` (OpenAPI schema).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct AuditPolicyRequest {
+    /// Days to keep events, from 1 to 3660; `null`: the default (180). Required.
+    #[schema(minimum = 1, maximum = 3660)]
+    pub retention_days: Option<i64>,
 }

@@ -1,9 +1,9 @@
 //! The account's allow-list of extra https callback URLs (`GET`/`PUT /sso/callback_urls`,
 //! admin). The policy itself is [`crate::login::callback_url`].
 
+use crate::api::routing::Routes;
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::api::extract::{Admin, Fields};
@@ -14,21 +14,22 @@ use crate::store::audit::{self, NewEvent};
 use crate::store::callback_urls;
 
 /// Routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new().route(
-        "/sso/callback_urls",
-        get(get_callback_urls).put(put_callback_urls),
-    )
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/sso/callback_urls", get_callback_urls)
+        .put("/sso/callback_urls", put_callback_urls)
 }
 
 /// The account's allow-list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct CallbackUrls {
     /// Extra https callback URLs, sorted.
     pub callback_urls: Vec<String>,
 }
 
+#[utoipa::path(get, path = "/sso/callback_urls", tag = "admin", security(("token" = []), ("bearer" = [])),
+    responses((status = 200, description = "The account's allow-list of extra https callback URLs.", body = CallbackUrls)))]
 async fn get_callback_urls(
     State(state): State<AppState>,
     Admin(p): Admin,
@@ -38,6 +39,8 @@ async fn get_callback_urls(
     Ok(Json(CallbackUrls { callback_urls }))
 }
 
+#[utoipa::path(put, path = "/sso/callback_urls", tag = "admin", security(("token" = []), ("bearer" = [])), request_body = CallbackUrls,
+    responses((status = 200, description = "The allow-list as saved.", body = CallbackUrls)))]
 async fn put_callback_urls(
     State(state): State<AppState>,
     Admin(p): Admin,

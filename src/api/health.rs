@@ -1,18 +1,16 @@
 //! `GET /health`: 200 when the agent is ready (no auth).
 
-use axum::routing::get;
-use axum::{Json, Router};
+use crate::api::routing::Routes;
+use axum::Json;
 use serde::Serialize;
 
-use crate::state::AppState;
-
 /// Routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/health", get(get_health))
+pub fn routes() -> Routes {
+    Routes::new().get("/health", get_health)
 }
 
 /// `GET /health`'s answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct Health {
     /// Always `ok` (the agent answers only once it is ready).
@@ -21,6 +19,7 @@ pub struct Health {
     pub version: &'static str,
 }
 
+#[utoipa::path(get, path = "/health", tag = "agent", responses((status = 200, description = "The agent is ready.", body = Health)))]
 async fn get_health() -> Json<Health> {
     Json(Health {
         status: "ok",

@@ -4,9 +4,9 @@
 //! `Id`), `delete_*` removes. The client secret is write-only: reads show a fixed mask, and an
 //! update that sends the mask or omits the secret keeps the stored one.
 
+use crate::api::routing::Routes;
+use axum::Json;
 use axum::extract::State;
-use axum::routing::{delete, get, post, put};
-use axum::{Json, Router};
 
 use crate::api::extract::{Admin, Fields, check_text};
 use crate::auth::Principal;
@@ -18,6 +18,9 @@ use crate::state::AppState;
 use crate::store::audit::{self, NewEvent};
 use crate::store::idp::{self, IdpConfig, Kind};
 
+use crate::api::idp_view::{
+    EntraSetup, EntraView, OktaSetup, OktaView, SamlSetup, SamlView, Update,
+};
 pub use crate::api::idp_view::{IdpView, view};
 
 /// What a read shows in place of the client secret.
@@ -30,22 +33,24 @@ const MAX_ATTRIBUTE_NAME: usize = 256;
 const MAX_TENANTS: usize = 100;
 
 /// Routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/sso/setup_okta", post(setup_okta))
-        .route("/sso/get_okta", get(get_okta))
-        .route("/sso/update_okta", put(update_okta))
-        .route("/sso/delete_okta", delete(delete_okta))
-        .route("/sso/setup_entraId", post(setup_entra_id))
-        .route("/sso/get_entraId", get(get_entra_id))
-        .route("/sso/update_entraId", put(update_entra_id))
-        .route("/sso/delete_entraId", delete(delete_entra_id))
-        .route("/sso/setup_saml", post(setup_saml))
-        .route("/sso/get_saml", get(get_saml))
-        .route("/sso/update_saml", put(update_saml))
-        .route("/sso/delete_saml", delete(delete_saml))
+pub fn routes() -> Routes {
+    Routes::new()
+        .post("/sso/setup_okta", setup_okta)
+        .get("/sso/get_okta", get_okta)
+        .put("/sso/update_okta", update_okta)
+        .delete("/sso/delete_okta", delete_okta)
+        .post("/sso/setup_entraId", setup_entra_id)
+        .get("/sso/get_entraId", get_entra_id)
+        .put("/sso/update_entraId", update_entra_id)
+        .delete("/sso/delete_entraId", delete_entra_id)
+        .post("/sso/setup_saml", setup_saml)
+        .get("/sso/get_saml", get_saml)
+        .put("/sso/update_saml", update_saml)
+        .delete("/sso/delete_saml", delete_saml)
 }
 
+#[utoipa::path(post, path = "/sso/setup_okta", tag = "okta", security(("token" = []), ("bearer" = [])), request_body = OktaSetup,
+    responses((status = 200, description = "The saved configuration (the secret masked).", body = OktaView)))]
 async fn setup_okta(
     State(s): State<AppState>,
     Admin(p): Admin,
@@ -53,9 +58,13 @@ async fn setup_okta(
 ) -> Result<Json<IdpView>> {
     setup(s, p, Kind::Okta, f).await
 }
+#[utoipa::path(get, path = "/sso/get_okta", tag = "okta", security(("token" = []), ("bearer" = [])),
+    responses((status = 200, description = "The configuration, or null when there is none.", body = Option<OktaView>)))]
 async fn get_okta(State(s): State<AppState>, Admin(p): Admin) -> Result<Json<Option<IdpView>>> {
     read(s, p, Kind::Okta).await
 }
+#[utoipa::path(put, path = "/sso/update_okta", tag = "okta", security(("token" = []), ("bearer" = [])), request_body = Update<OktaSetup>,
+    responses((status = 200, description = "The updated configuration (the secret masked).", body = OktaView)))]
 async fn update_okta(
     State(s): State<AppState>,
     Admin(p): Admin,
@@ -63,9 +72,13 @@ async fn update_okta(
 ) -> Result<Json<IdpView>> {
     update(s, p, Kind::Okta, f).await
 }
+#[utoipa::path(delete, path = "/sso/delete_okta", tag = "okta", security(("token" = []), ("bearer" = [])),
+    responses((status = 200, description = "Deleted; no body.")))]
 async fn delete_okta(State(s): State<AppState>, Admin(p): Admin) -> Result<()> {
     remove(s, p, Kind::Okta).await
 }
+#[utoipa::path(post, path = "/sso/setup_entraId", tag = "entraId", security(("token" = []), ("bearer" = [])), request_body = EntraSetup,
+    responses((status = 200, description = "The saved configuration (the secret masked).", body = EntraView)))]
 async fn setup_entra_id(
     State(s): State<AppState>,
     Admin(p): Admin,
@@ -73,9 +86,13 @@ async fn setup_entra_id(
 ) -> Result<Json<IdpView>> {
     setup(s, p, Kind::Entra, f).await
 }
+#[utoipa::path(get, path = "/sso/get_entraId", tag = "entraId", security(("token" = []), ("bearer" = [])),
+    responses((status = 200, description = "The configuration, or null when there is none.", body = Option<EntraView>)))]
 async fn get_entra_id(State(s): State<AppState>, Admin(p): Admin) -> Result<Json<Option<IdpView>>> {
     read(s, p, Kind::Entra).await
 }
+#[utoipa::path(put, path = "/sso/update_entraId", tag = "entraId", security(("token" = []), ("bearer" = [])), request_body = Update<EntraSetup>,
+    responses((status = 200, description = "The updated configuration (the secret masked).", body = EntraView)))]
 async fn update_entra_id(
     State(s): State<AppState>,
     Admin(p): Admin,
@@ -83,9 +100,13 @@ async fn update_entra_id(
 ) -> Result<Json<IdpView>> {
     update(s, p, Kind::Entra, f).await
 }
+#[utoipa::path(delete, path = "/sso/delete_entraId", tag = "entraId", security(("token" = []), ("bearer" = [])),
+    responses((status = 200, description = "Deleted; no body.")))]
 async fn delete_entra_id(State(s): State<AppState>, Admin(p): Admin) -> Result<()> {
     remove(s, p, Kind::Entra).await
 }
+#[utoipa::path(post, path = "/sso/setup_saml", tag = "saml", security(("token" = []), ("bearer" = [])), request_body = SamlSetup,
+    responses((status = 200, description = "The saved configuration (the secret masked).", body = SamlView)))]
 async fn setup_saml(
     State(s): State<AppState>,
     Admin(p): Admin,
@@ -93,9 +114,13 @@ async fn setup_saml(
 ) -> Result<Json<IdpView>> {
     setup(s, p, Kind::Saml, f).await
 }
+#[utoipa::path(get, path = "/sso/get_saml", tag = "saml", security(("token" = []), ("bearer" = [])),
+    responses((status = 200, description = "The configuration, or null when there is none.", body = Option<SamlView>)))]
 async fn get_saml(State(s): State<AppState>, Admin(p): Admin) -> Result<Json<Option<IdpView>>> {
     read(s, p, Kind::Saml).await
 }
+#[utoipa::path(put, path = "/sso/update_saml", tag = "saml", security(("token" = []), ("bearer" = [])), request_body = Update<SamlSetup>,
+    responses((status = 200, description = "The updated configuration (the secret masked).", body = SamlView)))]
 async fn update_saml(
     State(s): State<AppState>,
     Admin(p): Admin,
@@ -103,6 +128,8 @@ async fn update_saml(
 ) -> Result<Json<IdpView>> {
     update(s, p, Kind::Saml, f).await
 }
+#[utoipa::path(delete, path = "/sso/delete_saml", tag = "saml", security(("token" = []), ("bearer" = [])),
+    responses((status = 200, description = "Deleted; no body.")))]
 async fn delete_saml(State(s): State<AppState>, Admin(p): Admin) -> Result<()> {
     remove(s, p, Kind::Saml).await
 }

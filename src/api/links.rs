@@ -2,9 +2,9 @@
 //! linked to; `DELETE /sso/links/{Id}` removes one (audited), so the user's next sign-in links
 //! afresh — for a user whose identity moved to another tenant or IdP, or a link made in error.
 
+use crate::api::routing::Routes;
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::api::extract::Admin;
@@ -15,14 +15,14 @@ use crate::store::audit::{self, NewEvent};
 use crate::store::links;
 
 /// Routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/sso/links", get(get_links))
-        .route("/sso/links/{id}", delete(delete_link))
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/sso/links", get_links)
+        .delete("/sso/links/{id}", delete_link)
 }
 
 /// A link between a local user and an IdP identity.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct LinkView {
     /// The link's id (to remove it).
@@ -41,6 +41,8 @@ pub struct LinkView {
     pub linked_at: String,
 }
 
+#[utoipa::path(get, path = "/sso/links", tag = "admin", security(("token" = []), ("bearer" = [])),
+    responses((status = 200, description = "The account's IdP links.", body = Vec<LinkView>)))]
 async fn get_links(State(state): State<AppState>, Admin(p): Admin) -> Result<Json<Vec<LinkView>>> {
     let aid = p.account_id();
     let list = state
@@ -62,6 +64,8 @@ async fn get_links(State(state): State<AppState>, Admin(p): Admin) -> Result<Jso
     ))
 }
 
+#[utoipa::path(delete, path = "/sso/links/{id}", tag = "admin", security(("token" = []), ("bearer" = [])), params(("id" = i64, Path, description = "The link's `Id`.")),
+    responses((status = 200, description = "Removed (audited); no body.")))]
 async fn delete_link(
     State(state): State<AppState>,
     Admin(p): Admin,

@@ -2,16 +2,16 @@
 //! `POST /sso/test_connection`. Each handler parses the request, calls the sign-in service
 //! ([`crate::login`]) and maps its result; the flow itself is described there.
 
+use crate::api::routing::Routes;
+use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Serialize;
 use tracing::instrument;
 
 use crate::api::extract::{Admin, Fields, QueryParams, check_text};
 use crate::api::pages::{PageError, callback_page};
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Result};
 use crate::login::callback::{MAX_CODE, Redirect, agent_callback};
 use crate::login::check::{ConnectionTest, test_connection};
 use crate::login::{self, StartRequest};
@@ -25,16 +25,16 @@ const MAX_USERNAME: usize = 320;
 const MAX_URL: usize = 2048;
 
 /// Routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/sso/sso_url", post(post_sso_url))
-        .route("/sso/authenticate", post(post_authenticate))
-        .route("/sso/callback", get(get_callback))
-        .route("/sso/test_connection", post(post_test_connection))
+pub fn routes() -> Routes {
+    Routes::new()
+        .post("/sso/sso_url", post_sso_url)
+        .post("/sso/authenticate", post_authenticate)
+        .get("/sso/callback", get_callback)
+        .post("/sso/test_connection", post_test_connection)
 }
 
 /// What `sso_url` (and `sso_url_import_user`) answer: the seed's keys.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct SsoUrlAnswer<'a> {
     /// The login transaction's handle.
@@ -53,6 +53,8 @@ impl<'a> From<&'a login::Started> for SsoUrlAnswer<'a> {
 }
 
 #[instrument(skip_all)]
+#[utoipa::path(post, path = "/sso/sso_url", tag = "login", request_body = SsoUrlRequest,
+    responses((status = 200, description = "The login transaction's handle and where to send the browser.", body = SsoUrlAnswer)))]
 async fn post_sso_url(State(state): State<AppState>, f: Fields) -> Result<Response> {
     let username = f.req_str("Username", MAX_USERNAME)?;
     let callback = f.req_str("CallbackUrl", MAX_URL)?;
@@ -72,6 +74,9 @@ async fn post_sso_url(State(state): State<AppState>, f: Fields) -> Result<Respon
 }
 
 #[instrument(skip_all)]
+#[utoipa::path(post, path = "/sso/authenticate", tag = "login", request_body = AuthenticateRequest,
+    responses((status = 200, description = "The session JWT, as a JSON string.", body = String, content_type = "application/json"),
+        (status = 401, description = "Failed authentication (`AUTH`): the IdP identity matches no active user of the account.", body = Problem, headers(("error-code" = String, description = "`AUTH`")))))]
 async fn post_authenticate(State(state): State<AppState>, f: Fields) -> Result<Json<String>> {
     let identifier = f.req_str("Identifier", 256)?;
     let code = f
@@ -85,6 +90,12 @@ async fn post_authenticate(State(state): State<AppState>, f: Fields) -> Result<J
 }
 
 #[instrument(skip_all)]
+#[utoipa::path(get, path = "/sso/callback", tag = "login", params(CallbackQuery),
+    responses(
+        (status = 200, description = "A page: the desktop sign-in completed, or the code for an API client to copy.", body = String, content_type = "text/html"),
+        (status = 400, description = "A page saying why the sign-in failed.", body = String, content_type = "text/html"),
+        (status = 500, description = "A page saying something went wrong (details in the log).", body = String, content_type = "text/html")
+    ))]
 async fn get_callback(State(state): State<AppState>, q: QueryParams) -> Response {
     let redirect = Redirect {
         state: q.get("state"),
@@ -99,6 +110,8 @@ async fn get_callback(State(state): State<AppState>, q: QueryParams) -> Response
 }
 
 /// `POST /sso/test_connection?provider=okta|entraId|saml`.
+#[utoipa::path(post, path = "/sso/test_connection", tag = "admin", security(("token" = []), ("bearer" = [])), params(TestConnectionQuery),
+    responses((status = 200, description = "Each check of the stored configuration; nothing is changed.", body = ConnectionTest)))]
 async fn post_test_connection(
     State(state): State<AppState>,
     Admin(p): Admin,
@@ -117,4 +130,57 @@ async fn post_test_connection(
     };
     let report = test_connection(&state, p.account_id(), &p.account_identifier, kind).await?;
     Ok(Json(report))
+}
+
+/// The body of `POST /sso/sso_url` (OpenAPI schema).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct SsoUrlRequest {
+    /// The user's username (email): only a hint of which account and IdP to use.
+    #[schema(min_length = 1, max_length = 320, example = "user@example.com")]
+    pub username: String,
+    /// Where the IdP sends the browser back: a loopback http URL, `amove://…`, or an https
+    /// URL the account's admin allowed.
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        example = "http://localhost:29123/sso/callback"
+    )]
+    pub callback_url: String,
+}
+
+/// The body of `POST /sso/authenticate` (OpenAPI schema).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct AuthenticateRequest {
+    /// The `Identifier` `sso_url` answered.
+    pub identifier: String,
+    /// The code the IdP redirected the browser with.
+    pub authorization_code: String,
+    /// The same `CallbackUrl` as given to `sso_url`.
+    #[schema(max_length = 2048)]
+    pub callback_url: String,
+}
+
+/// The query of `GET /sso/callback`: what the IdP redirects with (OpenAPI parameters).
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallbackQuery {
+    /// The login transaction's state.
+    pub state: Option<String>,
+    /// The authorization code.
+    pub code: Option<String>,
+    /// The IdP's error code, when it refused.
+    pub error: Option<String>,
+    /// The IdP's description of the error.
+    pub error_description: Option<String>,
+}
+
+/// The query of `POST /sso/test_connection` (OpenAPI parameters).
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TestConnectionQuery {
+    /// `okta`, `entraId` or `saml`.
+    #[param(pattern = "^(okta|entraId|saml)$")]
+    pub provider: String,
 }

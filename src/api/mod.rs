@@ -10,7 +10,9 @@ pub mod idp_view;
 pub mod import;
 pub mod links;
 pub mod login;
+pub mod openapi;
 pub mod pages;
+pub mod routing;
 pub mod saml;
 pub mod session;
 pub mod tokens;
@@ -22,6 +24,7 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 
+use crate::api::routing::Routes;
 use crate::error::{Error, problem};
 pub use crate::state::{AppState, Inner};
 
@@ -34,8 +37,22 @@ pub use crate::state::{AppState, Inner};
 ///    (DNS-rebinding and cross-site requests are refused before any handler, or body
 ///    parsing, runs).
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    routes()
+        .into_router()
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), guard::front))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }))
+        .with_state(state)
+}
+
+/// Every route of the API, with the table of what it serves (the OpenAPI drift test reads it).
+pub fn routes() -> Routes {
+    Routes::new()
         .merge(health::routes())
+        .merge(openapi::routes())
         .merge(ui::routes())
         .merge(idp::routes())
         .merge(ttapi::routes())
@@ -47,13 +64,6 @@ pub fn router(state: AppState) -> Router {
         .merge(saml::routes())
         .merge(import::routes())
         .merge(links::routes())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), guard::front))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }))
-        .with_state(state)
 }
 
 async fn not_found(method: Method, uri: Uri) -> Response {

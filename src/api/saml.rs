@@ -4,12 +4,11 @@
 //!
 //! The ACS answers browsers, so its failures are readable HTML pages, never a code.
 
-use axum::Router;
+use crate::api::routing::Routes;
 use axum::extract::{Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use tracing::instrument;
 
 use crate::api::extract::{QueryParams, read_body, truncate};
@@ -20,13 +19,22 @@ use crate::login::audit_refusal;
 use crate::state::AppState;
 
 /// Routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/sso/saml/acs", post(post_acs))
-        .route("/sso/saml/metadata", get(get_metadata))
+pub fn routes() -> Routes {
+    Routes::new()
+        .post("/sso/saml/acs", post_acs)
+        .get("/sso/saml/metadata", get_metadata)
 }
 
 #[instrument(skip_all)]
+#[utoipa::path(post, path = "/sso/saml/acs", tag = "saml",
+    request_body(content = AcsForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Valid: to the sign-in's CallbackUrl with `code` and `state`.", headers(("location" = String, description = "The CallbackUrl with `code` and `state`."))),
+        (status = 400, description = "A page: the form or the response is malformed.", body = String, content_type = "text/html"),
+        (status = 403, description = "A page: a policy refused the response (signature, audience, replay…).", body = String, content_type = "text/html"),
+        (status = 502, description = "A page: the identity provider answered an error.", body = String, content_type = "text/html"),
+        (status = 500, description = "A page saying something went wrong (details in the log).", body = String, content_type = "text/html")
+    ))]
 async fn post_acs(State(state): State<AppState>, req: Request) -> Response {
     let post = match read_form(&state, req).await {
         Ok(post) => post,
@@ -91,6 +99,8 @@ async fn read_form(state: &AppState, req: Request) -> Result<AcsPost> {
 
 /// `GET /sso/saml/metadata?account=IDENT`: the SP metadata of the account's SAML
 /// configuration (no auth: it is public by nature, and IdPs fetch it).
+#[utoipa::path(get, path = "/sso/saml/metadata", tag = "saml", params(("account" = String, Query, description = "The account identifier.")),
+    responses((status = 200, description = "The SP metadata XML to register at the IdP.", body = String, content_type = "application/samlmetadata+xml")))]
 async fn get_metadata(State(state): State<AppState>, q: QueryParams) -> Result<Response> {
     let ident = q
         .get("account")
@@ -103,4 +113,15 @@ async fn get_metadata(State(state): State<AppState>, q: QueryParams) -> Result<R
         HeaderValue::from_static("application/samlmetadata+xml"),
     );
     Ok(r)
+}
+
+/// The ACS form (OpenAPI schema), as the IdP's page posts it.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct AcsForm {
+    /// The base64 SAML Response.
+    #[serde(rename = "SAMLResponse")]
+    pub saml_response: String,
+    /// The RelayState of the AuthnRequest.
+    #[serde(rename = "RelayState")]
+    pub relay_state: Option<String>,
 }

@@ -1,8 +1,8 @@
 //! The caller's own session: who am I, and sign out.
 
+use crate::api::routing::Routes;
+use axum::Json;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::api::extract::Auth;
@@ -13,14 +13,14 @@ use crate::store::audit::{self, NewEvent};
 use crate::store::{groups, tokens};
 
 /// Routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/sso/whoami", get(get_whoami))
-        .route("/sso/logout", post(post_logout))
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/sso/whoami", get_whoami)
+        .post("/sso/logout", post_logout)
 }
 
 /// Who the caller is.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct WhoAmI {
     /// The user's id.
@@ -44,6 +44,8 @@ pub struct WhoAmI {
 }
 
 /// The signed-in user, for the tray's status line and the UI.
+#[utoipa::path(get, path = "/sso/whoami", tag = "session", security(("token" = []), ("bearer" = [])),
+    responses((status = 200, description = "The caller.", body = WhoAmI)))]
 async fn get_whoami(State(state): State<AppState>, Auth(p): Auth) -> Result<Json<WhoAmI>> {
     let uid = p.user.id;
     let groups = state.db.read(move |c| groups::names_of(c, uid)).await?;
@@ -61,6 +63,8 @@ async fn get_whoami(State(state): State<AppState>, Auth(p): Auth) -> Result<Json
 }
 
 /// Revokes the credential the request came with (session JWT or access token).
+#[utoipa::path(post, path = "/sso/logout", tag = "session", security(("token" = []), ("bearer" = [])),
+    responses((status = 200, description = "The credential used is revoked; no body.")))]
 async fn post_logout(State(state): State<AppState>, Auth(p): Auth) -> Result<()> {
     match &p.credential {
         Credential::Session { jti, exp } => {

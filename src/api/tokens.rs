@@ -2,9 +2,9 @@
 //! `GET /sso/ttapi/tokens` lists them (never their values), `DELETE /sso/ttapi/tokens/{Id}`
 //! revokes one, `GET`/`PUT /sso/ttapi/policy` sets the lifetime of new ones.
 
+use crate::api::routing::Routes;
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::api::extract::{Admin, Auth, Fields};
@@ -16,15 +16,16 @@ use crate::store::audit::{self, NewEvent};
 use crate::store::{accounts, tokens};
 
 /// Routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/sso/ttapi/tokens", get(get_tokens))
-        .route("/sso/ttapi/tokens/{id}", delete(delete_token))
-        .route("/sso/ttapi/policy", get(get_policy).put(put_policy))
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/sso/ttapi/tokens", get_tokens)
+        .delete("/sso/ttapi/tokens/{id}", delete_token)
+        .get("/sso/ttapi/policy", get_policy)
+        .put("/sso/ttapi/policy", put_policy)
 }
 
 /// An access token as listed (never its value).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct TokenView {
     /// Its id (for `DELETE /sso/ttapi/tokens/{Id}`).
@@ -50,7 +51,7 @@ pub struct TokenView {
 }
 
 /// The account's access token policy.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct TokenPolicy {
     /// Lifetime of new tokens in seconds; `null`: valid until revoked.
@@ -80,6 +81,8 @@ fn token_view(t: &tokens::AccessToken, now: i64) -> TokenView {
 }
 
 /// Admins see every token of their account; other users their own.
+#[utoipa::path(get, path = "/sso/ttapi/tokens", tag = "tokens", security(("token" = []), ("bearer" = [])),
+    responses((status = 200, description = "The access tokens the caller may see (an admin: the account's), never their values.", body = Vec<TokenView>)))]
 async fn get_tokens(State(state): State<AppState>, Auth(p): Auth) -> Result<Json<Vec<TokenView>>> {
     let now = state.now();
     let account_id = p.account_id();
@@ -91,6 +94,8 @@ async fn get_tokens(State(state): State<AppState>, Auth(p): Auth) -> Result<Json
     Ok(Json(list.iter().map(|t| token_view(t, now)).collect()))
 }
 
+#[utoipa::path(delete, path = "/sso/ttapi/tokens/{id}", tag = "tokens", security(("token" = []), ("bearer" = [])), params(("id" = i64, Path, description = "The token's `Id`.")),
+    responses((status = 200, description = "Revoked; no body.")))]
 async fn delete_token(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -129,6 +134,8 @@ pub async fn revoke_token(state: &AppState, p: &Principal, id: i64) -> Result<()
 
 /// The account's access token policy: `{"AccessTokenLifetimeSeconds": N | null}` (null: until
 /// revoked). Applies to tokens issued from then on.
+#[utoipa::path(get, path = "/sso/ttapi/policy", tag = "tokens", security(("token" = []), ("bearer" = [])),
+    responses((status = 200, description = "The account's access token policy.", body = TokenPolicy)))]
 async fn get_policy(State(state): State<AppState>, Admin(p): Admin) -> Result<Json<TokenPolicy>> {
     let account_id = p.account_id();
     let ttl = state
@@ -140,6 +147,8 @@ async fn get_policy(State(state): State<AppState>, Admin(p): Admin) -> Result<Js
     }))
 }
 
+#[utoipa::path(put, path = "/sso/ttapi/policy", tag = "tokens", security(("token" = []), ("bearer" = [])), request_body = TokenPolicy,
+    responses((status = 200, description = "The policy as saved.", body = TokenPolicy)))]
 async fn put_policy(
     State(state): State<AppState>,
     Admin(p): Admin,

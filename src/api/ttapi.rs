@@ -4,18 +4,18 @@
 //! `POST /sso/ttapi/2.0/authz/0/authn` keeps its own OAuth-style error format
 //! (`400 {"error", "error_description"}`), as its seed says.
 
+use crate::api::routing::Routes;
+use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::header::{CACHE_CONTROL, PRAGMA, RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::api::extract::{Fields, read_body};
 use crate::auth::{self, password};
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Result};
 use crate::secret::Secret;
 use crate::state::AppState;
 use crate::store::audit::{self, NewEvent};
@@ -30,10 +30,10 @@ pub const GRANT_SESSION_TOKEN: &str = "urn:ssocircle:api:sessiontoken";
 const BODY_LIMIT: usize = 16 * 1024;
 
 /// Routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/sso/ttapi/2.0/authz/0/authn", post(post_authn))
-        .route("/sso/session", post(post_session))
+pub fn routes() -> Routes {
+    Routes::new()
+        .post("/sso/ttapi/2.0/authz/0/authn", post_authn)
+        .post("/sso/session", post_session)
 }
 
 /// An OAuth-style error of the token exchange.
@@ -61,7 +61,7 @@ impl OAuthError {
 }
 
 /// The token exchange's OAuth-style error body (RFC 6749 §5.2).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OAuthErrorBody<'a> {
     /// `invalid_request`, `unsupported_grant_type` or `invalid_grant`.
     pub error: &'a str,
@@ -70,7 +70,7 @@ pub struct OAuthErrorBody<'a> {
 }
 
 /// The token exchange's answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AccessTokenAnswer<'a> {
     /// The long-lived access token (also set as the `SSOCTT` cookie).
     pub access_token: &'a str,
@@ -175,6 +175,15 @@ fn check_scope(scope: &str) -> Result<(), OAuthError> {
     Ok(())
 }
 
+#[utoipa::path(post, path = "/sso/ttapi/2.0/authz/0/authn", tag = "token exchange",
+    request_body(description = "The parameters, form-encoded (even when labelled application/json, as the seed's sample sends them) or as a JSON object; names are matched case-insensitively.",
+        content((TokenRequest = "application/x-www-form-urlencoded"), (TokenRequest = "application/json"))),
+    responses(
+        (status = 200, description = "A long-lived access token, also set as the `SSOCTT` cookie.", body = AccessTokenAnswer,
+            headers(("set-cookie" = String, description = "`SSOCTT=<access token>; HttpOnly; SameSite=Strict; Path=/`"))),
+        (status = 400, description = "OAuth-style error (RFC 6749 §5.2): `invalid_request`, `unsupported_grant_type` or `invalid_grant`.", body = OAuthErrorBody,
+            headers(("retry-after" = u64, description = "Seconds to wait, when repeated failures are being slowed down.")))
+    ))]
 async fn post_authn(State(state): State<AppState>, req: Request) -> Response {
     let body = match read_body(req, BODY_LIMIT).await {
         Ok(b) => b,
@@ -191,6 +200,9 @@ async fn post_authn(State(state): State<AppState>, req: Request) -> Response {
 /// `/sso/authenticate`): a local password sign-in for the web UI, which must not hold a
 /// long-lived access token. The same checks and throttle as the password grant; refusals are
 /// 401 `AUTH`. The session ends at its lifetime or at `POST /sso/logout`.
+#[utoipa::path(post, path = "/sso/session", tag = "session", request_body = PasswordSignIn,
+    responses((status = 200, description = "A session JWT, as a JSON string.", body = String, content_type = "application/json"),
+        (status = 401, description = "Failed authentication (`AUTH`): wrong username or password, or an inactive user.", body = Problem, headers(("error-code" = String, description = "`AUTH`")))))]
 async fn post_session(State(state): State<AppState>, f: Fields) -> Result<Json<String>> {
     let username = f.req_str("Username", 320)?;
     let password = f
@@ -485,6 +497,31 @@ async fn issue(
         })
         .await?;
     Ok((token, id, expires_at))
+}
+
+/// The token request's parameters (OpenAPI schema; [`parse_params`] reads them).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct TokenRequest {
+    /// `password` or `urn:ssocircle:api:sessiontoken`.
+    #[schema(example = "password")]
+    pub grant_type: String,
+    /// `userid@account` or the full email (password grant).
+    pub username: Option<String>,
+    /// The local password, or the session JWT (session-token grant).
+    pub password: String,
+    /// The scope asked for (e.g. `SAML`).
+    pub scope: Option<String>,
+}
+
+/// The body of `POST /sso/session` (OpenAPI schema).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct PasswordSignIn {
+    /// The user's username (email).
+    #[schema(max_length = 320)]
+    pub username: String,
+    /// The user's local password.
+    pub password: String,
 }
 
 #[cfg(test)]

@@ -1,13 +1,10 @@
 //! The web UI (`ui/` in the repository), embedded at compile time and served at `/ui/`
 //! for admins who prefer a browser to the desktop app's windows.
 
-use axum::Router;
+use crate::api::routing::Routes;
 use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-
-use crate::state::AppState;
 
 /// The UI's files: name, content type, bytes. A fixed list, so nothing outside `ui/` can be
 /// served and a missing file fails the build. The scripts are ES modules (`app.js` imports
@@ -77,13 +74,30 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
-        .route("/ui/", get(|| async { file("index.html") }))
-        .route("/ui/{name}", get(get_file))
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/ui", get_ui_root)
+        .get("/ui/", get_ui_index)
+        .get("/ui/{name}", get_file)
 }
 
+#[utoipa::path(get, path = "/ui", tag = "ui",
+    responses((status = 308, description = "To `/ui/`.", headers(("location" = String, description = "`/ui/`")))))]
+async fn get_ui_root() -> Redirect {
+    Redirect::permanent("/ui/")
+}
+
+#[utoipa::path(get, path = "/ui/", tag = "ui",
+    responses((status = 200, description = "The web UI's page.", body = String, content_type = "text/html")))]
+async fn get_ui_index() -> Response {
+    file("index.html")
+}
+
+#[utoipa::path(get, path = "/ui/{name}", tag = "ui", params(("name" = String, Path, example = "app.js", description = "A file of the web UI (`app.js`, `style.css`, …).")),
+    responses(
+        (status = 200, description = "The file.", content(("text/html"), ("text/javascript"), ("text/css"), ("image/png"))),
+        (status = 404, description = "No such file.", body = String, content_type = "text/plain")
+    ))]
 async fn get_file(Path(name): Path<String>) -> Response {
     file(&name)
 }

@@ -11,7 +11,7 @@ use crate::state::AppState;
 use crate::store::idp::{self, Kind};
 
 /// The outcome of a connection test.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct ConnectionTest {
     /// Whether every check passed.

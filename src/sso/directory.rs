@@ -34,7 +34,7 @@ const MAX_RETRIES: usize = 5;
 const SIGN_IN_MAX_WAIT: Duration = Duration::from_secs(10);
 
 /// A directory user.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct DirUser {
     /// The IdP's immutable id (Okta user id; Entra object id).
@@ -50,7 +50,7 @@ pub struct DirUser {
 }
 
 /// A directory group.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct DirGroup {
     /// The IdP's group id.
@@ -62,7 +62,7 @@ pub struct DirGroup {
 }
 
 /// A user and the groups it belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Relation {
     /// The user.
     #[serde(rename = "User")]

@@ -1542,12 +1542,48 @@ async fn seed_python_sample_get_sso_url_then_authenticate_runs_unchanged() {
         have_requests,
         "python3 with requests is needed: pip install requests (see tests/samples/README.md)"
     );
+    run_seed_sample(
+        &["python3", "-u"],
+        "run_sample.py",
+        "get_sso_url_then_authenticate.py",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn seed_javascript_sample_get_sso_url_then_authenticate_runs_unchanged() {
+    let version = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let major: u32 = version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        major >= 20,
+        "node 20 or later is needed (found {version:?})"
+    );
+    run_seed_sample(
+        &["node"],
+        "run_sample.mjs",
+        "get_sso_url_then_authenticate.mjs",
+    )
+    .await;
+}
+
+/// Runs a seed sample through its runner (tests/samples/README.md) against an agent and the
+/// real OpenID Provider, plays the user at the IdP, and checks the token it prints.
+async fn run_seed_sample(program: &[&str], runner: &str, sample: &str) {
     let (agent, _op) = real("okta", "", "client_secret_basic").await;
     let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/samples");
-    let mut child = tokio::process::Command::new("python3")
-        .arg("-u")
-        .arg(samples.join("run_sample.py"))
-        .arg(samples.join("get_sso_url_then_authenticate.py"))
+    let mut child = tokio::process::Command::new(program[0])
+        .args(&program[1..])
+        .arg(samples.join(runner))
+        .arg(samples.join(sample))
         .arg(format!("http://localhost:{}", agent.port))
         .arg(ALICE)
         .stdin(std::process::Stdio::piped())

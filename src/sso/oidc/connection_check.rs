@@ -8,7 +8,7 @@ use super::{Oidc, discovery, id_token};
 use crate::domain::Kind;
 
 /// One item of a connection test.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct Check {
     /// What was checked.
