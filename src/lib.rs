@@ -20,4 +20,7 @@ pub mod state;
 pub mod store;
 pub mod text;
 
+#[cfg(test)]
+mod proptests;
+
 pub use error::{Error, Result};

@@ -52,6 +52,11 @@ impl OAuthError {
             retry_after: None,
         }
     }
+    /// The OAuth error code (`invalid_request`, …).
+    #[cfg(test)]
+    pub(crate) fn code(&self) -> &'static str {
+        self.error
+    }
     fn invalid_request(d: impl Into<String>) -> Self {
         Self::new("invalid_request", d)
     }
@@ -98,14 +103,14 @@ impl IntoResponse for OAuthError {
 /// The parameters of a token request, from a form body (even when labelled JSON, as the
 /// seed's sample sends it) or a JSON object. Names are matched case-insensitively.
 #[derive(Debug, Default)]
-struct AuthnParams {
-    grant_type: Option<String>,
-    username: Option<String>,
-    password: Option<Secret>,
-    scope: Option<String>,
+pub(crate) struct AuthnParams {
+    pub(crate) grant_type: Option<String>,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<Secret>,
+    pub(crate) scope: Option<String>,
 }
 
-fn parse_params(body: &[u8]) -> Result<AuthnParams, OAuthError> {
+pub(crate) fn parse_params(body: &[u8]) -> Result<AuthnParams, OAuthError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| OAuthError::invalid_request("the request body is not UTF-8 text"))?;
     let mut pairs: Vec<(String, String)> = Vec::new();

@@ -182,6 +182,13 @@ pub async fn complete_desktop_login(
 /// Completes a desktop login from the `amove://sso/callback?code=…&state=…` deep link the
 /// shell received (or `…?error=…&state=…`).
 pub async fn complete_from_deep_link(state: &AppState, link: &str) -> Result<DesktopSession> {
+    let (oauth_state, outcome) = parse_deep_link(link)?;
+    complete_desktop_login(state, &oauth_state, outcome).await
+}
+
+/// What a deep link carries: the OAuth `state`, and the code or the IdP's refusal (as the
+/// text a person is shown). Anything but an `amove://` URL with a state is `Invalid`.
+pub fn parse_deep_link(link: &str) -> Result<(String, Result<Secret, String>)> {
     let url =
         Url::parse(link.trim()).map_err(|_| Error::invalid("the deep link is not a valid URL"))?;
     if url.scheme() != DEEP_LINK_SCHEME {
@@ -197,7 +204,7 @@ pub async fn complete_from_deep_link(state: &AppState, link: &str) -> Result<Des
         (Some(code), None) => Ok(Secret::new(code)),
         (None, None) => Err("The identity provider sent no authorization code.".into()),
     };
-    complete_desktop_login(state, oauth_state, outcome).await
+    Ok((oauth_state.to_string(), outcome))
 }
 
 /// "The identity provider refused the sign-in: error (description)", cleaned.

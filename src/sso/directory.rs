@@ -211,7 +211,7 @@ fn error_text(body: &[u8]) -> String {
 }
 
 /// The `rel="next"` target of an Okta `Link` header, if any.
-fn next_link(h: &HeaderMap) -> Option<Url> {
+pub(crate) fn next_link(h: &HeaderMap) -> Option<Url> {
     h.get_all(LINK)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -228,6 +228,30 @@ fn next_link(h: &HeaderMap) -> Option<Url> {
         })
 }
 
+/// The items of one page and the next page's URL: Okta answers a list and a `Link` header,
+/// Graph an object with `value` and `@odata.nextLink`.
+pub fn page<'v>(
+    api: &str,
+    body: &'v Value,
+    headers: &HeaderMap,
+    okta: bool,
+) -> Result<(&'v [Value], Option<Url>), DirError> {
+    if okta {
+        let items = body
+            .as_array()
+            .ok_or_else(|| DirError(format!("{api} answered a page that is not a list")))?;
+        Ok((items, next_link(headers)))
+    } else {
+        let items = body["value"]
+            .as_array()
+            .ok_or_else(|| DirError(format!("{api} answered a page without 'value'")))?;
+        let next = body["@odata.nextLink"]
+            .as_str()
+            .and_then(|u| Url::parse(u).ok());
+        Ok((items, next))
+    }
+}
+
 /// Every item of a paged collection.
 async fn all_pages(api: &Api<'_>, first: Url, okta: bool) -> Result<Vec<Value>, DirError> {
     let mut items = Vec::new();
@@ -242,21 +266,9 @@ async fn all_pages(api: &Api<'_>, first: Url, okta: bool) -> Result<Vec<Value>, 
             )));
         }
         let (body, headers) = api.get(&url).await?;
-        if okta {
-            let page = body.as_array().ok_or_else(|| {
-                DirError(format!("{} answered a page that is not a list", api.name))
-            })?;
-            items.extend(page.iter().cloned());
-            next = next_link(&headers);
-        } else {
-            let page = body["value"]
-                .as_array()
-                .ok_or_else(|| DirError(format!("{} answered a page without 'value'", api.name)))?;
-            items.extend(page.iter().cloned());
-            next = body["@odata.nextLink"]
-                .as_str()
-                .and_then(|u| Url::parse(u).ok());
-        }
+        let (page, link) = page(api.name, &body, &headers, okta)?;
+        items.extend(page.iter().cloned());
+        next = link;
         // A next link to another host would carry our token elsewhere.
         if let Some(n) = &next
             && n.origin() != url.origin()

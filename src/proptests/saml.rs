@@ -1,0 +1,225 @@
+//! The SAMLResponse path: arbitrary bytes, XML soup, and mutations of a valid signed response
+//! (byte flips, element duplication and reordering, truncation) are all refused.
+
+use std::sync::OnceLock;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use proptest::prelude::*;
+
+use super::{config, flip, flipped};
+use crate::sso::saml::testing::{ResponseSpec, TestIdp, encode, strip_xml_decl};
+use crate::sso::saml::{SpConfig, validate_response};
+
+const ACS: &str = "http://localhost:29123/sso/saml/acs";
+const SP: &str = "https://amove.test/sp";
+const ISSUER: &str = "https://idp.corp.test/metadata";
+const REQ: &str = "_req123";
+
+/// Elements of the response that mutations duplicate and reorder.
+const ELEMENTS: &[&str] = &[
+    "saml:Issuer",
+    "ds:Signature",
+    "ds:Reference",
+    "samlp:Status",
+    "saml:Assertion",
+    "saml:Subject",
+    "saml:NameID",
+    "saml:Conditions",
+    "saml:Audience",
+    "saml:AuthnStatement",
+    "saml:AttributeStatement",
+    "saml:Attribute",
+];
+
+struct Fixture {
+    sp: SpConfig,
+    xml: String,
+    now: i64,
+    /// Byte ranges of the elements of [`ELEMENTS`] in `xml`.
+    spans: Vec<(usize, usize)>,
+}
+
+// The test IdP's certificate is valid from the wall clock's now.
+#[allow(clippy::disallowed_methods)]
+fn wall_clock() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// One valid response, signed on the Response and on the Assertion (so every byte of it is
+/// covered by a signature), built once.
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let idp = TestIdp::new().expect("test IdP");
+        let now = wall_clock();
+        let mut spec = ResponseSpec::valid(REQ, ACS, SP, ISSUER, "alice@corp.test", now);
+        spec.sign_response = true;
+        spec.attributes = vec![("groups".into(), vec!["eng".into(), "admins".into()])];
+        // Exclusive canonicalization leaves out namespace declarations nothing uses, so a
+        // change to the assertion's unused `xmlns:xs` is no change to what is signed (the
+        // 100x run found exactly that): the fixture goes without it.
+        let assertion = spec
+            .assertion_xml()
+            .replace(r#" xmlns:xs="http://www.w3.org/2001/XMLSchema""#, "");
+        let signed = strip_xml_decl(&idp.sign(&assertion).expect("signed assertion"));
+        let xml = spec
+            .build_with(&idp, None, &[signed])
+            .expect("signed response");
+        let sp = SpConfig {
+            sp_entity_id: SP.into(),
+            acs_url: ACS.into(),
+            idp_sso_url: "https://idp.corp.test/sso".into(),
+            idp_entity_id: Some(ISSUER.into()),
+            certificates: vec![idp.cert_der.clone()],
+        };
+        let spans = spans(&xml);
+        Fixture {
+            sp,
+            xml,
+            now,
+            spans,
+        }
+    })
+}
+
+fn spans(xml: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    for name in ELEMENTS {
+        let open = format!("<{name}");
+        let close = format!("</{name}>");
+        let mut from = 0;
+        while let Some(at) = xml[from..].find(&open).map(|i| i + from) {
+            let next = xml.as_bytes().get(at + open.len()).copied();
+            from = at + open.len();
+            if !matches!(next, Some(b' ' | b'>' | b'/')) {
+                continue;
+            }
+            let tag_end = xml[at..].find('>').map(|i| i + at + 1).unwrap_or(xml.len());
+            let end = if xml[..tag_end].ends_with("/>") {
+                tag_end
+            } else {
+                xml[at..]
+                    .find(&close)
+                    .map(|i| i + at + close.len())
+                    .unwrap_or(xml.len())
+            };
+            out.push((at, end));
+        }
+    }
+    out
+}
+
+fn check(xml: &str) -> Result<String, String> {
+    let f = fixture();
+    validate_response(&f.sp, &encode(xml), REQ, f.now).map(|id| id.name_id)
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip(usize, u8),
+    Truncate(usize),
+    /// Insert a copy of element `.0` right after element `.1`.
+    Duplicate(usize, usize),
+    /// Exchange two elements that do not overlap.
+    Swap(usize, usize),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let f = fixture();
+    let (len, n) = (f.xml.len(), f.spans.len());
+    prop_oneof![
+        flip(len).prop_map(|(i, b)| Mutation::Flip(i, b)),
+        (0..len).prop_map(Mutation::Truncate),
+        (0..n, 0..n).prop_map(|(a, b)| Mutation::Duplicate(a, b)),
+        (0..n, 0..n).prop_map(|(a, b)| Mutation::Swap(a, b)),
+    ]
+}
+
+fn apply(m: &Mutation) -> Option<String> {
+    let f = fixture();
+    let xml = &f.xml;
+    match *m {
+        Mutation::Flip(i, bit) => flipped(xml, (i, bit)),
+        Mutation::Truncate(n) => xml.get(..n).map(str::to_string),
+        Mutation::Duplicate(a, b) => {
+            let (copy, (_, after)) = (f.spans[a], f.spans[b]);
+            let mut out = xml.clone();
+            out.insert_str(after, &xml[copy.0..copy.1]);
+            Some(out)
+        }
+        Mutation::Swap(a, b) => {
+            let (x, y) = (f.spans[a].min(f.spans[b]), f.spans[a].max(f.spans[b]));
+            (x.1 <= y.0).then(|| {
+                format!(
+                    "{}{}{}{}{}",
+                    &xml[..x.0],
+                    &xml[y.0..y.1],
+                    &xml[x.1..y.0],
+                    &xml[x.0..x.1],
+                    &xml[y.1..]
+                )
+            })
+        }
+    }
+}
+
+/// Pieces of SAML-ish XML, hostile ones included, for soup.
+fn xml_piece() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(
+            "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"_r\">"
+                .to_string()
+        ),
+        Just(
+            "<saml:Assertion xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_a\">"
+                .to_string()
+        ),
+        Just("</saml:Assertion>".to_string()),
+        Just("</samlp:Response>".to_string()),
+        Just("<saml:NameID>alice@corp.test</saml:NameID>".to_string()),
+        Just("<!DOCTYPE r [<!ENTITY x \"y\">]>".to_string()),
+        Just("&x;".to_string()),
+        Just("<!-- c -->".to_string()),
+        Just("<![CDATA[z]]>".to_string()),
+        Just("<?xml version=\"1.0\" encoding=\"UTF-16\"?>".to_string()),
+        Just("<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"/>".to_string()),
+        ".{0,12}",
+    ]
+}
+
+#[test]
+fn the_fixture_is_valid_and_every_mutation_target_is_found() {
+    assert_eq!(check(&fixture().xml).as_deref(), Ok("alice@corp.test"));
+    assert!(
+        fixture().spans.len() >= ELEMENTS.len(),
+        "{:?}",
+        fixture().spans
+    );
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    #[test]
+    fn a_mutated_signed_response_never_signs_anyone_in(m in mutation()) {
+        let Some(xml) = apply(&m) else { return Ok(()) };
+        prop_assume!(xml != fixture().xml);
+        let r = check(&xml);
+        prop_assert!(r.is_err(), "{m:?} was accepted: {r:?}");
+        prop_assert!(!r.unwrap_err().is_empty());
+    }
+
+    #[test]
+    fn arbitrary_bytes_are_refused(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+        let f = fixture();
+        prop_assert!(validate_response(&f.sp, &STANDARD.encode(&bytes), REQ, f.now).is_err());
+        let raw = String::from_utf8_lossy(&bytes);
+        prop_assert!(validate_response(&f.sp, &raw, REQ, f.now).is_err());
+    }
+
+    #[test]
+    fn xml_soup_is_refused(pieces in prop::collection::vec(xml_piece(), 0..24)) {
+        prop_assert!(check(&pieces.concat()).is_err());
+    }
+}
