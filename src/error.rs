@@ -136,7 +136,10 @@ pub struct Problem<'a> {
     /// The error code: `DEFAULT`, `AUTH`, `TOKEN`, `ACCESS`, `NOT_FOUND`, `DUPLICATE`,
     /// `SECURITY` or `SSO` (also in the `error-code` header).
     #[serde(rename = "type")]
-    #[schema(example = "DEFAULT")]
+    #[schema(
+        example = "DEFAULT",
+        pattern = "^(DEFAULT|AUTH|TOKEN|ACCESS|NOT_FOUND|DUPLICATE|SECURITY|SSO)$"
+    )]
     pub code: &'a str,
     /// The HTTP status of the answer (499, 401, 404, 405 or 408).
     #[schema(example = 499)]

@@ -675,3 +675,37 @@ fn encodings_other_than_utf8_are_refused_before_parsing() {
     let ok = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>{good}");
     assert!(check(&idp, &ok).is_ok());
 }
+
+/// A response signed on both levels whose Response signature `damage` makes unrecognisable.
+fn with_damaged_response_signature(damage: impl Fn(&str) -> String) -> (TestIdp, String) {
+    let idp = TestIdp::new().unwrap();
+    let mut s = spec();
+    s.sign_response = true;
+    let xml = s.build(&idp).unwrap();
+    // The Response's own signature is the first one (it follows the Response's Issuer).
+    let at = xml.find("<ds:Signature").unwrap();
+    let end = xml.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let damaged = format!("{}{}{}", &xml[..at], damage(&xml[at..end]), &xml[end..]);
+    (idp, damaged)
+}
+
+#[test]
+fn refuses_a_response_signature_taken_out_of_the_xml_signature_namespace() {
+    // Found by the property tests: with the namespace URI changed, libxml2 sees no signature
+    // on the Response, and the signed assertion alone would have been accepted.
+    let (idp, xml) = with_damaged_response_signature(|sig| {
+        sig.replacen(
+            "http://www.w3.org/2000/09/xmldsig#",
+            "http://www.w3.org/2000/09/xmldsig!",
+            1,
+        )
+    });
+    refused(check(&idp, &xml), "outside the XML Signature namespace");
+}
+
+#[test]
+fn refuses_an_undeclared_namespace_prefix() {
+    let (idp, xml) =
+        with_damaged_response_signature(|sig| sig.replacen("xmlns:ds=", "xmlns:ls=", 1));
+    refused(check(&idp, &xml), "prefix 'ds' without declaring it");
+}

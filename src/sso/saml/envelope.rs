@@ -2,6 +2,17 @@
 //! one Response with exactly one Assertion, status Success, this ACS, this request.
 
 use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+
+/// The XML Signature namespace.
+const XMLDSIG_NS: &[u8] = b"http://www.w3.org/2000/09/xmldsig#";
+
+fn undeclared(prefix: &[u8]) -> String {
+    format!(
+        "the response uses the namespace prefix '{}' without declaring it",
+        String::from_utf8_lossy(prefix)
+    )
+}
 
 /// What the Response element itself says, read before any signature is checked. Only ever
 /// used to refuse: with only the assertion signed, samael reduces the document to the
@@ -33,15 +44,39 @@ const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
 /// are what XML signature wrapping attacks are made of; an IdP answering one AuthnRequest
 /// sends one.
 pub(super) fn read_envelope(xml: &str) -> Result<Envelope, String> {
-    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut reader = quick_xml::NsReader::from_str(xml);
     let (mut responses, mut assertions, mut encrypted) = (0, 0, 0);
     let mut env = Envelope::default();
     // Local names of the open elements, outermost first.
     let mut path: Vec<Vec<u8>> = Vec::new();
     loop {
-        let event = reader
-            .read_event()
+        let (ns, event) = reader
+            .read_resolved_event()
             .map_err(|_| "the response is not well-formed XML")?;
+        // libxml2 (which verifies the signatures) reads an element with an undeclared prefix
+        // in no namespace, and an element that is no longer in the XML Signature namespace is
+        // no signature to it: a response whose signature was damaged that way would pass as
+        // one that never had one. Such a document is refused here, whatever is signed.
+        let in_dsig = match ns {
+            ResolveResult::Unknown(prefix) => return Err(undeclared(&prefix)),
+            ResolveResult::Bound(n) => n.as_ref() == XMLDSIG_NS,
+            ResolveResult::Unbound => false,
+        };
+        if let Event::Start(e) | Event::Empty(e) = &event {
+            for a in e.attributes().with_checks(false).flatten() {
+                if let (ResolveResult::Unknown(prefix), _) =
+                    reader.resolver().resolve_attribute(a.key)
+                {
+                    return Err(undeclared(&prefix));
+                }
+            }
+            if e.local_name().as_ref() == b"Signature" && !in_dsig {
+                return Err(
+                    "the response has a Signature element outside the XML Signature namespace"
+                        .into(),
+                );
+            }
+        }
         let (e, opens) = match &event {
             Event::Start(e) => (e, true),
             Event::Empty(e) => (e, false),
