@@ -709,3 +709,31 @@ fn refuses_an_undeclared_namespace_prefix() {
         with_damaged_response_signature(|sig| sig.replacen("xmlns:ds=", "xmlns:ls=", 1));
     refused(check(&idp, &xml), "prefix 'ds' without declaring it");
 }
+
+#[test]
+fn refuses_text_after_the_response_element() {
+    // Found by the property tests: a control character after the root passed, since no
+    // signature covers what follows the root element.
+    let idp = TestIdp::new().unwrap();
+    let xml = spec().build(&idp).unwrap();
+    refused(
+        check(&idp, &format!("{xml}\u{a0}")),
+        "text outside its Response element",
+    );
+    refused(
+        check(&idp, &format!("{xml}junk")),
+        "text outside its Response element",
+    );
+    assert!(check(&idp, &format!("{xml}\n ")).is_ok());
+}
+
+#[test]
+fn refuses_control_characters_even_where_base64_skips_them() {
+    // Found by the property tests: a line break of the SignatureValue turned into a backspace
+    // still verified (xmlsec skips it), and libxml2 let it through.
+    let idp = TestIdp::new().unwrap();
+    let xml = spec().build(&idp).unwrap();
+    let at = xml.find("</ds:SignatureValue>").unwrap() - 4;
+    let damaged = format!("{}\u{8}{}", &xml[..at], &xml[at..]);
+    refused(check(&idp, &damaged), "control character U+0008");
+}

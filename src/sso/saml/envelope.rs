@@ -84,6 +84,13 @@ pub(super) fn read_envelope(xml: &str) -> Result<Envelope, String> {
                 path.pop();
                 continue;
             }
+            Event::Text(t) if path.is_empty() => {
+                // Outside the root element XML allows only whitespace (and comments).
+                if !t.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+                    return Err("the response has text outside its Response element".into());
+                }
+                continue;
+            }
             Event::Text(t) => {
                 if let Some(slot) = text_slot(&mut env, &path) {
                     slot.push_str(&t.decode().unwrap_or_default());
