@@ -87,13 +87,13 @@ if [ "$want_test" = 1 ]; then
   # refuses pip installs (PEP 668): then into a venv under target/, put on PATH by test.sh.
   if ! command -v schemathesis >/dev/null || [ "$(schemathesis --version 2>/dev/null)" != "schemathesis, version $SCHEMATHESIS_VERSION" ]; then
     if ! python3 -m pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION" 2>/dev/null; then
-      [ -x target/venv/bin/python ] || {
+      target/venv/bin/python -m pip --version >/dev/null 2>&1 || {
         python3 -m venv target/venv 2>/dev/null || {
           cache="$(mktemp -d)"; mkdir -p "$cache/partial"
           DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
             -o Dir::Cache::archives="$cache/" python3-venv >/dev/null
           rm -rf "$cache"
-          python3 -m venv target/venv
+          python3 -m venv --clear target/venv
         }
       }
       target/venv/bin/python -m pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION"

@@ -737,3 +737,15 @@ fn refuses_control_characters_even_where_base64_skips_them() {
     let damaged = format!("{}\u{8}{}", &xml[..at], &xml[at..]);
     refused(check(&idp, &damaged), "control character U+0008");
 }
+
+#[test]
+fn refuses_a_response_cut_before_its_end_tag() {
+    // Found by the property tests: without `</samlp:Response>` the document was read as if
+    // closed, and both signatures still verified.
+    let idp = TestIdp::new().unwrap();
+    let mut s = spec();
+    s.sign_response = true;
+    let xml = s.build(&idp).unwrap();
+    let cut = xml.trim_end().strip_suffix("</samlp:Response>").unwrap();
+    refused(check(&idp, cut), "ends inside an element");
+}

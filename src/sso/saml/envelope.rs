@@ -115,6 +115,12 @@ pub(super) fn read_envelope(xml: &str) -> Result<Envelope, String> {
                 }
                 continue;
             }
+            // libxml2 closes what is left open at the end; a truncated document is refused.
+            Event::Eof if !path.is_empty() => {
+                return Err(
+                    "the response is not well-formed XML (it ends inside an element)".into(),
+                );
+            }
             Event::Eof => break,
             _ => continue,
         };
