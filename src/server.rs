@@ -97,7 +97,9 @@ pub fn build_state(
     let oidc =
         crate::sso::oidc::Oidc::new(crate::sso::oidc::OidcSettings::from_settings(&settings))
             .map_err(data)?;
+    let policy = crate::policy::PolicyState::new(settings.policy_path.clone());
     Ok(AppState::new(Inner {
+        policy,
         db,
         auth,
         sealer,
@@ -115,6 +117,8 @@ pub fn build_state(
 pub struct Agent {
     listeners: Vec<TcpListener>,
     state: AppState,
+    /// The policy file as read at start, for the watcher to compare with.
+    policy_seen: Option<crate::policy::file::Fingerprint>,
 }
 
 impl Agent {
@@ -150,6 +154,10 @@ impl Agent {
             return Ok(());
         }
         let upkeep = tokio::spawn(maintenance(self.state.clone()));
+        let policy = tokio::spawn(crate::policy::watch::watch(
+            self.state.clone(),
+            self.policy_seen,
+        ));
         let app = api::router(self.state);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut servers = tokio::task::JoinSet::new();
@@ -168,6 +176,7 @@ impl Agent {
         }
         shutdown.await;
         upkeep.abort();
+        policy.abort();
         let _ = stop.send(true);
         let mut result = Ok(());
         while let Some(r) = servers.join_next().await {
@@ -311,7 +320,13 @@ pub async fn start(settings: Settings) -> Result<Agent, StartError> {
         );
     }
     let state = build_state(settings, local_addr, Arc::new(SystemClock))?;
-    Ok(Agent { listeners, state })
+    // The policy applies before the first request is served.
+    let policy_seen = crate::policy::watch::load_at_start(&state).await;
+    Ok(Agent {
+        listeners,
+        state,
+        policy_seen,
+    })
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -4,6 +4,8 @@
 use serde::Serialize;
 
 use crate::api::idp::SECRET_MASK;
+use crate::api::policy::ManagedView;
+use crate::policy::ManagedKey;
 use crate::state::AppState;
 use crate::store::idp::{IdpConfig, Kind};
 
@@ -21,6 +23,8 @@ pub struct OktaView {
     openid_url: Option<String>,
     #[serde(rename = "Active")]
     active: bool,
+    #[serde(flatten)]
+    managed: ManagedView,
 }
 
 /// An Entra ID configuration as the API shows it (`EntraIDSSO`).
@@ -58,6 +62,8 @@ pub struct SamlView {
     /// The agent's ACS URL, to register at the IdP (read-only).
     #[serde(rename = "AcsURL")]
     acs_url: String,
+    #[serde(flatten)]
+    managed: ManagedView,
 }
 
 /// The API's view of a configuration, by kind.
@@ -74,12 +80,14 @@ pub enum IdpView {
 
 /// The API's view of a configuration.
 pub fn view(state: &AppState, c: &IdpConfig) -> IdpView {
+    let managed = || ManagedView::of(state, c.account_id, ManagedKey::Idp(c.kind));
     let oidc = || OktaView {
         id: c.id,
         client_id: c.client_id.clone(),
         client_secret: SECRET_MASK,
         openid_url: c.openid_url.clone(),
         active: c.active,
+        managed: managed(),
     };
     match c.kind {
         Kind::Okta => IdpView::Okta(oidc()),
@@ -99,6 +107,7 @@ pub fn view(state: &AppState, c: &IdpConfig) -> IdpView {
             allow_expired_certificate: c.allow_expired_certificate,
             active: c.active,
             acs_url: crate::login::idp_config::acs_url(state),
+            managed: managed(),
         }),
     }
 }

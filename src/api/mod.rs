@@ -11,6 +11,7 @@ pub mod import;
 pub mod links;
 pub mod login;
 pub mod pages;
+pub mod policy;
 pub mod saml;
 pub mod session;
 pub mod tokens;
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .merge(saml::routes())
         .merge(import::routes())
         .merge(links::routes())
+        .merge(policy::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), guard::front))

@@ -12,6 +12,7 @@ mod groups;
 mod hardening;
 mod import_e2e;
 mod oidc;
+mod policy;
 mod saml;
 mod storage;
 mod token_exchange;
