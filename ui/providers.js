@@ -10,7 +10,8 @@ export const PROVIDERS = {
     title: 'Okta (OpenID Connect)', label: 'Okta', path: 'okta',
     fields: [
       { name: 'ClientId', label: 'Client ID', required: true },
-      { name: 'ClientSecret', label: 'Client secret', secret: true, required: true },
+      { name: 'ClientSecret', label: 'Client secret (empty for a native app: recommended)', secret: true,
+        hint: 'A native/public app needs no secret (PKCE); clear the field to remove a stored one' },
       { name: 'OpenIdURL', label: 'OpenID configuration URL', required: true, type: 'url',
         hint: 'https://YOUR-TENANT.okta.com/.well-known/openid-configuration' },
     ],
@@ -19,7 +20,8 @@ export const PROVIDERS = {
     title: 'Microsoft Entra ID (OpenID Connect)', label: 'Entra ID', path: 'entraId',
     fields: [
       { name: 'ClientId', label: 'Application (client) ID', required: true },
-      { name: 'ClientSecret', label: 'Client secret', secret: true, required: true },
+      { name: 'ClientSecret', label: 'Client secret (empty for a "Mobile and desktop" app: recommended)', secret: true,
+        hint: 'A public client needs no secret (PKCE); clear the field to remove a stored one' },
       { name: 'OpenIdURL', label: 'OpenID configuration URL', required: true, type: 'url',
         hint: 'https://login.microsoftonline.com/TENANT-ID/v2.0/.well-known/openid-configuration' },
       { name: 'GraphURL', label: 'Microsoft Graph URL (optional)', type: 'url', hint: 'Default: https://graph.microsoft.com' },
@@ -113,8 +115,10 @@ function fillProvider(name, form, cfg) {
   $(`#${name}-save`).textContent = cfg ? 'Save changes' : 'Create';
   const secret = form.ClientSecret;
   if (secret) {
-    secret.placeholder = cfg ? 'Stored (write-only); type a new one to replace it' : '';
-    if (cfg) secret.value = MASK;
+    const stored = !!(cfg && cfg.ClientSecret);
+    secret.placeholder = stored ? 'Stored (write-only); type a new one to replace it'
+      : 'None: signs in as a public client';
+    secret.value = stored ? MASK : '';
   }
   const acs = $('#saml-acs');
   if (acs) acs.textContent = (cfg && cfg.AcsURL) || `${location.protocol === 'http:' ? location.origin : 'http://localhost:29123'}/sso/saml/acs`;
@@ -132,6 +136,8 @@ async function saveProvider(name) {
   }
   body.Active = form.Active.checked;
   const cfg = loaded[name];
+  // A stored secret whose field was cleared is removed ("" is the API's word for none).
+  if (form.ClientSecret && cfg && cfg.ClientSecret && !form.ClientSecret.value.trim()) body.ClientSecret = '';
   setBusy(form, true);
   try {
     const saved = cfg

@@ -23,6 +23,8 @@ pub enum SecretChange {
     Keep,
     /// Store this one.
     Set(Secret),
+    /// Store none: a public client (`"ClientSecret": ""`).
+    Remove,
 }
 
 /// A validated configuration from a request body.
@@ -85,10 +87,10 @@ pub fn validate(
     if kind.is_oidc() {
         config.client_id = take(f.req_str("ClientId", MAX_ID).map(Some));
         match f.opt_str("ClientSecret") {
-            Ok(None) if !is_update => {
-                take(Err(Error::invalid("ClientSecret is required"))).map_or((), |_| ())
-            }
+            // Omitted: on setup a public client, on update the stored secret kept.
             Ok(None) => {}
+            // The documented way to remove a secret (and to say "none" on setup).
+            Ok(Some(s)) if s.is_empty() => secret = SecretChange::Remove,
             Ok(Some(s)) if is_update && s == SECRET_MASK => {}
             Ok(Some(s)) => match check_text("ClientSecret", &s, MAX_SECRET) {
                 Ok(()) if s == SECRET_MASK => {
@@ -98,7 +100,9 @@ pub fn validate(
                 }
                 Ok(()) => secret = SecretChange::Set(Secret::new(s)),
                 Err(e) => {
-                    take(Err(e));
+                    take(Err(Error::invalid(format!(
+                        "{e} (send \"\" for a public client without a secret)"
+                    ))));
                 }
             },
             Err(e) => {

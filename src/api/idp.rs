@@ -2,7 +2,8 @@
 //!
 //! `setup_*` creates, `get_*` reads (or `null`), `update_*` replaces (the body carries the
 //! `Id`), `delete_*` removes. The client secret is write-only: reads show a fixed mask, and an
-//! update that sends the mask or omits the secret keeps the stored one.
+//! update that sends the mask or omits the secret keeps the stored one. It is optional: an
+//! OIDC configuration without one (omitted on setup, `""` on update) is a public client.
 
 use axum::extract::State;
 use axum::routing::{delete, get, post, put};
@@ -174,12 +175,16 @@ async fn update(state: AppState, p: Principal, kind: Kind, f: Fields) -> Result<
     config.id = id;
     let (new_secret, summary) = match &v.secret {
         SecretChange::Set(s) => (
-            Some(
+            Some(Some(
                 state
                     .sealer
                     .seal_secret(s, &secret_context(account_id, kind))?,
-            ),
+            )),
             format!("{}, ClientSecret changed", v.summary),
+        ),
+        SecretChange::Remove => (
+            Some(None),
+            format!("{}, ClientSecret removed (public client)", v.summary),
         ),
         SecretChange::Keep => (None, v.summary),
     };
@@ -196,7 +201,8 @@ async fn update(state: AppState, p: Principal, kind: Kind, f: Fields) -> Result<
                     ))
                 })?;
             let moved = kind.is_oidc() && moves_the_secret(&existing, &config);
-            if moved && new_secret.is_none() {
+            // Only a kept secret can go somewhere new: a new one or none is the admin's word.
+            if moved && new_secret.is_none() && existing.client_secret_enc.is_some() {
                 return Err(Error::invalid(
                     "ClientSecret: changing OpenIdURL's host or the ClientId requires sending \
                      the client secret again (the stored one is never sent to another \
@@ -211,7 +217,7 @@ async fn update(state: AppState, p: Principal, kind: Kind, f: Fields) -> Result<
                     existing.openid_url.as_deref().unwrap_or("")
                 ));
             }
-            config.client_secret_enc = new_secret.or(existing.client_secret_enc);
+            config.client_secret_enc = new_secret.unwrap_or(existing.client_secret_enc);
             idp::update(tx, &config, now)?;
             audit::record(
                 tx,

@@ -83,7 +83,10 @@ pub fn parse(
                         config: v.config,
                         secret: match v.secret {
                             admin::idp::SecretChange::Set(s) => Some(s),
-                            admin::idp::SecretChange::Keep => None,
+                            // No secret: a public client.
+                            admin::idp::SecretChange::Keep | admin::idp::SecretChange::Remove => {
+                                None
+                            }
                         },
                         summary: v.summary,
                     }),

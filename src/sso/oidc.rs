@@ -196,6 +196,19 @@ impl Oidc {
         Ok(d)
     }
 
+    /// How a client with a secret authenticates at `openid_url`'s token endpoint, by the
+    /// discovery document in the cache (fresh or not); `None` when it has not been read.
+    pub fn cached_client_auth(
+        &self,
+        openid_url: &str,
+        kind: Kind,
+    ) -> Option<discovery::ClientAuth> {
+        let key = (openid_url.to_string(), kind == Kind::Entra);
+        self.lock_discovery()
+            .get(&key)
+            .and_then(|d| d.client_auth(true).ok())
+    }
+
     async fn discover_fresh(&self, doc_url: &Url, kind: Kind, now: i64) -> Result<Discovered> {
         let bytes = self.fetch(doc_url, "discovery document").await?;
         discovery::parse(&bytes, doc_url, kind == Kind::Entra, now)

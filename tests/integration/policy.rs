@@ -13,10 +13,10 @@ use crate::common::{Agent, BIN, files_containing};
 
 const SECRET: &str = "policy-client-secret-7f3a9c";
 
+/// A public client, as the example (no secret on 500 laptops).
 fn okta(client_id: &str) -> Value {
     json!({
         "ClientId": client_id,
-        "ClientSecret": SECRET,
         "OpenIdURL": "https://corp.okta.example/.well-known/openid-configuration",
         "Active": true
     })
@@ -112,7 +112,8 @@ async fn serves_the_managed_okta_configuration_and_refuses_its_update_and_delete
     let okta = okta.json();
     assert_eq!(okta["ClientId"], "0oa-managed");
     assert_eq!(okta["Active"], true);
-    assert_eq!(okta["ClientSecret"], "********");
+    assert_eq!(okta["ClientSecret"], Value::Null);
+    assert_eq!(okta["ClientAuth"], "none");
     assert_eq!(okta["Managed"], true);
     assert_eq!(okta["ManagedBy"], where_.as_str());
 
@@ -190,9 +191,6 @@ async fn serves_the_managed_okta_configuration_and_refuses_its_update_and_delete
         "{events:?}"
     );
     assert!(events.iter().any(|e| e["Action"] == "policy.apply"));
-    // The policy's client secret is sealed like any other: not in the database, the log or
-    // the remembered state in clear.
-    assert!(files_containing(&a.data_dir, SECRET).is_empty());
 }
 
 #[tokio::test]
@@ -233,12 +231,20 @@ async fn picks_up_a_changed_file_without_restart() {
         "0oa-first"
     );
 
-    write_json(&path, &policy("0oa-second"));
-    eventually("the new ClientId", || async {
+    // Now a confidential client: its secret is sealed like any other, never in the
+    // database, the log or the remembered state in clear, and never shown.
+    let mut p = policy("0oa-second");
+    p["Okta"]["ClientSecret"] = json!(SECRET);
+    write_json(&path, &p);
+    let okta = eventually("the new ClientId", || async {
         let o = a.get("/sso/get_okta", Some(&t)).await.json();
-        (o["ClientId"] == "0oa-second").then_some(())
+        (o["ClientId"] == "0oa-second").then_some(o)
     })
     .await;
+    assert_eq!(okta["ClientSecret"], "********");
+    assert_ne!(okta["ClientAuth"], "none");
+    assert!(files_containing(&a.data_dir, SECRET).is_empty());
+    assert!(!a.get("/sso/audit", Some(&t)).await.text.contains(SECRET));
 
     // Okta left out of the policy: the admins' again, with the value it had.
     let mut p = policy("unused");
