@@ -3,11 +3,12 @@
 import { MASK, api } from './api.js';
 import { me, tabLoader } from './admin.js';
 import { $, clearErrors, confirmDialog, el, formError, setBusy, showFieldErrors } from './dom.js';
+import { lockForm, managedBy, policyStatus } from './managed.js';
 
 // Every seed field of each provider. `secret`: write-only; `cert`: PEM textarea.
 export const PROVIDERS = {
   okta: {
-    title: 'Okta (OpenID Connect)', label: 'Okta', path: 'okta',
+    title: 'Okta (OpenID Connect)', label: 'Okta', path: 'okta', policyKey: 'Okta',
     fields: [
       { name: 'ClientId', label: 'Client ID', required: true },
       { name: 'ClientSecret', label: 'Client secret (empty for a native app: recommended)', secret: true,
@@ -17,7 +18,7 @@ export const PROVIDERS = {
     ],
   },
   entraId: {
-    title: 'Microsoft Entra ID (OpenID Connect)', label: 'Entra ID', path: 'entraId',
+    title: 'Microsoft Entra ID (OpenID Connect)', label: 'Entra ID', path: 'entraId', policyKey: 'EntraId',
     fields: [
       { name: 'ClientId', label: 'Application (client) ID', required: true },
       { name: 'ClientSecret', label: 'Client secret (empty for a "Mobile and desktop" app: recommended)', secret: true,
@@ -30,7 +31,7 @@ export const PROVIDERS = {
     ],
   },
   saml: {
-    title: 'SAML 2.0', label: 'SAML', path: 'saml',
+    title: 'SAML 2.0', label: 'SAML', path: 'saml', policyKey: 'Saml',
     fields: [
       { name: 'IdPSSOURL', label: 'IdP single sign-on URL', required: true, type: 'url' },
       { name: 'SPEntityId', label: 'SP entity ID (this agent, as registered at the IdP)', required: true },
@@ -97,9 +98,11 @@ function providerForm(name) {
 async function loadProvider(name) {
   const form = $(`#form-${name}`) || providerForm(name);
   clearErrors(form);
-  const cfg = await getProvider(name);
+  const [cfg, policy] = await Promise.all([getProvider(name), policyStatus()]);
   loaded[name] = cfg;
   fillProvider(name, form, cfg);
+  // Test connection changes nothing, so it stays usable on a managed configuration.
+  lockForm(form, managedBy(PROVIDERS[name].policyKey, cfg, policy), { none: !cfg, keep: [`${name}-test`] });
   if (name === 'saml') loadSamlMetadata();
 }
 

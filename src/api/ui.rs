@@ -64,6 +64,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../ui/tokens.js"),
     ),
     (
+        "managed.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/managed.js"),
+    ),
+    (
         "style.css",
         "text/css; charset=utf-8",
         include_bytes!("../../ui/style.css"),

@@ -79,8 +79,9 @@ export function provision() {
   return dataDir;
 }
 
-export async function startAgent(dataDir) {
-  return spawnListening(agentBin(), ['serve', '--addr', '127.0.0.1:0', '--data-dir', dataDir], {}, 'agent');
+export async function startAgent(dataDir, env = {}) {
+  return spawnListening(agentBin(), ['serve', '--addr', '127.0.0.1:0', '--data-dir', dataDir],
+    { env: { ...process.env, ...env } }, 'agent');
 }
 
 /** Starts the real OpenID Provider with one web client whose redirect URIs are given.
