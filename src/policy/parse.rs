@@ -46,7 +46,9 @@ pub fn parse(
     now: i64,
     loopback_graph: bool,
 ) -> Result<Policy, Vec<String>> {
-    let value: Value = serde_json::from_slice(bytes)
+    // Windows PowerShell writes UTF-8 with a byte-order mark; JSON has none.
+    let json = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let value: Value = serde_json::from_slice(json)
         .map_err(|e| vec![format!("the file is not valid JSON: {e}")])?;
     let Value::Object(obj) = value else {
         return Err(vec![format!(
@@ -435,6 +437,13 @@ mod tests {
                 "no {needle:?} in {e:?}"
             );
         }
+    }
+
+    #[test]
+    fn accepts_the_byte_order_mark_windows_powershell_writes() {
+        let with_bom = b"\xEF\xBB\xBF{\"Account\": {\"Identifier\": \"corp\"}}";
+        let p = parse(Path::new("policy.json"), with_bom, 0, false);
+        assert!(p.is_ok_and(|p| p.account.is_some_and(|a| a.identifier == "corp")));
     }
 
     #[test]
