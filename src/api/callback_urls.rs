@@ -58,9 +58,12 @@ async fn put_callback_urls(
         .ok_or_else(|| Error::invalid("CallbackUrls is required (a list of https URLs)"))?;
     let urls = crate::admin::callback_urls(&raw)?;
     let (aid, actor, now) = (p.account_id(), p.user.email.clone(), state.now());
+    let policy = state.policy.clone();
     let saved = state
         .db
         .write(move |tx| {
+            // Again inside the transaction: a policy applied since the check above wins.
+            policy.refuse_if_managed(aid, ManagedKey::CallbackUrls)?;
             callback_urls::replace(tx, aid, &urls)?;
             audit::record(
                 tx,

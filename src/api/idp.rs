@@ -127,9 +127,12 @@ async fn setup(state: AppState, p: Principal, kind: Kind, f: Fields) -> Result<J
         );
     }
     let actor = p.user.email.clone();
+    let policy = state.policy.clone();
     let saved = state
         .db
         .write(move |tx| {
+            // Again inside the transaction: a policy applied since the check above wins.
+            policy.refuse_if_managed(account_id, ManagedKey::Idp(kind))?;
             if idp::get(tx, account_id, kind)?.is_some() {
                 return Err(Error::Duplicate(format!(
                     "a {} configuration already exists for this account; update or delete it",
@@ -189,9 +192,12 @@ async fn update(state: AppState, p: Principal, kind: Kind, f: Fields) -> Result<
         SecretChange::Keep => (None, v.summary),
     };
     let actor = p.user.email.clone();
+    let policy = state.policy.clone();
     let saved = state
         .db
         .write(move |tx| {
+            // Again inside the transaction: a policy applied since the check above wins.
+            policy.refuse_if_managed(account_id, ManagedKey::Idp(kind))?;
             let existing = idp::get(tx, account_id, kind)?
                 .filter(|e| e.id == id)
                 .ok_or_else(|| {
@@ -250,9 +256,12 @@ async fn remove(state: AppState, p: Principal, kind: Kind) -> Result<()> {
         .policy
         .refuse_if_managed(account_id, ManagedKey::Idp(kind))?;
     let actor = p.user.email.clone();
+    let policy = state.policy.clone();
     state
         .db
         .write(move |tx| {
+            // Again inside the transaction: a policy applied since the check above wins.
+            policy.refuse_if_managed(account_id, ManagedKey::Idp(kind))?;
             let gone = idp::delete(tx, account_id, kind)?.ok_or_else(|| {
                 Error::NotFound(format!(
                     "there is no {} configuration to delete",

@@ -156,9 +156,12 @@ async fn put_policy(
         .refuse_if_managed(p.account_id(), ManagedKey::AccessTokenLifetime)?;
     let ttl = crate::admin::access_token_lifetime(f.opt_i64("AccessTokenLifetimeSeconds")?)?;
     let (account_id, actor, now) = (p.account_id(), p.user.email.clone(), state.now());
+    let policy = state.policy.clone();
     state
         .db
         .write(move |tx| {
+            // Again inside the transaction: a policy applied since the check above wins.
+            policy.refuse_if_managed(account_id, ManagedKey::AccessTokenLifetime)?;
             accounts::set_access_token_ttl(tx, account_id, ttl)?;
             let detail = match ttl {
                 Some(t) => format!("access tokens now expire after {t} s"),

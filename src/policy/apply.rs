@@ -26,12 +26,21 @@ pub struct Applied {
     pub changes: Vec<String>,
 }
 
-/// Applies `p` at `now`; every change is audited as done by [`ACTOR`].
-pub async fn apply(db: &Db, sealer: &Sealer, p: &Policy, now: i64) -> Result<Applied> {
+/// Applies `p` at `now`; every change is audited as done by [`ACTOR`]. `publish` runs inside
+/// the write transaction, after the writes, with the policy's account: what it publishes (the
+/// managed settings) is in force before any other write can run.
+pub async fn apply(
+    db: &Db,
+    sealer: &Sealer,
+    p: &Policy,
+    now: i64,
+    publish: impl FnOnce(Option<i64>) + Send + 'static,
+) -> Result<Applied> {
     let p = p.clone();
     let sealer = sealer.clone();
     db.write(move |tx| {
         let Some(account) = &p.account else {
+            publish(None);
             return Ok(Applied::default());
         };
         let from = format!("(policy file {})", p.path.display());
@@ -166,6 +175,7 @@ pub async fn apply(db: &Db, sealer: &Sealer, p: &Policy, now: i64) -> Result<App
             };
             audit(aid, "token.policy", detail)?;
         }
+        publish(Some(aid));
         Ok(Applied {
             account_id: Some(aid),
             changes,
@@ -209,4 +219,110 @@ fn same(stored: &IdpConfig, declared: &IdpConfig) -> bool {
         ..stored.clone()
     };
     normalised == *declared
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn policy(v: serde_json::Value) -> Policy {
+        crate::policy::parse(
+            Path::new("/etc/amove/policy.json"),
+            v.to_string().as_bytes(),
+            0,
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn okta(client_id: &str) -> serde_json::Value {
+        serde_json::json!({"ClientId": client_id, "Active": true,
+            "OpenIdURL": "https://corp.okta.example/.well-known/openid-configuration"})
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_policy_writes_nothing_and_null_deletes() -> Result<()> {
+        let db = Db::open_in_memory()?;
+        let sealer = Sealer::from_key(&[7; 32]);
+        let published = Arc::new(AtomicUsize::new(0));
+        let count = |n: &Arc<AtomicUsize>| {
+            let n = n.clone();
+            move |_| {
+                n.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        let p = policy(serde_json::json!({"Account": {"Identifier": "corp"}, "Okta": okta("a")}));
+        let first = apply(&db, &sealer, &p, 10, count(&published)).await?;
+        assert_eq!(first.changes.len(), 2, "{:?}", first.changes);
+        let aid = first.account_id.unwrap_or_default();
+        let v1 = db
+            .read(move |c| idp::get(c, aid, Kind::Okta))
+            .await?
+            .map(|c| c.version);
+        let again = apply(&db, &sealer, &p, 20, count(&published)).await?;
+        assert!(again.changes.is_empty(), "{:?}", again.changes);
+        let v2 = db
+            .read(move |c| idp::get(c, aid, Kind::Okta))
+            .await?
+            .map(|c| c.version);
+        assert_eq!(v1, v2, "no version bump: pending sign-ins stay valid");
+        assert_eq!(published.load(Ordering::SeqCst), 2);
+
+        let none = policy(serde_json::json!({"Account": {"Identifier": "corp"}, "Okta": null}));
+        let gone = apply(&db, &sealer, &none, 30, count(&published)).await?;
+        assert!(
+            gone.changes
+                .iter()
+                .any(|c| c.starts_with("idp.okta.delete"))
+        );
+        assert!(
+            db.read(move |c| idp::get(c, aid, Kind::Okta))
+                .await?
+                .is_none()
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_policys_active_provider_deactivates_an_admins() -> Result<()> {
+        let db = Db::open_in_memory()?;
+        let sealer = Sealer::from_key(&[7; 32]);
+        let p = policy(serde_json::json!({"Account": {"Identifier": "corp"}}));
+        let aid = apply(&db, &sealer, &p, 10, |_| {})
+            .await?
+            .account_id
+            .unwrap_or_default();
+        // An admin's active SAML configuration (validated as the API would).
+        let cert = crate::sso::saml::testing::TestIdp::new()
+            .map_err(Error::internal)?
+            .cert_pem();
+        let saml = policy(
+            serde_json::json!({"Account": {"Identifier": "corp"}, "Saml": {
+            "Certificate": cert, "SPEntityId": "sp",
+            "IdPSSOURL": "https://idp.corp.example/sso", "Active": true}}),
+        );
+        let mut admins = match saml.idps.into_iter().find(|(k, _)| *k == Kind::Saml) {
+            Some((_, Declared::Value(v))) => v.config,
+            other => panic!("{other:?}"),
+        };
+        admins.account_id = aid;
+        db.write(move |tx| idp::insert(tx, &admins, 10)).await?;
+
+        let p = policy(serde_json::json!({"Account": {"Identifier": "corp"}, "Okta": okta("a")}));
+        let r = apply(&db, &sealer, &p, 20, |_| {}).await?;
+        assert!(
+            r.changes
+                .iter()
+                .any(|c| c.starts_with("idp.saml.update: Active=false")),
+            "{:?}",
+            r.changes
+        );
+        let active = db.read(move |c| idp::active(c, aid)).await?.map(|c| c.kind);
+        assert_eq!(active, Some(Kind::Okta));
+        Ok(())
+    }
 }

@@ -221,17 +221,19 @@ pub struct Status {
 }
 
 /// The agent's policy state, shared by the watcher (which writes it) and the API (which
-/// consults it before every change of a setting).
-#[derive(Debug, Default)]
-pub struct PolicyState(RwLock<Status>);
+/// consults it before every change of a setting, and again inside that change's write
+/// transaction: the watcher publishes a new policy inside the transaction that applies it, so
+/// no admin's write can slip between the two). Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyState(Arc<RwLock<Status>>);
 
 impl PolicyState {
     /// A state following `path`.
     pub fn new(path: Option<PathBuf>) -> Self {
-        Self(RwLock::new(Status {
+        Self(Arc::new(RwLock::new(Status {
             path,
             ..Status::default()
-        }))
+        })))
     }
 
     /// A snapshot of the state.

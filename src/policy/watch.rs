@@ -102,16 +102,30 @@ pub async fn refresh(state: &AppState, path: &Path) -> Option<Fingerprint> {
             return fp;
         }
     };
-    match apply::apply(&state.db, &state.sealer, &policy, now).await {
-        Ok(applied) => {
+    let before = state.policy.status();
+    let publish = {
+        let (shared, policy, path) = (
+            state.policy.clone(),
+            Arc::new(policy.clone()),
+            path.to_path_buf(),
+        );
+        move |account_id| {
             let managed = Managed {
-                path: path.to_path_buf(),
-                account_id: applied.account_id,
+                path,
+                account_id,
                 keys: policy.managed_keys(),
                 digest: policy.digest.clone(),
             };
-            let recovered = state.policy.status().error.is_some();
-            let labels: Vec<&str> = managed.keys.iter().map(|k| k.label()).collect();
+            shared.update(|s| {
+                s.managed = Some(Arc::new(managed));
+                s.policy = Some(policy);
+            });
+        }
+    };
+    match apply::apply(&state.db, &state.sealer, &policy, now, publish).await {
+        Ok(applied) => {
+            let recovered = before.error.is_some();
+            let labels: Vec<&str> = policy.managed_keys().iter().map(|k| k.label()).collect();
             tracing::info!(
                 path = %path.display(),
                 digest = %policy.digest,
@@ -137,15 +151,22 @@ pub async fn refresh(state: &AppState, path: &Path) -> Option<Fingerprint> {
                 )
                 .await;
             }
-            remember(&state.settings.data_dir, &managed, now);
+            if let Some(managed) = state.policy.status().managed {
+                remember(&state.settings.data_dir, &managed, now);
+            }
             state.policy.update(|s| {
-                s.managed = Some(Arc::new(managed));
-                s.policy = Some(Arc::new(policy));
                 s.error = None;
                 s.applied_at = Some(now);
             });
         }
-        Err(e) => refuse(state, path, &e.user_text()).await,
+        Err(e) => {
+            // Published inside a transaction that did not commit: back to the last good one.
+            state.policy.update(|s| {
+                s.managed = before.managed;
+                s.policy = before.policy;
+            });
+            refuse(state, path, &e.user_text()).await;
+        }
     }
     fp
 }
