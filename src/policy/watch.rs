@@ -31,7 +31,8 @@ struct Remembered {
 /// Reads the policy at start (before the first request is served).
 pub async fn load_at_start(state: &AppState) -> Option<Fingerprint> {
     let path = state.policy.status().path?;
-    if let Some(r) = remembered(&state.settings.data_dir) {
+    // Only what the same file managed: another --policy starts afresh.
+    if let Some(r) = remembered(&state.settings.data_dir).filter(|r| r.path == path) {
         let keys = r
             .managed
             .iter()
@@ -166,6 +167,11 @@ pub async fn refresh(state: &AppState, path: &Path) -> Option<Fingerprint> {
                 s.policy = before.policy;
             });
             refuse(state, path, &e.user_text()).await;
+            // A fault (the database busy or failing) is retried at the next poll; the file
+            // itself was fine.
+            if matches!(e, crate::Error::Internal(_)) {
+                return None;
+            }
         }
     }
     fp
