@@ -49,6 +49,9 @@ pub struct Settings {
     /// Test setting: `GraphURL` may name a loopback URL (a Graph test double). Off in
     /// production; see [`crate::sso::urls::LOOPBACK_GRAPH_ENV`].
     pub loopback_graph: bool,
+    /// Proxy and trust store of requests to identity providers, as the environment (and a
+    /// policy) set them; the network setting stored through the API is laid over it.
+    pub net: crate::sso::net::NetSettings,
 }
 
 impl Settings {
@@ -66,6 +69,7 @@ impl Settings {
             idp_metadata_ttl: DEFAULT_IDP_METADATA_TTL,
             jwks_refetch_interval: DEFAULT_JWKS_REFETCH_INTERVAL,
             loopback_graph: false,
+            net: Default::default(),
         }
     }
 }

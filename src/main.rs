@@ -218,6 +218,7 @@ fn serve(
         let mut settings = Settings::new(addr, data_dir);
         settings.session_ttl = std::time::Duration::from_secs(session_ttl_secs.max(1));
         settings.loopback_graph = loopback_graph;
+        settings.net = amove_agent::sso::net::NetSettings::from_env()?;
         let agent = server::start(settings).await.map_err(|e| e.to_string())?;
         println!("listening on http://{}", agent.local_addr());
         let _ = std::io::stdout().flush();
