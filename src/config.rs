@@ -56,6 +56,9 @@ pub struct Settings {
     pub policy_path: Option<PathBuf>,
     /// How often the policy file is checked for a change.
     pub policy_poll_interval: Duration,
+    /// Proxy and trust store of requests to identity providers, as the environment (and a
+    /// policy) set them; the network setting stored through the API is laid over it.
+    pub net: crate::sso::net::NetSettings,
 }
 
 impl Settings {
@@ -76,6 +79,7 @@ impl Settings {
             loopback_graph: false,
             policy_path: Some(crate::policy::default_path()),
             policy_poll_interval: DEFAULT_POLICY_POLL_INTERVAL,
+            net: Default::default(),
         }
     }
 }

@@ -180,6 +180,13 @@ fn main() -> ExitCode {
             let mut settings = Settings::new(addr, data.path());
             settings.session_ttl = std::time::Duration::from_secs(session_ttl_secs.max(1));
             settings.loopback_graph = test_allow_loopback_graph;
+            settings.net = match amove_agent::sso::net::NetSettings::from_env() {
+                Ok(n) => n,
+                Err(e) => {
+                    eprintln!("amove-agent: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             if let Some(p) = policy {
                 settings.policy_path = Some(p);
             }

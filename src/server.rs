@@ -58,6 +58,9 @@ pub enum StartError {
         /// What failed.
         source: crate::Error,
     },
+    /// The network settings of IdP requests are not usable (a CA file that cannot be read).
+    #[error("cannot use the network settings: {0}")]
+    Network(String),
     /// The server failed while running.
     #[error("server error: {0}")]
     Serve(std::io::Error),
@@ -96,9 +99,9 @@ pub fn build_state(
     let auth = AuthService::new(db.clone(), keys, clock.clone(), ttl).map_err(data)?;
     let oidc =
         crate::sso::oidc::Oidc::new(crate::sso::oidc::OidcSettings::from_settings(&settings))
-            .map_err(data)?;
+            .map_err(|e| StartError::Network(e.to_string()))?;
     let policy = crate::policy::PolicyState::new(settings.policy_path.clone());
-    Ok(AppState::new(Inner {
+    let state = AppState::new(Inner {
         policy,
         db,
         auth,
@@ -110,7 +113,9 @@ pub fn build_state(
         desktop_logins: crate::login::DesktopLogins::default(),
         idp_cache: Default::default(),
         login_cache,
-    }))
+    });
+    crate::login::network::apply_stored(&state);
+    Ok(state)
 }
 
 /// A bound, not yet serving agent.

@@ -10,6 +10,7 @@ pub mod idp_view;
 pub mod import;
 pub mod links;
 pub mod login;
+pub mod network;
 pub mod pages;
 pub mod policy;
 pub mod saml;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::routes())
         .merge(login::routes())
         .merge(callback_urls::routes())
+        .merge(network::routes())
         .merge(saml::routes())
         .merge(import::routes())
         .merge(links::routes())

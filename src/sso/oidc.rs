@@ -26,7 +26,7 @@ pub use exchange::{CodeExchange, MAX_TOKEN_RESPONSE_BYTES, RawIdToken, SignedInA
 pub use identity::{IdpIdentity, identity};
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use jsonwebtoken::DecodingKey;
@@ -36,7 +36,7 @@ use url::Url;
 use crate::domain::Kind;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
-use crate::sso::http;
+use crate::sso::{http, net};
 use discovery::Discovered;
 use jwks::{KeySet, Lookup};
 
@@ -51,6 +51,8 @@ pub struct OidcSettings {
     pub metadata_ttl: i64,
     /// Least seconds between two JWKS fetches caused by an unknown `kid`.
     pub jwks_refetch_interval: i64,
+    /// Proxy and trust store.
+    pub net: net::NetSettings,
 }
 
 impl OidcSettings {
@@ -62,13 +64,15 @@ impl OidcSettings {
             timeout: s.idp_timeout,
             metadata_ttl: secs(s.idp_metadata_ttl),
             jwks_refetch_interval: secs(s.jwks_refetch_interval),
+            net: s.net.clone(),
         }
     }
 }
 
 /// The shared OIDC machinery: one HTTP client and the caches.
 pub struct Oidc {
-    http: reqwest::Client,
+    /// Rebuilt when the network setting changes ([`Oidc::set_network`]).
+    http: RwLock<reqwest::Client>,
     settings: OidcSettings,
     discovery: Mutex<HashMap<(String, bool), Arc<Discovered>>>,
     jwks: jwks::Cache,
@@ -87,7 +91,9 @@ pub(crate) fn idp_text(s: &str) -> String {
 }
 
 fn describe_http_error(e: &reqwest::Error, what: &str, timeout: Duration) -> String {
-    if e.is_timeout() {
+    if let Some(cause) = net::describe(e) {
+        format!("{cause} (the IdP's {what})")
+    } else if e.is_timeout() {
         format!(
             "the IdP's {what} did not answer within {} s",
             timeout.as_secs().max(1)
@@ -102,28 +108,45 @@ fn describe_http_error(e: &reqwest::Error, what: &str, timeout: Duration) -> Str
 }
 
 impl Oidc {
-    /// The machinery with an HTTP client that follows no redirects (SSRF) and gives up
-    /// after the configured timeouts.
+    /// The machinery with an HTTP client ([`net::client`]) that follows no redirects (SSRF),
+    /// gives up after the configured timeouts and goes through the configured proxy with the
+    /// OS trust store. An unusable network setting (a CA file that cannot be read) is an
+    /// error: the agent does not start trusting less than it was told to.
     pub fn new(settings: OidcSettings) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.timeout)
-            .user_agent(concat!("amove-agent/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::internal(format!("http client: {e}")))?;
+        let http = Self::client(&settings, &settings.net)?;
         Ok(Self {
-            http,
+            http: RwLock::new(http),
             settings,
             discovery: Mutex::new(HashMap::new()),
             jwks: jwks::Cache::default(),
         })
     }
 
-    /// The HTTP client for IdP requests (no redirects, the configured timeouts): the
-    /// directory APIs of an import use it too.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
+    fn client(settings: &OidcSettings, net: &net::NetSettings) -> Result<reqwest::Client> {
+        net::client(
+            net,
+            net::Timeouts {
+                connect: settings.connect_timeout,
+                total: settings.timeout,
+            },
+        )
+        .map_err(Error::Invalid)
+    }
+
+    /// The HTTP client for IdP requests (no redirects, the configured timeouts, proxy and
+    /// trust store): the directory APIs of an import use it too. Cheap: a shared handle.
+    pub fn http(&self) -> reqwest::Client {
+        // A panic while holding the lock leaves the previous client, which is whole.
+        self.http.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the HTTP client with one for `net` (the network setting changed); requests
+    /// under way finish with the old one. Discovery documents and keys stay cached: they do
+    /// not depend on the route they came by.
+    pub fn set_network(&self, net: &net::NetSettings) -> Result<()> {
+        let http = Self::client(&self.settings, net)?;
+        *self.http.write().unwrap_or_else(|p| p.into_inner()) = http;
+        Ok(())
     }
 
     fn lock_discovery(
@@ -136,7 +159,7 @@ impl Oidc {
     /// GETs a JSON document from the IdP (discovery, JWKS).
     async fn fetch(&self, url: &Url, what: &str) -> Result<Vec<u8>> {
         let resp = self
-            .http
+            .http()
             .get(url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .send()

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0010_allow_expired_certificate.sql"),
     include_str!("../../migrations/0011_config_versions.sql"),
     include_str!("../../migrations/0012_public_clients.sql"),
+    include_str!("../../migrations/0013_agent_settings.sql"),
 ];
 
 /// Applies every migration the database has not seen, each in its own transaction.

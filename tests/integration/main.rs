@@ -11,6 +11,7 @@ mod fake_oidc;
 mod groups;
 mod hardening;
 mod import_e2e;
+mod network;
 mod oidc;
 mod policy;
 mod saml;

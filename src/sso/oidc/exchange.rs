@@ -150,7 +150,7 @@ impl Oidc {
             .exchange_code(AuthorizationCode::new(x.code.expose().to_string()))
             .set_pkce_verifier(PkceCodeVerifier::new(x.pkce_verifier.expose().to_string()))
             .request_async(&http::CappedClient {
-                http: &self.http,
+                http: &self.http(),
                 limit: MAX_TOKEN_RESPONSE_BYTES,
             })
             .await
