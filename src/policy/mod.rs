@@ -79,9 +79,9 @@ pub struct IdpPolicy {
 /// `Network`: reserved here and validated; the network settings apply it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetworkPolicy {
-    /// `ProxyURL`: the proxy for HTTPS calls to identity providers (it may carry credentials,
-    /// so it is a [`Secret`]).
-    pub proxy_url: Declared<Secret>,
+    /// `ProxyURL`: the proxy for HTTPS calls to identity providers, parsed as the network
+    /// setting parses it (it may carry credentials: its `Debug` masks them).
+    pub proxy_url: Declared<crate::sso::net::ProxyUrl>,
     /// `CaFile`: an extra CA bundle (PEM) to trust, an absolute path.
     pub ca_file: Declared<PathBuf>,
 }

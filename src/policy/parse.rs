@@ -10,7 +10,7 @@ use crate::domain::Kind;
 use crate::error::Error;
 use crate::fields::{Fields, check_text, json_type};
 use crate::policy::{AccountPolicy, Declared, IdpPolicy, NetworkPolicy, Policy};
-use crate::secret::Secret;
+use crate::sso::net::ProxyUrl;
 
 /// The top-level keys a policy may hold (keys starting with `_`, such as `_comment`, are
 /// ignored).
@@ -34,8 +34,6 @@ pub fn idp_key(kind: Kind) -> &'static str {
 }
 
 const MAX_DISPLAY_NAME: usize = 200;
-/// Largest CA bundle `Network.CaFile` may name.
-const MAX_CA_FILE: u64 = 4 * 1024 * 1024;
 
 /// Parses and validates a policy file's bytes. `now` is the time certificates are checked at;
 /// `loopback_graph` the agent's test setting for `GraphURL`. On failure, every problem found,
@@ -271,9 +269,7 @@ fn network(f: &Fields, problems: &mut Vec<String>) -> NetworkPolicy {
         return NetworkPolicy::default();
     };
     unknown_keys("Network", &n, &["ProxyURL", "CaFile"], problems);
-    let proxy_url = network_value(&n, "ProxyURL", problems, |u| {
-        check_proxy_url(&u).map(|()| Secret::new(u))
-    });
+    let proxy_url = network_value(&n, "ProxyURL", problems, |u| ProxyUrl::parse(&u));
     let ca_file = network_value(&n, "CaFile", problems, |p| {
         check_ca_file(Path::new(&p)).map(|()| PathBuf::from(p))
     });
@@ -295,64 +291,24 @@ fn network_value<T>(
             Ok(v) => return Declared::Value(v),
             Err(m) => m,
         },
-        Some(Value::String(_)) => "must be a non-empty string or null, not a blank string".into(),
-        Some(v) => format!("must be a non-empty string or null, not {}", json_type(v)),
+        Some(Value::String(_)) => {
+            "a non-empty string or null is required, not a blank string".into()
+        }
+        Some(v) => format!(
+            "a non-empty string or null is required, not {}",
+            json_type(v)
+        ),
     };
-    problems.push(format!("Network.{name} {problem}"));
+    problems.push(format!("Network.{name}: {problem}"));
     Declared::Absent
 }
 
-/// A proxy URL: `http`, `https`, `socks5` or `socks5h`, a host, nothing after the port. The
-/// message never repeats the URL, which may carry credentials.
-fn check_proxy_url(raw: &str) -> Result<(), String> {
-    let shape = "must be an absolute http, https, socks5 or socks5h URL naming a host, and \
-                 nothing after its port (e.g. http://proxy.corp.example:8080)";
-    let url = url::Url::parse(raw).map_err(|_| shape.to_string())?;
-    let scheme_ok = matches!(url.scheme(), "http" | "https" | "socks5" | "socks5h");
-    let bare = matches!(url.path(), "" | "/") && url.query().is_none() && url.fragment().is_none();
-    if !scheme_ok || url.host_str().is_none_or(str::is_empty) || !bare {
-        return Err(shape.to_string());
-    }
-    Ok(())
-}
-
-/// A CA bundle: an absolute path to a readable PEM file holding at least one certificate, and
-/// only certificates that parse.
+/// `Network.CaFile`: an absolute path to a CA bundle the network settings can read.
 fn check_ca_file(path: &Path) -> Result<(), String> {
     if !path.is_absolute() {
         return Err(format!("must be an absolute path, not {}", path.display()));
     }
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("{}: cannot be read: {e}", path.display()))?;
-    if !meta.is_file() || meta.len() > MAX_CA_FILE {
-        return Err(format!(
-            "{}: must be a PEM file of at most {MAX_CA_FILE} bytes",
-            path.display()
-        ));
-    }
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("{}: cannot be read: {e}", path.display()))?;
-    let mut certs = 0;
-    for pem in x509_parser::pem::Pem::iter_from_buffer(&bytes) {
-        let pem = pem.map_err(|e| format!("{}: is not valid PEM: {e}", path.display()))?;
-        if pem.label != "CERTIFICATE" {
-            continue;
-        }
-        pem.parse_x509().map_err(|e| {
-            format!(
-                "{}: holds a certificate that does not parse: {e}",
-                path.display()
-            )
-        })?;
-        certs += 1;
-    }
-    if certs == 0 {
-        return Err(format!(
-            "{}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-            path.display()
-        ));
-    }
-    Ok(())
+    crate::sso::net::read_ca_bundle(path).map(|_| ())
 }
 
 #[cfg(test)]
@@ -428,8 +384,8 @@ mod tests {
             "Account: Identifier: account identifier '-bad'",
             "Okta must be an object (the API's fields) or null (none allowed), not a string",
             "AccessTokenLifetimeSeconds must be an integer",
-            "Network.ProxyURL must be a non-empty string or null, not a blank string",
-            "Network.CaFile must be a non-empty string or null, not a number",
+            "Network.ProxyURL: a non-empty string or null is required, not a blank string",
+            "Network.CaFile: a non-empty string or null is required, not a number",
             "Network.Pac: unknown key",
         ] {
             assert!(
@@ -452,9 +408,13 @@ mod tests {
         let p = dir.path().join("ca.pem");
         std::fs::write(&p, "not a certificate")?;
         assert!(check_ca_file(&p).is_err_and(|e| e.contains("holds no PEM certificate")));
+        assert!(check_ca_file(Path::new("ca.pem")).is_err_and(|e| e.contains("absolute path")));
+        let missing = check_ca_file(&dir.path().join("missing.pem"));
         assert!(
-            check_ca_file(&dir.path().join("missing.pem"))
-                .is_err_and(|e| e.contains("cannot be read"))
+            missing
+                .as_ref()
+                .is_err_and(|e| e.contains("missing.pem: No such file")),
+            "{missing:?}"
         );
         let cert = rcgen::generate_simple_self_signed(vec!["ca.test".into()])
             .map_err(std::io::Error::other)?;

@@ -306,8 +306,14 @@ pub fn tls_config(extra_ca_file: Option<&Path>) -> Result<rustls::ClientConfig, 
 /// The certificates of a PEM bundle; an unreadable file, or one holding no certificate, is
 /// an error naming the file (the agent does not start half-trusting).
 fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    read_ca_bundle(path).map_err(|e| format!("{CA_FILE_ENV} {e}"))
+}
+
+/// [`read_ca_file`] for any source of the path (the policy file's `Network.CaFile` too): the
+/// error names the path, not the setting.
+pub fn read_ca_bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     use rustls::pki_types::pem::PemObject;
-    let named = |why: String| format!("{CA_FILE_ENV} {}: {why}", path.display());
+    let named = |why: String| format!("{}: {why}", path.display());
     let len = std::fs::metadata(path)
         .map_err(|e| named(e.to_string()))?
         .len();

@@ -444,8 +444,8 @@ fn policy_check_accepts_a_good_file_and_names_each_problem_of_a_bad_one() {
         "Okta: OpenIdURL must be an absolute https URL",
         "AccessTokenLifetimeSeconds must be from 1 to",
         "CallbackUrls: 'http://tools.acme.example/sso' must be an https URL",
-        "Network.ProxyURL must be an absolute http, https, socks5 or socks5h URL",
-        "Network.CaFile must be an absolute path",
+        "Network.ProxyURL: must be http://[USER:PASSWORD@]HOST[:PORT] (or https://); ftp proxies",
+        "Network.CaFile: must be an absolute path",
         "Oktaa: unknown key",
     ] {
         assert!(
