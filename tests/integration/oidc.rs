@@ -706,7 +706,7 @@ async fn disallowed_callback_urls_are_refused_until_an_admin_allows_them() {
     assert_eq!(put.status, 200, "{}", put.text);
     assert_eq!(
         f.agent.get("/sso/callback_urls", Some(&admin)).await.json(),
-        json!({"CallbackUrls": ["https://app.acme.test/cb"]})
+        json!({"CallbackUrls": ["https://app.acme.test/cb"], "Managed": false})
     );
     assert_eq!(
         f.agent
