@@ -225,8 +225,12 @@ impl Route {
                 .no(no)
                 .build(),
             // The system's settings (Windows registry, macOS SystemConfiguration) where the
-            // crate reads them; on other systems the environment, which is empty here.
-            None => hyper_util::client::proxy::matcher::Matcher::from_system(),
+            // crate reads them. Elsewhere nothing: the environment was read into `net`
+            // already (or deliberately not, as in tests), and is not read behind its back.
+            None if cfg!(any(target_os = "macos", windows)) => {
+                hyper_util::client::proxy::matcher::Matcher::from_system()
+            }
+            None => hyper_util::client::proxy::matcher::Matcher::builder().build(),
         };
         Self {
             explicit: net.proxy.as_ref().map(|(p, _)| p.clone()),
@@ -584,6 +588,11 @@ mod tests {
                 Some("http://u:p@proxy:3128/"),
                 "{proxied}"
             );
+        }
+        // Nothing configured: direct (the environment is read by from_env, not here).
+        let none = Route::new(&NetSettings::default());
+        if !cfg!(any(target_os = "macos", windows)) {
+            assert_eq!(none.proxy_for(&url("https://acme.okta.com/")), None);
         }
         // NO_PROXY=* sends everything directly.
         let all = Route::new(&NetSettings {
