@@ -571,6 +571,47 @@ async fn a_loopback_idp_is_reached_directly_whatever_the_proxy() {
 }
 
 #[tokio::test]
+async fn a_proxy_a_policy_manages_is_shown_and_not_changed_through_the_api() {
+    let policy = "/etc/amove/policy.json";
+    let managed = ProxyUrl::parse("http://proxy.corp.example:3128").unwrap();
+    let agent = TestAgent::start(|s| {
+        s.net.proxy = Some((managed, ProxySource::Policy(policy.into())));
+    })
+    .await;
+    let t = agent.admin_token();
+    let got = agent.get("/sso/network", Some(&t)).await.json();
+    assert_eq!(got["Effective"]["ProxySource"], "policy", "{got}");
+    assert_eq!(got["Effective"]["Managed"], true);
+    assert_eq!(got["Effective"]["Proxy"], "http://proxy.corp.example:3128/");
+    agent
+        .put_json(
+            "/sso/network",
+            Some(&t),
+            &json!({"ProxyURL": "http://other:1"}),
+        )
+        .await
+        .assert_problem(
+            499,
+            "ACCESS",
+            "the proxy is managed by the policy file /etc/amove/policy.json",
+        );
+    // A policy change applies at once (the coordinator's policy watcher calls this).
+    amove_agent::login::network::set_base(&agent.state, NetSettings::default())
+        .await
+        .unwrap();
+    let got = agent.get("/sso/network", Some(&t)).await.json();
+    assert_eq!(got["Effective"]["Managed"], false, "{got}");
+    let put = agent
+        .put_json(
+            "/sso/network",
+            Some(&t),
+            &json!({"ProxyURL": "http://other:1"}),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text);
+}
+
+#[tokio::test]
 async fn bad_network_settings_are_refused_with_the_field_named() {
     let agent = TestAgent::start(|_| {}).await;
     let t = agent.admin_token();
