@@ -44,6 +44,8 @@ pub struct Effective {
     pub no_proxy: Option<String>,
     /// The extra CA bundle trusted besides the OS trust store (`AMOVE_AGENT_CA_FILE`).
     pub ca_file: Option<String>,
+    /// Whether a policy file manages the proxy (then `PUT` is refused with `ACCESS`).
+    pub managed: bool,
 }
 
 fn view(state: &AppState, stored: &NetworkSetting) -> Network {
@@ -56,6 +58,7 @@ fn view(state: &AppState, stored: &NetworkSetting) -> Network {
             proxy_source: network::source_name(&net),
             no_proxy: net.no_proxy.clone(),
             ca_file: net.extra_ca_file.as_ref().map(|f| f.display().to_string()),
+            managed: net.managed_by().is_some(),
         },
     }
 }

@@ -59,6 +59,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../ui/callbacks.js"),
     ),
     (
+        "network.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/network.js"),
+    ),
+    (
         "tokens.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../ui/tokens.js"),

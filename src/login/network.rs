@@ -50,13 +50,23 @@ pub async fn load(state: &AppState) -> Result<NetworkSetting> {
 }
 
 /// What IdP requests use: the environment's (and policy's) settings with the stored one laid
-/// over them.
+/// over them (a proxy a policy manages stays).
 pub fn effective(state: &AppState, stored: &NetworkSetting) -> NetSettings {
     state
-        .settings
-        .net
-        .clone()
+        .oidc
+        .base_network()
         .with_setting(stored.proxy.clone(), stored.no_proxy.clone())
+}
+
+/// A policy file set new network settings (or its `Network` went away: the environment's):
+/// they become the base the stored setting is laid over, and apply at once.
+pub async fn set_base(state: &AppState, base: NetSettings) -> Result<()> {
+    state.oidc.set_base_network(base);
+    let stored = load(state).await?;
+    let net = effective(state, &stored);
+    state.oidc.set_network(&net)?;
+    tracing::info!("{}", net.summary());
+    Ok(())
 }
 
 /// At start: applies the stored setting to the OIDC client. A setting that cannot be read
@@ -85,6 +95,11 @@ pub async fn save(
     actor: &str,
     new: NetworkSetting,
 ) -> Result<NetworkSetting> {
+    if let Some(file) = state.oidc.base_network().managed_by() {
+        return Err(Error::Access(format!(
+            "the proxy is managed by the policy file {file}; change it there"
+        )));
+    }
     let net = effective(state, &new);
     state.oidc.set_network(&net)?;
     let sealed = match &new.proxy {
@@ -120,6 +135,7 @@ pub async fn save(
 /// Where the effective proxy comes from, as the API names it.
 pub fn source_name(net: &NetSettings) -> &'static str {
     match &net.proxy {
+        Some((_, ProxySource::Policy(_))) => "policy",
         Some((_, ProxySource::Setting)) => "setting",
         Some((_, ProxySource::Env(name))) => name,
         None if cfg!(any(target_os = "macos", windows)) => "system",

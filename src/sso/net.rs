@@ -94,7 +94,9 @@ impl std::fmt::Display for ProxyUrl {
 /// Where the proxy of IdP requests comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProxySource {
-    /// The agent's own setting (policy file or the network setting of the API).
+    /// A policy file (its path): managed, the agent's own setting does not replace it.
+    Policy(String),
+    /// The agent's own setting (the network setting of the API).
     Setting,
     /// An environment variable (its name).
     Env(&'static str),
@@ -149,9 +151,20 @@ impl NetSettings {
         })
     }
 
+    /// The policy file that manages the proxy, if one does.
+    pub fn managed_by(&self) -> Option<&str> {
+        match &self.proxy {
+            Some((_, ProxySource::Policy(file))) => Some(file),
+            _ => None,
+        }
+    }
+
     /// These settings with the agent's own proxy (and its `NO_PROXY` list, when it has one)
-    /// in place of the environment's.
+    /// in place of the environment's; a proxy a policy manages stays.
     pub fn with_setting(mut self, proxy: Option<ProxyUrl>, no_proxy: Option<String>) -> Self {
+        if self.managed_by().is_some() {
+            return self;
+        }
         if let Some(p) = proxy {
             self.proxy = Some((p, ProxySource::Setting));
         }
@@ -164,6 +177,7 @@ impl NetSettings {
     /// One line for the log: where requests go, never a password.
     pub fn summary(&self) -> String {
         let proxy = match &self.proxy {
+            Some((p, ProxySource::Policy(file))) => format!("proxy {p} (policy {file})"),
             Some((p, ProxySource::Setting)) => format!("proxy {p} (agent setting)"),
             Some((p, ProxySource::Env(name))) => format!("proxy {p} (from {name})"),
             None if cfg!(any(target_os = "macos", windows)) => "the system proxy, if any".into(),
@@ -225,8 +239,12 @@ impl Route {
                 .no(no)
                 .build(),
             // The system's settings (Windows registry, macOS SystemConfiguration) where the
-            // crate reads them; on other systems the environment, which is empty here.
-            None => hyper_util::client::proxy::matcher::Matcher::from_system(),
+            // crate reads them. Elsewhere nothing: the environment was read into `net`
+            // already (or deliberately not, as in tests), and is not read behind its back.
+            None if cfg!(any(target_os = "macos", windows)) => {
+                hyper_util::client::proxy::matcher::Matcher::from_system()
+            }
+            None => hyper_util::client::proxy::matcher::Matcher::builder().build(),
         };
         Self {
             explicit: net.proxy.as_ref().map(|(p, _)| p.clone()),
@@ -554,6 +572,19 @@ mod tests {
         );
         assert!(!n.summary().contains("pw@"), "{}", n.summary());
         assert!(!format!("{n:?}").contains(":pw@"), "{n:?}");
+        // A policy's proxy is managed: the agent's setting does not replace it.
+        let policy = NetSettings {
+            proxy: Some((
+                ProxyUrl::parse("http://policy:3")?,
+                ProxySource::Policy("/etc/amove/policy.json".into()),
+            )),
+            ..NetSettings::default()
+        };
+        let n = policy
+            .clone()
+            .with_setting(Some(ProxyUrl::parse("http://set:2")?), Some("x".into()));
+        assert_eq!(n, policy);
+        assert_eq!(n.managed_by(), Some("/etc/amove/policy.json"));
         Ok(())
     }
 
@@ -590,6 +621,11 @@ mod tests {
                 Some("http://u:p@proxy:3128/"),
                 "{proxied}"
             );
+        }
+        // Nothing configured: direct (the environment is read by from_env, not here).
+        let none = Route::new(&NetSettings::default());
+        if !cfg!(any(target_os = "macos", windows)) {
+            assert_eq!(none.proxy_for(&url("https://acme.okta.com/")), None);
         }
         // NO_PROXY=* sends everything directly.
         let all = Route::new(&NetSettings {

@@ -73,6 +73,9 @@ impl OidcSettings {
 pub struct Oidc {
     /// Rebuilt when the network setting changes ([`Oidc::set_network`]).
     http: RwLock<reqwest::Client>,
+    /// The network settings from the environment or a policy, under the agent's own setting
+    /// (`settings.net` at start; [`Oidc::set_base_network`] when a policy changes).
+    base_net: RwLock<net::NetSettings>,
     settings: OidcSettings,
     discovery: Mutex<HashMap<(String, bool), Arc<Discovered>>>,
     jwks: jwks::Cache,
@@ -116,6 +119,7 @@ impl Oidc {
         let http = Self::client(&settings, &settings.net)?;
         Ok(Self {
             http: RwLock::new(http),
+            base_net: RwLock::new(settings.net.clone()),
             settings,
             discovery: Mutex::new(HashMap::new()),
             jwks: jwks::Cache::default(),
@@ -138,6 +142,21 @@ impl Oidc {
     pub fn http(&self) -> reqwest::Client {
         // A panic while holding the lock leaves the previous client, which is whole.
         self.http.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The network settings from the environment or a policy (what the agent's own setting
+    /// is laid over).
+    pub fn base_network(&self) -> net::NetSettings {
+        self.base_net
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the environment's or policy's network settings (a policy file changed); the
+    /// caller applies the result with [`Oidc::set_network`].
+    pub fn set_base_network(&self, net: net::NetSettings) {
+        *self.base_net.write().unwrap_or_else(|p| p.into_inner()) = net;
     }
 
     /// Replaces the HTTP client with one for `net` (the network setting changed); requests

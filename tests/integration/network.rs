@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::common::{self, Agent, Answer};
-use crate::fake_oidc::{Browser, RealOp, TestAgent, op_client, param};
+use crate::fake_oidc::{Browser, FakeIdp, RealOp, TestAgent, op_client, param};
 
 const IDP_HOST: &str = "idp.corp.test";
 const CA_NAME: &str = "Amove Test Inspection CA";
@@ -59,7 +59,12 @@ fn test_ca() -> TestCa {
 /// The real OP as `https://idp.corp.test:PORT` (listening on 127.0.0.1) with a public client
 /// and Alice; returns it and its port.
 async fn tls_op(ca: &TestCa) -> (RealOp, u16) {
-    let op = RealOp::start(&json!({
+    tls_op_with(ca, json!({})).await
+}
+
+/// [`tls_op`] with more top-level config (`extra`, an object: users, a directory).
+async fn tls_op_with(ca: &TestCa, extra: Value) -> (RealOp, u16) {
+    let mut config = json!({
         "tls": {"cert": ca.cert_pem, "key": ca.key_pem},
         "host": IDP_HOST,
         "clients": [op_client(CLIENT_ID, "", "none", &[CB])],
@@ -68,9 +73,13 @@ async fn tls_op(ca: &TestCa) -> (RealOp, u16) {
             "email": ALICE,
             "email_verified": true,
             "password": ALICE_PASSWORD,
+            "groups": ["engineering"],
         }],
-    }))
-    .await;
+    });
+    if let (Some(c), Value::Object(extra)) = (config.as_object_mut(), extra) {
+        c.extend(extra);
+    }
+    let op = RealOp::start(&config).await;
     let port = op
         .origin
         .strip_prefix(&format!("https://{IDP_HOST}:"))
@@ -95,7 +104,8 @@ fn browser(ca: &TestCa, port: u16) -> Browser {
 
 /// A CONNECT proxy on loopback. It resolves `idp.corp.test` to the OP on 127.0.0.1 (and
 /// nothing else), answers 407 when `credentials` are set and not sent, and logs each request:
-/// `CONNECT host:port` when it opened the tunnel, `407 host:port` or `502 host:port` when not.
+/// `CONNECT host:port` when it opened the tunnel, `407 host:port` or `502 host:port` when not,
+/// `405 REQUEST-LINE` for anything but CONNECT (a plain http request sent to a proxy).
 struct ConnectProxy {
     addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
@@ -164,6 +174,7 @@ async fn serve_connect(
     let target = match request.split(' ').collect::<Vec<_>>()[..] {
         ["CONNECT", target, _] => target.to_string(),
         _ => {
+            log.lock().unwrap().push(format!("405 {request}"));
             conn.write_all(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n")
                 .await?;
             return Ok(());
@@ -229,6 +240,35 @@ async fn sign_in(post: impl AsyncFn(&str, Value) -> Answer, browser: &Browser) -
         json!({"Identifier": identifier, "AuthorizationCode": code, "CallbackUrl": CB}),
     )
     .await
+}
+
+/// An agent in-process whose IdP requests go through `proxy` (as if set by `source`) and
+/// trust the test CA (its file in the returned directory), with an active Okta configuration
+/// for the OP at `port` as a public client; and the admin's token.
+async fn agent_via(
+    ca: &TestCa,
+    proxy: &ConnectProxy,
+    source: ProxySource,
+    port: u16,
+) -> (TestAgent, String, tempfile::TempDir) {
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca_file = ca_dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.ca_pem).unwrap();
+    let via = ProxyUrl::parse(&proxy.url()).unwrap();
+    let agent = TestAgent::start(|s| {
+        s.net = NetSettings {
+            proxy: Some((via, source)),
+            no_proxy: None,
+            extra_ca_file: Some(ca_file),
+        }
+    })
+    .await;
+    let t = agent.admin_token();
+    let r = agent
+        .post_json("/sso/setup_okta", Some(&t), &okta_config(port))
+        .await;
+    assert_eq!(r.json()["ClientAuth"], "none", "{}", r.text);
+    (agent, t, ca_dir)
 }
 
 /// The environment of a spawned agent: the proxy, nothing from the test's own environment.
@@ -361,24 +401,8 @@ async fn a_proxy_asking_for_credentials_gets_them_from_the_sealed_setting() {
     let ca = test_ca();
     let (_op, port) = tls_op(&ca).await;
     let proxy = ConnectProxy::start(port, Some((PROXY_USER, PROXY_PASSWORD))).await;
-    let ca_dir = tempfile::tempdir().unwrap();
-    let ca_file = ca_dir.path().join("ca.pem");
-    std::fs::write(&ca_file, &ca.ca_pem).unwrap();
-    let env_proxy = ProxyUrl::parse(&proxy.url()).unwrap();
-    let agent = TestAgent::start(|s| {
-        s.net = NetSettings {
-            proxy: Some((env_proxy, ProxySource::Env("HTTPS_PROXY"))),
-            no_proxy: None,
-            extra_ca_file: Some(ca_file.clone()),
-        }
-    })
-    .await;
+    let (agent, t, _ca_dir) = agent_via(&ca, &proxy, ProxySource::Env("HTTPS_PROXY"), port).await;
     agent.add_user(ALICE, "Alice Example");
-    let t = agent.admin_token();
-    let r = agent
-        .post_json("/sso/setup_okta", Some(&t), &okta_config(port))
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
 
     // The environment's proxy URL has no credentials: 407, named as such.
     agent.sso_url(ALICE, CB).await.assert_problem(
@@ -456,6 +480,135 @@ async fn a_proxy_asking_for_credentials_gets_them_from_the_sealed_setting() {
         .await;
     assert_eq!(put.json()["ProxyURL"], Value::Null, "{}", put.text);
     assert_eq!(put.json()["Effective"]["ProxySource"], "HTTPS_PROXY");
+}
+
+#[tokio::test]
+async fn an_import_reads_the_directory_through_the_proxy_as_a_public_client() {
+    // The admin's import sign-in (a public client) and the Okta Users/Groups API calls that
+    // follow all go to idp.corp.test, so all go through the proxy.
+    let ca = test_ca();
+    let admin = "admin@acme.test";
+    let (_op, port) = tls_op_with(
+        &ca,
+        json!({
+            "users": [
+                {"accountId": "00uada", "email": admin, "email_verified": true,
+                 "password": "ada-at-the-idp", "groups": ["amove-admins"]},
+                {"accountId": "00ualice", "email": ALICE, "email_verified": true,
+                 "password": ALICE_PASSWORD, "groups": ["engineering"]},
+            ],
+            "directory": {},
+        }),
+    )
+    .await;
+    let proxy = ConnectProxy::start(port, None).await;
+    let (agent, t, _ca_dir) = agent_via(&ca, &proxy, ProxySource::Setting, port).await;
+    let r = agent
+        .post_json(
+            "/sso/sso_url_import_user",
+            Some(&t),
+            &json!({"CallbackUrl": CB, "Username": ""}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let url = r.json()["Url"].as_str().unwrap().to_string();
+    let back = browser(&ca, port)
+        .login(&url, admin, "ada-at-the-idp", CB)
+        .await;
+    let code = param(&back, "code").unwrap_or_else(|| panic!("no code in {back}"));
+    let read = agent
+        .send(
+            agent
+                .http
+                .get(format!("{}/sso/get_user_usergroups", agent.base))
+                .query(&[
+                    ("token", t.as_str()),
+                    ("authorizationCode", &code),
+                    ("callbackUrl", CB),
+                ]),
+        )
+        .await;
+    assert_eq!(read.status, 200, "{}", read.text);
+    let alice = read
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["User"]["Email"] == ALICE)
+        .cloned()
+        .unwrap_or_else(|| panic!("no Alice in {}", read.text));
+    assert_eq!(alice["UserGroups"][0]["Name"], "engineering", "{alice}");
+    let seen = proxy.log();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter()
+            .all(|l| l == &format!("CONNECT {IDP_HOST}:{port}")),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_loopback_idp_is_reached_directly_whatever_the_proxy() {
+    let idp = FakeIdp::start("", None).await;
+    let proxy = ConnectProxy::start(1, None).await;
+    let via = ProxyUrl::parse(&proxy.url()).unwrap();
+    let agent = TestAgent::start(|s| {
+        s.net.proxy = Some((via, ProxySource::Setting));
+    })
+    .await;
+    agent
+        .setup_oidc("okta", CLIENT_ID, "", &idp.openid_url())
+        .await;
+    let test = agent
+        .post_json(
+            "/sso/test_connection?provider=okta",
+            Some(&agent.admin_token()),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(test.json()["Ok"], true, "{}", test.text);
+    assert!(proxy.log().is_empty(), "{:?}", proxy.log());
+}
+
+#[tokio::test]
+async fn a_proxy_a_policy_manages_is_shown_and_not_changed_through_the_api() {
+    let policy = "/etc/amove/policy.json";
+    let managed = ProxyUrl::parse("http://proxy.corp.example:3128").unwrap();
+    let agent = TestAgent::start(|s| {
+        s.net.proxy = Some((managed, ProxySource::Policy(policy.into())));
+    })
+    .await;
+    let t = agent.admin_token();
+    let got = agent.get("/sso/network", Some(&t)).await.json();
+    assert_eq!(got["Effective"]["ProxySource"], "policy", "{got}");
+    assert_eq!(got["Effective"]["Managed"], true);
+    assert_eq!(got["Effective"]["Proxy"], "http://proxy.corp.example:3128/");
+    agent
+        .put_json(
+            "/sso/network",
+            Some(&t),
+            &json!({"ProxyURL": "http://other:1"}),
+        )
+        .await
+        .assert_problem(
+            499,
+            "ACCESS",
+            "the proxy is managed by the policy file /etc/amove/policy.json",
+        );
+    // A policy change applies at once (the coordinator's policy watcher calls this).
+    amove_agent::login::network::set_base(&agent.state, NetSettings::default())
+        .await
+        .unwrap();
+    let got = agent.get("/sso/network", Some(&t)).await.json();
+    assert_eq!(got["Effective"]["Managed"], false, "{got}");
+    let put = agent
+        .put_json(
+            "/sso/network",
+            Some(&t),
+            &json!({"ProxyURL": "http://other:1"}),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text);
 }
 
 #[tokio::test]

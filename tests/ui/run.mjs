@@ -214,6 +214,24 @@ test('tabs work from the keyboard', async () => {
   eq(await page.getAttribute('#tab-entraId', 'aria-selected'), 'true', 'selected');
 });
 
+test('network: a bad proxy URL is refused next to the field; a saved one shows its password masked', async () => {
+  await openTab('network');
+  await page.fill('#network-proxy', 'socks5://p:1080');
+  await page.click('#network-form button[type=submit]');
+  await waitText(page, '#network-proxy-error', (t) => t.startsWith('ProxyURL must be http://'));
+  await page.fill('#network-proxy', 'http://corp:ui-proxy-pw@proxy.corp.example:3128');
+  await page.click('#network-form button[type=submit]');
+  await waitText(page, '#network-form .status', (t) => t === 'Saved.');
+  await waitValue(page, '#network-proxy', (v) => v === 'http://corp:********@proxy.corp.example:3128/');
+  await waitText(page, '#network-effective', (t) => t.includes('setting'));
+  assert(!(await page.content()).includes('ui-proxy-pw'), 'the password is not in the page');
+  // Cleared again: the environment's proxy (none here) applies.
+  await page.fill('#network-proxy', '');
+  await page.click('#network-form button[type=submit]');
+  await waitText(page, '#network-form .status', (t) => t === 'Saved.');
+  await waitText(page, '#network-effective', (t) => t.includes('none'));
+});
+
 test('a standard user is told they are not an admin', async () => {
   const p = await context.newPage();
   await p.goto(UI);
