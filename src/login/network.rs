@@ -80,6 +80,11 @@ pub fn apply_stored(state: &AppState) {
             NetworkSetting::default()
         });
     let net = effective(state, &stored);
+    if stored == NetworkSetting::default() {
+        // The client built at start already has these settings.
+        tracing::info!("{}", net.summary());
+        return;
+    }
     match state.oidc.set_network(&net) {
         Ok(()) => tracing::info!("{}", net.summary()),
         Err(e) => tracing::error!("the network setting is not usable ({e}); ignoring it"),

@@ -50,7 +50,7 @@ impl ProxyUrl {
         if url.host_str().is_none_or(str::is_empty) {
             return Err(rule.to_string());
         }
-        if url.path() != "/" && !url.path().is_empty() || url.query().is_some() {
+        if (url.path() != "/" && !url.path().is_empty()) || url.query().is_some() {
             return Err(format!("{rule}, without a path or query"));
         }
         if url.fragment().is_some() {

@@ -612,6 +612,52 @@ async fn a_proxy_a_policy_manages_is_shown_and_not_changed_through_the_api() {
 }
 
 #[tokio::test]
+async fn the_stored_proxy_applies_again_after_a_restart_and_stays_sealed() {
+    let mut agent = Agent::with_account().await;
+    let t = agent.admin_token().await;
+    let r = agent
+        .put_json(
+            "/sso/network",
+            Some(&t),
+            &json!({"ProxyURL": "http://corp:restart-pw-77@proxy.corp.example:3128"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    agent.restart().await;
+    let got = agent.get("/sso/network", Some(&t)).await;
+    let masked = "http://corp:********@proxy.corp.example:3128/";
+    assert_eq!(got.json()["ProxyURL"], masked, "{}", got.text);
+    assert_eq!(got.json()["Effective"]["ProxySource"], "setting");
+    let log = std::fs::read_to_string(agent.data_dir.join("agent.log")).unwrap();
+    assert!(
+        log.contains(&format!("proxy {masked} (agent setting)")),
+        "{log}"
+    );
+    let hits = common::files_containing(&agent.data_dir, "restart-pw-77");
+    assert!(hits.is_empty(), "the proxy password in clear in {hits:?}");
+}
+
+#[test]
+fn an_unreadable_ca_file_stops_the_agent_at_start_naming_it() {
+    let data = tempfile::tempdir().unwrap();
+    let missing = data.path().join("no-such-ca.pem");
+    let out = std::process::Command::new(common::BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env("AMOVE_AGENT_CA_FILE", &missing)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("AMOVE_AGENT_CA_FILE {}", missing.display())),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening on"));
+}
+
+#[tokio::test]
 async fn bad_network_settings_are_refused_with_the_field_named() {
     let agent = TestAgent::start(|_| {}).await;
     let t = agent.admin_token();
