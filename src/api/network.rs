@@ -38,14 +38,18 @@ pub struct Network {
 pub struct Effective {
     /// The proxy, its password masked; `null`: none (or the system's, on Windows/macOS).
     pub proxy: Option<String>,
-    /// `setting`, the environment variable it came from, `system` or `none`.
+    /// `policy`, `setting`, the environment variable it came from, `system` or `none`.
     pub proxy_source: &'static str,
     /// The hosts reached directly (loopback always is).
     pub no_proxy: Option<String>,
-    /// The extra CA bundle trusted besides the OS trust store (`AMOVE_AGENT_CA_FILE`).
+    /// The extra CA bundle trusted besides the OS trust store (`AMOVE_AGENT_CA_FILE`, or the
+    /// policy's `Network.CaFile`).
     pub ca_file: Option<String>,
     /// Whether a policy file manages the proxy (then `PUT` is refused with `ACCESS`).
     pub managed: bool,
+    /// The policy file, when managed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<String>,
 }
 
 fn view(state: &AppState, stored: &NetworkSetting) -> Network {
@@ -59,6 +63,7 @@ fn view(state: &AppState, stored: &NetworkSetting) -> Network {
             no_proxy: net.no_proxy.clone(),
             ca_file: net.extra_ca_file.as_ref().map(|f| f.display().to_string()),
             managed: net.managed_by().is_some(),
+            managed_by: net.managed_by().map(str::to_string),
         },
     }
 }

@@ -59,14 +59,22 @@ pub fn effective(state: &AppState, stored: &NetworkSetting) -> NetSettings {
 }
 
 /// A policy file set new network settings (or its `Network` went away: the environment's):
-/// they become the base the stored setting is laid over, and apply at once.
+/// they become the base the stored setting is laid over, and apply at once. Nothing changes
+/// when they cannot be used (the client for them is built first).
 pub async fn set_base(state: &AppState, base: NetSettings) -> Result<()> {
-    state.oidc.set_base_network(base);
+    let _change = state.oidc.lock_network().await;
     let stored = load(state).await?;
-    let net = effective(state, &stored);
+    let net = base.clone().with_setting(stored.proxy, stored.no_proxy);
     state.oidc.set_network(&net)?;
+    state.oidc.set_base_network(base);
     tracing::info!("{}", net.summary());
     Ok(())
+}
+
+/// Whether `base` could become the base (see [`set_base`]): checked before a policy is
+/// applied, so that a file whose `Network` the agent cannot use is refused as a whole.
+pub fn check_base(state: &AppState, base: &NetSettings) -> Result<()> {
+    state.oidc.check_network(base)
 }
 
 /// At start: applies the stored setting to the OIDC client. A setting that cannot be read
@@ -100,6 +108,14 @@ pub async fn save(
     actor: &str,
     new: NetworkSetting,
 ) -> Result<NetworkSetting> {
+    // Held until the setting is stored: a policy applied meanwhile waits, then lays its
+    // settings under this one.
+    let _change = state.oidc.lock_network().await;
+    // The policy's state first: it is published before its network settings apply (and
+    // remembered across restarts), so no change slips in between.
+    state
+        .policy
+        .refuse_if_managed(account_id, crate::policy::ManagedKey::ProxyUrl)?;
     if let Some(file) = state.oidc.base_network().managed_by() {
         return Err(Error::Access(format!(
             "the proxy is managed by the policy file {file}; change it there"

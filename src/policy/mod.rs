@@ -16,6 +16,7 @@ use std::sync::{Arc, RwLock};
 use crate::domain::Kind;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
+use crate::sso::net::{NetSettings, ProxySource};
 use crate::store::idp::IdpConfig;
 
 pub use parse::parse;
@@ -76,7 +77,8 @@ pub struct IdpPolicy {
     pub summary: String,
 }
 
-/// `Network`: reserved here and validated; the network settings apply it.
+/// `Network`: the machine's network settings for IdP requests ([`NetworkPolicy::lay_over`]
+/// the environment's; `login::network` applies them).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetworkPolicy {
     /// `ProxyURL`: the proxy for HTTPS calls to identity providers, parsed as the network
@@ -84,6 +86,33 @@ pub struct NetworkPolicy {
     pub proxy_url: Declared<crate::sso::net::ProxyUrl>,
     /// `CaFile`: an extra CA bundle (PEM) to trust, an absolute path.
     pub ca_file: Declared<PathBuf>,
+}
+
+impl NetworkPolicy {
+    /// `base` (the environment's settings) with what the policy file at `path` declares laid
+    /// over it: a `ProxyURL` is the proxy, managed (`null`: no proxy, managed too: neither the
+    /// environment's nor the agent's own setting applies); a `CaFile` replaces
+    /// `AMOVE_AGENT_CA_FILE` (`null`: no extra CA). What it leaves out stays as in `base`.
+    pub fn lay_over(&self, mut base: NetSettings, path: &Path) -> NetSettings {
+        let file = path.display().to_string();
+        match &self.proxy_url {
+            Declared::Absent => {}
+            Declared::Null => {
+                base.proxy = None;
+                base.proxy_managed_by = Some(file);
+            }
+            Declared::Value(url) => {
+                base.proxy = Some((url.clone(), ProxySource::Policy(file.clone())));
+                base.proxy_managed_by = Some(file);
+            }
+        }
+        match &self.ca_file {
+            Declared::Absent => {}
+            Declared::Null => base.extra_ca_file = None,
+            Declared::Value(ca) => base.extra_ca_file = Some(ca.clone()),
+        }
+        base
+    }
 }
 
 /// A parsed, validated policy file.
@@ -276,4 +305,70 @@ pub fn managed_error(key: ManagedKey, path: &Path) -> Error {
         key.label(),
         path.display()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sso::net::ProxyUrl;
+
+    fn env() -> NetSettings {
+        NetSettings {
+            proxy: Some((
+                ProxyUrl::parse("http://env-proxy:8080").unwrap_or_else(|e| panic!("{e}")),
+                ProxySource::Env("HTTPS_PROXY"),
+            )),
+            no_proxy: Some("corp.example".into()),
+            extra_ca_file: Some(PathBuf::from("/env/ca.pem")),
+            proxy_managed_by: None,
+        }
+    }
+
+    #[test]
+    fn the_policys_network_is_laid_over_the_environments() {
+        let path = Path::new("/etc/amove/policy.json");
+        let file = Some("/etc/amove/policy.json".to_string());
+        // Nothing declared: the environment's, unmanaged.
+        assert_eq!(NetworkPolicy::default().lay_over(env(), path), env());
+
+        let proxy =
+            ProxyUrl::parse("http://u:pw@policy-proxy:3128").unwrap_or_else(|e| panic!("{e}"));
+        let set = NetworkPolicy {
+            proxy_url: Declared::Value(proxy.clone()),
+            ca_file: Declared::Value(PathBuf::from("/etc/amove/ca.pem")),
+        }
+        .lay_over(env(), path);
+        assert_eq!(
+            set.proxy,
+            Some((proxy, ProxySource::Policy("/etc/amove/policy.json".into())))
+        );
+        assert_eq!(set.extra_ca_file, Some(PathBuf::from("/etc/amove/ca.pem")));
+        assert_eq!(
+            set.no_proxy.as_deref(),
+            Some("corp.example"),
+            "NO_PROXY kept"
+        );
+        assert_eq!(set.managed_by(), file.as_deref());
+
+        // null: none, and managed (the environment's proxy and CA file do not apply).
+        let none = NetworkPolicy {
+            proxy_url: Declared::Null,
+            ca_file: Declared::Null,
+        }
+        .lay_over(env(), path);
+        assert_eq!(
+            (none.proxy.as_ref(), none.extra_ca_file.as_ref()),
+            (None, None)
+        );
+        assert_eq!(none.managed_by(), file.as_deref());
+
+        // Only a CA file: the proxy stays the environment's and is not managed.
+        let ca_only = NetworkPolicy {
+            proxy_url: Declared::Absent,
+            ca_file: Declared::Value(PathBuf::from("/etc/amove/ca.pem")),
+        }
+        .lay_over(env(), path);
+        assert_eq!(ca_only.proxy, env().proxy);
+        assert_eq!(ca_only.managed_by(), None);
+    }
 }

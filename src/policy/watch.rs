@@ -2,7 +2,8 @@
 //! owner, mode) every few seconds; a change applies without a restart. A file that cannot be
 //! trusted, parsed or applied is refused with a log line and an audit event, and the agent
 //! keeps its last good configuration — across restarts too, since what that configuration
-//! manages is remembered in the data directory.
+//! manages (and its `Network`, sealed) is remembered in the data directory. A policy's
+//! `Network` becomes the base of the network settings once the rest of it is applied.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,7 +11,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::file::{self, Fingerprint, Read};
-use crate::policy::{Managed, ManagedKey, apply};
+use crate::policy::{Declared, Managed, ManagedKey, NetworkPolicy, apply};
+use crate::secret::Secret;
+use crate::sso::net::NetSettings;
 use crate::state::AppState;
 use crate::store::audit::{self, NewEvent};
 
@@ -26,7 +29,14 @@ struct Remembered {
     managed: Vec<String>,
     digest: String,
     applied_at: i64,
+    /// The policy's `Network` as a policy file of its own (`{"Network": {…}}`), sealed: its
+    /// proxy URL may carry a password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    network: Option<String>,
 }
+
+/// The seal context of [`Remembered::network`].
+const NETWORK_SEAL_CONTEXT: &str = "policy-managed:network";
 
 /// Reads the policy at start (before the first request is served).
 pub async fn load_at_start(state: &AppState) -> Option<Fingerprint> {
@@ -47,6 +57,11 @@ pub async fn load_at_start(state: &AppState) -> Option<Fingerprint> {
             }));
             s.applied_at = Some(r.applied_at);
         });
+        // The network settings it set stay in force until the file says otherwise (refresh
+        // below) — also when the file is now refused.
+        if let Some(net) = r.network.and_then(|n| remembered_network(state, &path, &n)) {
+            follow_network(state, net).await;
+        }
     }
     refresh(state, &path).await
 }
@@ -87,7 +102,7 @@ pub async fn refresh(state: &AppState, path: &Path) -> Option<Fingerprint> {
     let bytes = match read {
         Ok(Read::Bytes(b)) => b,
         Ok(Read::Absent) => {
-            release(state, path);
+            release(state, path).await;
             return fp;
         }
         Err(reason) => {
@@ -103,6 +118,13 @@ pub async fn refresh(state: &AppState, path: &Path) -> Option<Fingerprint> {
             return fp;
         }
     };
+    // Checked before anything is applied: a file whose Network the agent cannot use is
+    // refused as a whole.
+    let net = policy.network.lay_over(state.settings.net.clone(), path);
+    if let Err(e) = crate::login::network::check_base(state, &net) {
+        refuse(state, path, &format!("Network: {}", e.user_text())).await;
+        return fp;
+    }
     let before = state.policy.status();
     let publish = {
         let (shared, policy, path) = (
@@ -153,12 +175,13 @@ pub async fn refresh(state: &AppState, path: &Path) -> Option<Fingerprint> {
                 .await;
             }
             if let Some(managed) = state.policy.status().managed {
-                remember(&state.settings.data_dir, &managed, now);
+                remember(state, &managed, &policy.network, now);
             }
             state.policy.update(|s| {
                 s.error = None;
                 s.applied_at = Some(now);
             });
+            follow_network(state, net).await;
         }
         Err(e) => {
             // Published inside a transaction that did not commit: back to the last good one.
@@ -177,8 +200,9 @@ pub async fn refresh(state: &AppState, path: &Path) -> Option<Fingerprint> {
     fp
 }
 
-/// The file is gone: the settings it managed are the admins' again (with their values).
-fn release(state: &AppState, path: &Path) {
+/// The file is gone: the settings it managed are the admins' again (with their values), and
+/// the network settings the environment's.
+async fn release(state: &AppState, path: &Path) {
     if state.policy.status().managed.is_some() {
         tracing::info!(
             path = %path.display(),
@@ -192,6 +216,61 @@ fn release(state: &AppState, path: &Path) {
         s.error = None;
         s.applied_at = None;
     });
+    follow_network(state, state.settings.net.clone()).await;
+}
+
+/// Makes `net` the base of the network settings, unless it already is (a client rebuilt for
+/// nothing would drop its open connections).
+async fn follow_network(state: &AppState, net: NetSettings) {
+    if state.oidc.base_network() == net {
+        return;
+    }
+    if let Err(e) = crate::login::network::set_base(state, net).await {
+        tracing::error!(
+            "policy: the network settings cannot be applied ({}); the previous ones stay in \
+             force",
+            e.user_text()
+        );
+    }
+}
+
+/// `Network` as a policy file of its own, `None` when the policy declares none of it.
+fn network_json(n: &NetworkPolicy) -> Option<String> {
+    fn value<T>(d: &Declared<T>, text: impl Fn(&T) -> String) -> Option<serde_json::Value> {
+        match d {
+            Declared::Absent => None,
+            Declared::Null => Some(serde_json::Value::Null),
+            Declared::Value(v) => Some(text(v).into()),
+        }
+    }
+    let o: serde_json::Map<String, serde_json::Value> = [
+        ("ProxyURL", value(&n.proxy_url, |u| u.expose().to_string())),
+        ("CaFile", value(&n.ca_file, |p| p.display().to_string())),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k.to_string(), v?)))
+    .collect();
+    (!o.is_empty()).then(|| serde_json::json!({ "Network": o }).to_string())
+}
+
+/// The network settings a remembered `Network` sets, read (and checked) as the file was.
+fn remembered_network(state: &AppState, path: &Path, sealed: &str) -> Option<NetSettings> {
+    let json = state
+        .sealer
+        .open_secret(sealed, NETWORK_SEAL_CONTEXT)
+        .inspect_err(|e| tracing::warn!(error = %e, "policy: the remembered Network is unreadable"))
+        .ok()?;
+    let (now, graph) = (state.now(), state.settings.loopback_graph);
+    match crate::policy::parse(path, json.expose().as_bytes(), now, graph) {
+        Ok(p) => Some(p.network.lay_over(state.settings.net.clone(), path)),
+        Err(problems) => {
+            tracing::warn!(
+                "policy: the remembered Network no longer applies: {}",
+                problems.join("; ")
+            );
+            None
+        }
+    }
 }
 
 /// The file is refused: logged, audited, and the last good configuration kept.
@@ -227,16 +306,25 @@ fn remembered(data_dir: &Path) -> Option<Remembered> {
     serde_json::from_slice(&bytes).ok()
 }
 
-fn remember(data_dir: &Path, m: &Managed, now: i64) {
+fn remember(state: &AppState, m: &Managed, network: &NetworkPolicy, now: i64) {
+    let data_dir = &state.settings.data_dir;
+    let network = network_json(network).and_then(|n| {
+        state
+            .sealer
+            .seal_secret(&Secret::new(n), NETWORK_SEAL_CONTEXT)
+            .inspect_err(|e| tracing::warn!(error = %e, "policy: cannot seal its Network"))
+            .ok()
+    });
     let r = Remembered {
         path: m.path.clone(),
         account_id: m.account_id,
         managed: m.keys.iter().map(|k| k.label().to_string()).collect(),
         digest: m.digest.clone(),
         applied_at: now,
+        network,
     };
     // Written aside and renamed, so a crash never leaves half a file (the data directory is
-    // the user's alone; nothing here is secret).
+    // the user's alone; what is secret in it is sealed).
     let tmp = data_dir.join(format!("{MANAGED_FILE}.tmp"));
     let write = serde_json::to_vec_pretty(&r)
         .map_err(std::io::Error::other)

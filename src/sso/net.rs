@@ -113,6 +113,9 @@ pub struct NetSettings {
     pub no_proxy: Option<String>,
     /// An extra CA bundle (PEM) trusted besides the OS trust store.
     pub extra_ca_file: Option<PathBuf>,
+    /// The policy file whose `Network.ProxyURL` manages the proxy (a URL, or `null`: none):
+    /// the agent's own setting is not laid over it.
+    pub proxy_managed_by: Option<String>,
 }
 
 impl NetSettings {
@@ -148,14 +151,15 @@ impl NetSettings {
             extra_ca_file: var(CA_FILE_ENV)
                 .filter(|v| !v.trim().is_empty())
                 .map(PathBuf::from),
+            proxy_managed_by: None,
         })
     }
 
-    /// The policy file that manages the proxy, if one does.
+    /// The policy file that manages the proxy (sets one, or none), if one does.
     pub fn managed_by(&self) -> Option<&str> {
         match &self.proxy {
             Some((_, ProxySource::Policy(file))) => Some(file),
-            _ => None,
+            _ => self.proxy_managed_by.as_deref(),
         }
     }
 
@@ -180,8 +184,17 @@ impl NetSettings {
             Some((p, ProxySource::Policy(file))) => format!("proxy {p} (policy {file})"),
             Some((p, ProxySource::Setting)) => format!("proxy {p} (agent setting)"),
             Some((p, ProxySource::Env(name))) => format!("proxy {p} (from {name})"),
-            None if cfg!(any(target_os = "macos", windows)) => "the system proxy, if any".into(),
-            None => "no proxy".into(),
+            None => {
+                let none = if cfg!(any(target_os = "macos", windows)) {
+                    "the system proxy, if any"
+                } else {
+                    "no proxy"
+                };
+                match &self.proxy_managed_by {
+                    Some(file) => format!("{none} (policy {file})"),
+                    None => none.into(),
+                }
+            }
         };
         let no = self
             .no_proxy
@@ -585,6 +598,16 @@ mod tests {
             .with_setting(Some(ProxyUrl::parse("http://set:2")?), Some("x".into()));
         assert_eq!(n, policy);
         assert_eq!(n.managed_by(), Some("/etc/amove/policy.json"));
+        // `"ProxyURL": null`: managed too, with no proxy.
+        let none = NetSettings {
+            proxy_managed_by: Some("/etc/amove/policy.json".into()),
+            ..NetSettings::default()
+        };
+        let n = none
+            .clone()
+            .with_setting(Some(ProxyUrl::parse("http://set:2")?), None);
+        assert_eq!(n, none);
+        assert_eq!(n.managed_by(), Some("/etc/amove/policy.json"));
         Ok(())
     }
 
@@ -596,7 +619,7 @@ mod tests {
                 ProxySource::Setting,
             )),
             no_proxy: Some("direct.example, .internal, 10.0.0.0/8".into()),
-            extra_ca_file: None,
+            ..NetSettings::default()
         };
         let r = Route::new(&n);
         for direct in [

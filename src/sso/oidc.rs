@@ -76,6 +76,9 @@ pub struct Oidc {
     /// The network settings from the environment or a policy, under the agent's own setting
     /// (`settings.net` at start; [`Oidc::set_base_network`] when a policy changes).
     base_net: RwLock<net::NetSettings>,
+    /// Held by whoever changes the network settings (an admin's save, a policy's), so that
+    /// one change's client never replaces a later one's.
+    network_change: tokio::sync::Mutex<()>,
     settings: OidcSettings,
     discovery: Mutex<HashMap<(String, bool), Arc<Discovered>>>,
     jwks: jwks::Cache,
@@ -120,6 +123,7 @@ impl Oidc {
         Ok(Self {
             http: RwLock::new(http),
             base_net: RwLock::new(settings.net.clone()),
+            network_change: tokio::sync::Mutex::new(()),
             settings,
             discovery: Mutex::new(HashMap::new()),
             jwks: jwks::Cache::default(),
@@ -157,6 +161,18 @@ impl Oidc {
     /// caller applies the result with [`Oidc::set_network`].
     pub fn set_base_network(&self, net: net::NetSettings) {
         *self.base_net.write().unwrap_or_else(|p| p.into_inner()) = net;
+    }
+
+    /// Serialises changes of the network settings: hold it from reading the settings to
+    /// applying (and storing) the new ones.
+    pub async fn lock_network(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.network_change.lock().await
+    }
+
+    /// Whether an HTTP client can be built for `net` (its CA file readable and holding
+    /// certificates), without using it.
+    pub fn check_network(&self, net: &net::NetSettings) -> Result<()> {
+        Self::client(&self.settings, net).map(|_| ())
     }
 
     /// Replaces the HTTP client with one for `net` (the network setting changed); requests

@@ -260,6 +260,7 @@ async fn agent_via(
             proxy: Some((via, source)),
             no_proxy: None,
             extra_ca_file: Some(ca_file),
+            proxy_managed_by: None,
         }
     })
     .await;
@@ -698,4 +699,169 @@ async fn bad_network_settings_are_refused_with_the_field_named() {
         )
         .await
         .assert_problem(499, "ACCESS", "");
+}
+
+/// Writes a policy file as an MDM would: aside, mode 0644, renamed into place.
+fn write_policy(path: &std::path::Path, policy: &Value) {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, policy.to_string()).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// `GET /sso/network` until `done` holds of it (the agent polls its policy file).
+async fn network_when(agent: &Agent, t: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..100 {
+        let n = agent.get("/sso/network", Some(t)).await.json();
+        if done(&n) {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn a_policy_files_network_carries_the_sign_in_until_it_is_released() {
+    let ca = test_ca();
+    let (_op, port) = tls_op(&ca).await;
+    // The policy's proxy asks for credentials; the environment's proxy must see nothing
+    // while the policy names another one.
+    let managed_proxy = ConnectProxy::start(port, Some((PROXY_USER, PROXY_PASSWORD))).await;
+    let env_proxy = ConnectProxy::start(port, None).await;
+    let data = tempfile::tempdir().unwrap();
+    common::init_account(data.path(), "acme", "admin@acme.test");
+    common::add_user(data.path(), "acme", ALICE, false, false);
+    let etc = tempfile::tempdir().unwrap();
+    let ca_file = etc.path().join("corp-ca.pem");
+    std::fs::write(&ca_file, &ca.ca_pem).unwrap();
+    let ca_path = ca_file.display().to_string();
+    let policy = etc.path().join("policy.json");
+    let policy_path = policy.display().to_string();
+    let with_credentials = format!(
+        "http://{PROXY_USER}:{PROXY_PASSWORD}@{}",
+        managed_proxy.addr
+    );
+    write_policy(
+        &policy,
+        &json!({"Network": {"ProxyURL": with_credentials, "CaFile": ca_path}}),
+    );
+    let env_url = env_proxy.url();
+    let agent = Agent::start_in(
+        data.path(),
+        &env(
+            &env_url,
+            &[
+                ("AMOVE_AGENT_POLICY", &policy_path),
+                ("AMOVE_AGENT_POLICY_POLL_MS", "100"),
+            ],
+        ),
+    )
+    .await;
+    let t = agent.admin_token().await;
+    let r = agent
+        .post_json("/sso/setup_okta", Some(&t), &okta_config(port))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // Trusted through the policy's CA file only (the environment names none), carried by the
+    // policy's proxy with the policy's credentials.
+    let post = async |path: &str, body: Value| agent.post_json(path, None, &body).await;
+    let jwt = sign_in(post, &browser(&ca, port)).await;
+    assert_eq!(jwt.status, 200, "{}", jwt.text);
+    let seen = managed_proxy.log();
+    assert!(!seen.is_empty(), "the policy's proxy saw nothing");
+    assert!(
+        seen.iter()
+            .all(|l| l == &format!("CONNECT {IDP_HOST}:{port}")),
+        "{seen:?}"
+    );
+    assert!(env_proxy.log().is_empty(), "{:?}", env_proxy.log());
+
+    let network = agent.get("/sso/network", Some(&t)).await;
+    let n = network.json();
+    let masked = format!("http://{PROXY_USER}:********@{}/", managed_proxy.addr);
+    assert_eq!(n["Effective"]["Proxy"], masked.as_str(), "{n}");
+    assert_eq!(n["Effective"]["ProxySource"], "policy");
+    assert_eq!(n["Effective"]["Managed"], true);
+    assert_eq!(n["Effective"]["ManagedBy"], policy_path.as_str());
+    assert_eq!(n["Effective"]["CaFile"], ca_path.as_str());
+    let other = json!({"ProxyURL": "http://other.corp.test:1"});
+    let refused = agent.put_json("/sso/network", Some(&t), &other).await;
+    let why = format!("Network.ProxyURL is managed by the policy file {policy_path}");
+    refused.assert_problem(499, "ACCESS", &why);
+    // The password the policy gave is in no answer and no file of the agent in clear (what
+    // the agent remembers of the policy is sealed), nor in its log.
+    assert!(!network.text.contains(PROXY_PASSWORD), "{}", network.text);
+    let hits = common::files_containing(data.path(), PROXY_PASSWORD);
+    assert!(hits.is_empty(), "the proxy password in clear in {hits:?}");
+
+    // "ProxyURL": null — managed, and no proxy: the agent connects directly (and cannot
+    // resolve the IdP's name); the environment's proxy still does not apply.
+    write_policy(
+        &policy,
+        &json!({"Network": {"ProxyURL": null, "CaFile": ca_path}}),
+    );
+    let n = network_when(&agent, &t, "no proxy", |n| {
+        n["Effective"]["Proxy"].is_null()
+    })
+    .await;
+    assert_eq!(n["Effective"]["Managed"], true, "{n}");
+    assert_eq!(n["Effective"]["ProxySource"], "none");
+    agent
+        .put_json("/sso/network", Some(&t), &json!({"ProxyURL": env_url}))
+        .await
+        .assert_problem(499, "ACCESS", &policy_path);
+    let before = managed_proxy.log().len();
+    // (test_connection fetches afresh; sign-ins would use the cached discovery document.)
+    let test = agent
+        .post_json("/sso/test_connection?provider=okta", Some(&t), &json!({}))
+        .await;
+    assert_eq!(test.json()["Ok"], false, "{}", test.text);
+    assert!(
+        test.text
+            .contains("could not connect to the IdP's discovery document"),
+        "{}",
+        test.text
+    );
+    assert_eq!(managed_proxy.log().len(), before);
+    assert!(env_proxy.log().is_empty(), "{:?}", env_proxy.log());
+
+    // ProxyURL left out: the environment's proxy again, the admins' to replace.
+    write_policy(&policy, &json!({"Network": {"CaFile": ca_path}}));
+    let n = network_when(&agent, &t, "the proxy released", |n| {
+        n["Effective"]["Managed"] == false
+    })
+    .await;
+    assert_eq!(n["Effective"]["ProxySource"], "HTTPS_PROXY", "{n}");
+    assert_eq!(n["Effective"]["CaFile"], ca_path.as_str());
+    let test = agent
+        .post_json("/sso/test_connection?provider=okta", Some(&t), &json!({}))
+        .await;
+    assert_eq!(test.json()["Ok"], true, "{}", test.text);
+    assert!(
+        !env_proxy.log().is_empty(),
+        "the environment's proxy carries it now"
+    );
+
+    // The file removed: the environment's settings, which trust no test CA.
+    std::fs::remove_file(&policy).unwrap();
+    network_when(&agent, &t, "the CA file released", |n| {
+        n["Effective"]["CaFile"].is_null()
+    })
+    .await;
+    let test = agent
+        .post_json("/sso/test_connection?provider=okta", Some(&t), &json!({}))
+        .await;
+    assert_eq!(test.json()["Ok"], false, "{}", test.text);
+    assert!(
+        test.text.contains("the IdP's certificate is not trusted"),
+        "{}",
+        test.text
+    );
+    let put = agent
+        .put_json("/sso/network", Some(&t), &json!({"ProxyURL": env_url}))
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text);
 }

@@ -356,6 +356,32 @@ async fn keeps_its_last_good_configuration_when_the_file_becomes_malformed() {
     b.put_json("/sso/update_okta", Some(&t), &okta)
         .await
         .assert_problem(499, "ACCESS", "Okta is managed");
+    // ... and the network settings its Network set (remembered sealed: it may hold a
+    // password).
+    let network = b.get("/sso/network", Some(&t)).await.json();
+    assert_eq!(
+        network["Effective"]["Proxy"], "http://proxy.acme.example:3128/",
+        "{network}"
+    );
+    assert_eq!(
+        network["Effective"]["ManagedBy"],
+        path.display().to_string()
+    );
+    b.put_json("/sso/network", Some(&t), &json!({"ProxyURL": null}))
+        .await
+        .assert_problem(
+            499,
+            "ACCESS",
+            &format!(
+                "Network.ProxyURL is managed by the policy file {}",
+                path.display()
+            ),
+        );
+    let remembered = std::fs::read_to_string(dir.join("policy-managed.json")).unwrap_or_default();
+    assert!(
+        remembered.contains("\"Network\"") && !remembered.contains("proxy.acme.example"),
+        "{remembered}"
+    );
     drop(data);
 }
 
