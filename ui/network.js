@@ -3,6 +3,7 @@
 import { api } from './api.js';
 import { tabLoader } from './admin.js';
 import { $, clearErrors, el, formError, setBusy } from './dom.js';
+import { lockForm, managedBy } from './managed.js';
 
 tabLoader('network', loadNetwork);
 
@@ -13,10 +14,8 @@ export function wireNetwork() {
 function fill(form, r) {
   form.ProxyURL.value = r.ProxyURL || '';
   form.NoProxy.value = r.NoProxy || '';
-  const managed = !!(r.Effective && r.Effective.Managed);
-  for (const input of [form.ProxyURL, form.NoProxy]) input.disabled = managed;
-  $('button[type=submit]', form).disabled = managed;
-  if (managed) $('.status', form).textContent = 'Managed by a policy file: read-only here.';
+  // Locked through managed.js, so the tab loader's setBusy(false) leaves Save off.
+  lockForm(form, managedBy('Network.ProxyURL', r.Effective));
   const e = r.Effective || {};
   const dl = $('#network-effective');
   dl.replaceChildren();

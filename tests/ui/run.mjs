@@ -639,6 +639,7 @@ test('settings the policy file manages are read-only, with the reason', async ()
   writeFileSync(policyFile, JSON.stringify({
     Account: { Identifier: 'acme' }, Saml: null, CallbackUrls: ['https://tools.acme.example/sso'],
     Okta: { ClientId: '0oa-fleet', OpenIdURL: 'https://corp.okta.example/.well-known/openid-configuration', Active: true },
+    Network: { ProxyURL: 'http://corp:ui-policy-pw@proxy.acme.example:3128' },
   }), { mode: 0o644 });
   const managed = await startAgent(provision(), { AMOVE_AGENT_POLICY: policyFile });
   const ctx = await browser.newContext();
@@ -663,6 +664,13 @@ test('settings the policy file manages are read-only, with the reason', async ()
     await openTab('callbacks', p);
     eq(await p.inputValue('#callbacks-urls'), 'https://tools.acme.example/sso', 'the managed list');
     assert(await p.getAttribute('#callbacks-urls', 'readonly') !== null && await p.isDisabled('#callbacks-form button[type=submit]'), 'read-only');
+    await openTab('network', p);
+    eq(await p.inputValue('#network-proxy'), '', 'no proxy stored here');
+    await waitText(p, '#network-effective', (t) => t.includes('http://corp:********@proxy.acme.example:3128/') && t.includes('policy'));
+    assert(!(await p.innerText('#panel-network')).includes('ui-policy-pw'), 'the policy\'s proxy password is not shown');
+    assert(await p.getAttribute('#network-proxy', 'readonly') !== null && await p.getAttribute('#network-noproxy', 'readonly') !== null, 'read-only');
+    assert(await p.isDisabled('#network-form button[type=submit]'), 'Save stays off after the tab loaded');
+    assert((await p.innerText('#network-form .managed-note')).includes(policyFile), 'the reason names the file');
   } finally {
     await ctx.close();
     managed.child.kill('SIGTERM');
