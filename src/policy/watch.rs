@@ -121,9 +121,21 @@ pub async fn refresh(state: &AppState, path: &Path) -> Option<Fingerprint> {
     // Checked before anything is applied: a file whose Network the agent cannot use is
     // refused as a whole.
     let net = policy.network.lay_over(state.settings.net.clone(), path);
-    if let Err(e) = crate::login::network::check_base(state, &net) {
-        refuse(state, path, &format!("Network: {}", e.user_text())).await;
-        return fp;
+    // Building the client reads the CA file and the OS trust store: blocking.
+    let check = {
+        let (s, n) = (state.clone(), net.clone());
+        tokio::task::spawn_blocking(move || crate::login::network::check_base(&s, &n)).await
+    };
+    match check {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            refuse(state, path, &format!("Network: {}", e.user_text())).await;
+            return fp;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "policy file: checking its Network failed");
+            return None;
+        }
     }
     let before = state.policy.status();
     let publish = {

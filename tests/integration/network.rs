@@ -797,6 +797,31 @@ async fn a_policy_files_network_carries_the_sign_in_until_it_is_released() {
     let hits = common::files_containing(data.path(), PROXY_PASSWORD);
     assert!(hits.is_empty(), "the proxy password in clear in {hits:?}");
 
+    // A CA file that holds no certificate: the whole file is refused, the last good network
+    // settings stay.
+    let junk = etc.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    write_policy(
+        &policy,
+        &json!({"Network": {"ProxyURL": null, "CaFile": junk.display().to_string()}}),
+    );
+    let mut error = Value::Null;
+    for _ in 0..100 {
+        error = agent.get("/sso/policy", Some(&t)).await.json()["Error"].clone();
+        if !error.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let error = error.as_str().unwrap_or_default();
+    assert!(
+        error.contains("Network.CaFile") && error.contains("holds no PEM certificate"),
+        "{error}"
+    );
+    let n = agent.get("/sso/network", Some(&t)).await.json();
+    assert_eq!(n["Effective"]["Proxy"], masked.as_str(), "{n}");
+    assert_eq!(n["Effective"]["CaFile"], ca_path.as_str());
+
     // "ProxyURL": null — managed, and no proxy: the agent connects directly (and cannot
     // resolve the IdP's name); the environment's proxy still does not apply.
     write_policy(
