@@ -164,6 +164,7 @@ fn validate(
         groups_attribute: None,
         allowed_tenants: Vec::new(),
         allow_expired_certificate: false,
+        sign_authn_requests: false,
         version: 1,
         updated_at: now,
     };
@@ -226,13 +227,13 @@ fn validate(
             ));
         }
     } else {
-        config.allow_expired_certificate = match f.opt_bool("AllowExpiredCertificate") {
-            Ok(v) => v.unwrap_or(false),
-            Err(e) => {
-                take(Err(e));
-                false
-            }
+        // An optional boolean, false when omitted (`take` collects its error).
+        let flag = |name| {
+            f.opt_bool(name)
+                .map(|v| v.filter(|b| *b).map(|_| String::new()))
         };
+        config.allow_expired_certificate = take(flag("AllowExpiredCertificate")).is_some();
+        config.sign_authn_requests = take(flag("SignAuthnRequests")).is_some();
         let expired_ok = config.allow_expired_certificate;
         config.certificate = take(cert_field(f, "Certificate", true, now, expired_ok));
         config.next_certificate = take(cert_field(f, "NextCertificate", false, now, expired_ok));
@@ -252,9 +253,10 @@ fn validate(
             other => other,
         });
         summary = format!(
-            "SPEntityId={}, IdPSSOURL={}, Active={active}",
+            "SPEntityId={}, IdPSSOURL={}, SignAuthnRequests={}, Active={active}",
             config.sp_entity_id.as_deref().unwrap_or(""),
-            config.idp_sso_url.as_deref().unwrap_or("")
+            config.idp_sso_url.as_deref().unwrap_or(""),
+            config.sign_authn_requests
         );
     }
     if !errors.is_empty() {

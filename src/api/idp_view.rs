@@ -53,6 +53,10 @@ pub struct SamlView {
     groups_attribute: Option<String>,
     #[serde(rename = "AllowExpiredCertificate")]
     allow_expired_certificate: bool,
+    /// Whether the agent signs its AuthnRequests (its signing certificate is in the SP
+    /// metadata).
+    #[serde(rename = "SignAuthnRequests")]
+    sign_authn_requests: bool,
     #[serde(rename = "Active")]
     active: bool,
     /// The agent's ACS URL, to register at the IdP (read-only).
@@ -97,6 +101,7 @@ pub fn view(state: &AppState, c: &IdpConfig) -> IdpView {
             idp_entity_id: c.idp_entity_id.clone(),
             groups_attribute: c.groups_attribute.clone(),
             allow_expired_certificate: c.allow_expired_certificate,
+            sign_authn_requests: c.sign_authn_requests,
             active: c.active,
             acs_url: crate::login::idp_config::acs_url(state),
         }),

@@ -9,9 +9,10 @@ use url::Url;
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::{Error, Result};
 use crate::login::idp_config::{acs_url, sp_config};
-use crate::login::{audit_refusal, seal_context};
+use crate::login::{audit_refusal, seal_context, sp_keys};
 use crate::secret::Secret;
 use crate::sso::saml;
+use crate::sso::saml::sp_keys::KeyUse;
 use crate::state::AppState;
 use crate::store::idp::{self, Kind};
 use crate::store::{accounts, replay, transactions};
@@ -165,7 +166,17 @@ pub async fn sp_metadata(state: &AppState, ident: &str) -> Result<String> {
                 crate::text::truncate(&ident, 64)
             ))
         })?;
-    let entity = config.sp_entity_id.unwrap_or_default();
-    let xml = saml::sp_metadata(&entity, &acs_url(state));
-    Ok(xml)
+    let mut m = saml::SpMetadata {
+        entity_id: config.sp_entity_id.clone().unwrap_or_default(),
+        acs_url: acs_url(state),
+        authn_requests_signed: config.sign_authn_requests,
+        signing_certificates: Vec::new(),
+    };
+    // Keys are generated on first use: only a configuration that signs publishes (and so
+    // creates) a signing key.
+    if config.sign_authn_requests {
+        let keys = sp_keys::in_force(state, config.account_id, KeyUse::Signing).await?;
+        m.signing_certificates = keys.iter().map(|k| k.certificate_pem.clone()).collect();
+    }
+    Ok(saml::sp_metadata(&m))
 }

@@ -27,6 +27,8 @@ pub struct LoginCache {
     last_purge: AtomicI64,
     /// Ids of new login transactions.
     pub(crate) ids: transactions::IdAllocator,
+    /// The agent's opened SAML keys.
+    pub(crate) sp_keys: crate::login::sp_keys::SpKeyCache,
 }
 
 impl LoginCache {

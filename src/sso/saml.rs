@@ -9,16 +9,17 @@
 //!
 //! Beside this file: `authn_request` (the AuthnRequest), `response` (validation of what the
 //! ACS receives), `envelope` (the Response envelope it checks first), `metadata` (SP and IdP
-//! metadata) and [`testing`] (a signing IdP for tests and the benchmark).
+//! metadata), `sp_keys` (the agent's key pairs and redirect signatures) and [`testing`] (a signing IdP for tests and the benchmark).
 
 mod authn_request;
 mod envelope;
 mod metadata;
 mod response;
+pub mod sp_keys;
 pub mod testing;
 
 pub use authn_request::{RedirectRequest, redirect_request};
-pub use metadata::sp_metadata;
+pub use metadata::{SpMetadata, sp_metadata};
 pub use response::{SamlIdentity, validate_response};
 
 use base64::Engine;

@@ -44,6 +44,8 @@ pub struct IdpConfig {
     pub allowed_tenants: Vec<String>,
     /// SAML: whether an expired IdP certificate still verifies (an admin's explicit choice).
     pub allow_expired_certificate: bool,
+    /// SAML: whether the agent signs its AuthnRequests (HTTP-Redirect binding signature).
+    pub sign_authn_requests: bool,
     /// Raised by every update: what a pending login is bound to.
     pub version: i64,
     /// Last change.
@@ -51,7 +53,7 @@ pub struct IdpConfig {
 }
 
 const COLUMNS: &str = "id, account_id, kind, active, client_id, client_secret_enc, openid_url, \
-     graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, idp_entity_id, updated_at, groups_attribute, allowed_tenants, allow_expired_certificate, version";
+     graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, idp_entity_id, updated_at, groups_attribute, allowed_tenants, allow_expired_certificate, version, sign_authn_requests";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<IdpConfig> {
     let kind: String = r.get(2)?;
@@ -77,6 +79,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<IdpConfig> {
             .unwrap_or_default(),
         allow_expired_certificate: r.get(16)?,
         version: r.get(17)?,
+        sign_authn_requests: r.get(18)?,
     })
 }
 
@@ -162,8 +165,8 @@ pub fn insert(conn: &Connection, c: &IdpConfig, now: i64) -> Result<i64> {
         "INSERT INTO idp_configs (account_id, kind, active, client_id, client_secret_enc, \
          openid_url, graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, \
          idp_entity_id, created_at, updated_at, groups_attribute, allowed_tenants, \
-         allow_expired_certificate) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16)",
+         allow_expired_certificate, sign_authn_requests) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, ?17)",
         params![
             c.account_id,
             c.kind.as_str(),
@@ -180,7 +183,8 @@ pub fn insert(conn: &Connection, c: &IdpConfig, now: i64) -> Result<i64> {
             now,
             c.groups_attribute,
             tenants_column(&c.allowed_tenants),
-            c.allow_expired_certificate
+            c.allow_expired_certificate,
+            c.sign_authn_requests
         ],
     )
     .map_err(|e| map_write_error(e, c))?;
@@ -196,7 +200,7 @@ pub fn update(conn: &Connection, c: &IdpConfig, now: i64) -> Result<bool> {
              openid_url = ?6, graph_url = ?7, certificate = ?8, next_certificate = ?9, \
              sp_entity_id = ?10, idp_sso_url = ?11, idp_entity_id = ?12, updated_at = ?13, \
              groups_attribute = ?15, allowed_tenants = ?16, allow_expired_certificate = ?17, \
-             version = version + 1 WHERE id = ?1 AND account_id = ?2 AND kind = ?14",
+             sign_authn_requests = ?18, version = version + 1 WHERE id = ?1 AND account_id = ?2 AND kind = ?14",
             params![
                 c.id,
                 c.account_id,
@@ -214,7 +218,8 @@ pub fn update(conn: &Connection, c: &IdpConfig, now: i64) -> Result<bool> {
                 c.kind.as_str(),
                 c.groups_attribute,
                 tenants_column(&c.allowed_tenants),
-                c.allow_expired_certificate
+                c.allow_expired_certificate,
+                c.sign_authn_requests
             ],
         )
         .map_err(|e| map_write_error(e, c))?;

@@ -13,5 +13,6 @@ mod hardening;
 mod import_e2e;
 mod oidc;
 mod saml;
+mod saml_enterprise;
 mod storage;
 mod token_exchange;

@@ -161,15 +161,20 @@ test('saml: bad certificate shown next to Certificate, then create; ACS URL and 
   assert((await text('#saml-Certificate-error')).startsWith('Certificate'), 'Certificate error');
   await page.fill('#saml-Certificate', pem);
   await page.fill('#saml-GroupsAttribute', 'Department Groups');
+  await page.check('#saml-SignAuthnRequests');
   await page.click('#saml-save');
   await waitText(page, '#form-saml .status', (t) => t === 'Created.');
   assert((await text('#saml-acs')).endsWith('/sso/saml/acs'), 'ACS URL shown');
   assert((await page.inputValue('#saml-Certificate')).includes('BEGIN CERTIFICATE'), 'certificate viewable');
   await waitText(page, '#saml-metadata', (t) => t.length > 0);
+  // Signing on: the metadata shown publishes the agent's signing certificate.
+  const metadata = await text('#saml-metadata');
+  assert(metadata.includes('AuthnRequestsSigned="true"') && metadata.includes('KeyDescriptor use="signing"'), 'signing metadata shown');
   await page.reload();
   await page.waitForSelector('#view-admin:not([hidden])');
   await openTab('saml');
   await waitValue(page, '#saml-GroupsAttribute', (v) => v === 'Department Groups');
+  assert(await page.isChecked('#saml-SignAuthnRequests'), 'SignAuthnRequests kept');
 });
 
 test('callback allow-list: a non-https URL is refused next to the field, an https one saved', async () => {

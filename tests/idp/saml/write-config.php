@@ -210,4 +210,14 @@ if ($sloUrl !== '') {
         'Location' => $sloUrl,
     ]];
 }
-$write("$dir/metadata/saml20-sp-remote.php", '$metadata[' . export($spEntityId) . '] = ' . export($sp) . ";\n");
+$spRemote = '$metadata[' . export($spEntityId) . '] = ' . export($sp) . ";\n";
+// --sp-signing-cert-file: AuthnRequests must be signed by the certificate in that file (PEM),
+// read on every request, so a test can write it once the SP has made its key.
+$spSigningCertFile = env('GEN_SP_SIGNING_CERT_FILE');
+if ($spSigningCertFile !== '') {
+    $m = '$metadata[' . export($spEntityId) . ']';
+    $spRemote .= $m . "['validate.authnrequest'] = true;\n"
+        . $m . "['certData'] = preg_replace('/-----[A-Z ]+-----|\\s/', '', (string) @file_get_contents("
+        . export($spSigningCertFile) . "));\n";
+}
+$write("$dir/metadata/saml20-sp-remote.php", $spRemote);
