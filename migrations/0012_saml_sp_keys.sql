@@ -1,10 +1,11 @@
--- 0012: the agent's own SAML keys (per account: it is the SP of each account's SAML IdP) and
--- whether its AuthnRequests are signed.
+-- 0012: the agent's own SAML keys (per account: it is the SP of each account's SAML IdP),
+-- whether its AuthnRequests are signed, and whether plain assertions are refused.
 --
 -- A key is active while retire_at is NULL; after a rotation the previous key keeps working
 -- (published, decrypting) until retire_at, then it is deleted. The private key is sealed
 -- (crypto::seal) with a context naming the account, the use and the certificate's digest.
 ALTER TABLE idp_configs ADD COLUMN sign_authn_requests INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE idp_configs ADD COLUMN require_encrypted_assertions INTEGER NOT NULL DEFAULT 0;
 
 CREATE TABLE sp_keys (
     id              INTEGER PRIMARY KEY,

@@ -38,6 +38,7 @@ export const PROVIDERS = {
       { name: 'Certificate', label: 'IdP signing certificate (PEM or base64)', required: true, cert: true },
       { name: 'NextCertificate', label: 'Next signing certificate (optional, for a rollover)', cert: true },
       { name: 'AllowExpiredCertificate', label: 'Accept an expired IdP certificate (only for an IdP that never rotates)', check: true },
+      { name: 'RequireEncryptedAssertions', label: 'Require encrypted assertions (give the IdP the encryption certificate from the SP metadata)', check: true },
       { name: 'SignAuthnRequests', label: 'Sign AuthnRequests (give the IdP the signing certificate from the SP metadata)', check: true },
     ],
   },

@@ -165,6 +165,7 @@ fn validate(
         allowed_tenants: Vec::new(),
         allow_expired_certificate: false,
         sign_authn_requests: false,
+        require_encrypted_assertions: false,
         version: 1,
         updated_at: now,
     };
@@ -234,6 +235,7 @@ fn validate(
         };
         config.allow_expired_certificate = take(flag("AllowExpiredCertificate")).is_some();
         config.sign_authn_requests = take(flag("SignAuthnRequests")).is_some();
+        config.require_encrypted_assertions = take(flag("RequireEncryptedAssertions")).is_some();
         let expired_ok = config.allow_expired_certificate;
         config.certificate = take(cert_field(f, "Certificate", true, now, expired_ok));
         config.next_certificate = take(cert_field(f, "NextCertificate", false, now, expired_ok));
@@ -253,10 +255,12 @@ fn validate(
             other => other,
         });
         summary = format!(
-            "SPEntityId={}, IdPSSOURL={}, SignAuthnRequests={}, Active={active}",
+            "SPEntityId={}, IdPSSOURL={}, SignAuthnRequests={}, RequireEncryptedAssertions={}, \
+             Active={active}",
             config.sp_entity_id.as_deref().unwrap_or(""),
             config.idp_sso_url.as_deref().unwrap_or(""),
-            config.sign_authn_requests
+            config.sign_authn_requests,
+            config.require_encrypted_assertions
         );
     }
     if !errors.is_empty() {

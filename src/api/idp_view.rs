@@ -57,6 +57,9 @@ pub struct SamlView {
     /// metadata).
     #[serde(rename = "SignAuthnRequests")]
     sign_authn_requests: bool,
+    /// Whether plain (unencrypted) assertions are refused.
+    #[serde(rename = "RequireEncryptedAssertions")]
+    require_encrypted_assertions: bool,
     #[serde(rename = "Active")]
     active: bool,
     /// The agent's ACS URL, to register at the IdP (read-only).
@@ -102,6 +105,7 @@ pub fn view(state: &AppState, c: &IdpConfig) -> IdpView {
             groups_attribute: c.groups_attribute.clone(),
             allow_expired_certificate: c.allow_expired_certificate,
             sign_authn_requests: c.sign_authn_requests,
+            require_encrypted_assertions: c.require_encrypted_assertions,
             active: c.active,
             acs_url: crate::login::idp_config::acs_url(state),
         }),

@@ -97,7 +97,13 @@ async fn validate_and_issue(
                 "the SAML configuration changed since this sign-in started; start again".into(),
             ))
         })?;
-    let sp = sp_config(state, &config).map_err(fail)?;
+    let mut sp = sp_config(state, &config).map_err(fail)?;
+    sp.decryption_keys = sp_keys::in_force(state, config.account_id, KeyUse::Encryption)
+        .await
+        .map_err(fail)?
+        .iter()
+        .map(|k| k.private.clone())
+        .collect();
     // A SAML transaction always has its AuthnRequest's ID; never compare with "" instead.
     let request_id = t
         .saml_request_id
@@ -171,6 +177,7 @@ pub async fn sp_metadata(state: &AppState, ident: &str) -> Result<String> {
         acs_url: acs_url(state),
         authn_requests_signed: config.sign_authn_requests,
         signing_certificates: Vec::new(),
+        encryption_certificates: Vec::new(),
     };
     // Keys are generated on first use: only a configuration that signs publishes (and so
     // creates) a signing key.
@@ -178,5 +185,9 @@ pub async fn sp_metadata(state: &AppState, ident: &str) -> Result<String> {
         let keys = sp_keys::in_force(state, config.account_id, KeyUse::Signing).await?;
         m.signing_certificates = keys.iter().map(|k| k.certificate_pem.clone()).collect();
     }
+    // The encryption certificate is always published: an IdP that reads the metadata may
+    // encrypt (ADFS does so by itself), and the ACS decrypts.
+    let keys = sp_keys::in_force(state, config.account_id, KeyUse::Encryption).await?;
+    m.encryption_certificates = keys.iter().map(|k| k.certificate_pem.clone()).collect();
     Ok(saml::sp_metadata(&m))
 }

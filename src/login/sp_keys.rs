@@ -5,7 +5,8 @@
 //! The signing key signs AuthnRequests when the configuration asks for it; every key in force
 //! is published in the SP metadata.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use openssl::pkey::{PKey, Private};
 
@@ -14,7 +15,6 @@ use crate::sso::saml::sp_keys::{self as protocol, KeyUse};
 use crate::state::AppState;
 use crate::store::accounts;
 use crate::store::audit::{self, NewEvent};
-use crate::store::cache::GenCache;
 use crate::store::sp_keys::{self, SpKeyRow};
 
 /// A key pair in force.
@@ -44,10 +44,36 @@ impl std::fmt::Debug for SpKey {
     }
 }
 
-/// The opened keys of an account and use, exact for the database's epoch (only this
-/// process writes keys).
+/// The opened keys of an account and use. Only this module writes keys, and it forgets an
+/// account's entries when it does; a retiring key's date is checked at every read.
 #[derive(Default)]
-pub struct SpKeyCache(GenCache<(i64, KeyUse), Arc<Vec<Arc<SpKey>>>>);
+pub struct SpKeyCache(Mutex<HashMap<(i64, KeyUse), Keys>>);
+
+/// An account's keys of one use, the active one first.
+pub type Keys = Arc<Vec<Arc<SpKey>>>;
+
+impl SpKeyCache {
+    fn get(&self, key: (i64, KeyUse)) -> Option<Keys> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned()
+    }
+    fn put(&self, key: (i64, KeyUse), keys: Keys) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, keys);
+    }
+    /// Forgets the account's keys (after a write).
+    fn forget(&self, account_id: i64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(a, _), _| *a != account_id);
+    }
+}
 
 /// The seal context of a private key: a sealed key copied to another account, use or
 /// certificate does not open.
@@ -61,15 +87,10 @@ fn seal_context(account_id: i64, key_use: KeyUse, certificate_pem: &str) -> Stri
 
 /// The account's keys of `key_use` in force now, the active one first; generates the first
 /// one when there is none.
-pub async fn in_force(
-    state: &AppState,
-    account_id: i64,
-    key_use: KeyUse,
-) -> Result<Arc<Vec<Arc<SpKey>>>> {
+pub async fn in_force(state: &AppState, account_id: i64, key_use: KeyUse) -> Result<Keys> {
     let now = state.now();
-    let epoch = i64::try_from(state.db.epoch()).unwrap_or(i64::MAX);
-    let cache = &state.login_cache.sp_keys.0;
-    let keys = match cache.get(&(account_id, key_use), epoch) {
+    let cache = &state.login_cache.sp_keys;
+    let keys = match cache.get((account_id, key_use)) {
         Some(keys) => keys,
         None => {
             let mut rows = read(state, account_id, key_use, now).await?;
@@ -82,7 +103,7 @@ pub async fn in_force(
                 .map(|r| open(state, account_id, key_use, r).map(Arc::new))
                 .collect::<Result<Vec<_>>>()?;
             let keys = Arc::new(opened);
-            cache.put((account_id, key_use), epoch, keys.clone());
+            cache.put((account_id, key_use), keys.clone());
             keys
         }
     };
@@ -161,7 +182,7 @@ async fn create(state: &AppState, account_id: i64, key_use: KeyUse, now: i64) ->
         protocol::SP_KEY_BITS,
         crate::clock::rfc3339(not_after)
     );
-    state
+    let written = state
         .db
         .write(move |tx| {
             if sp_keys::insert_active(
@@ -178,5 +199,7 @@ async fn create(state: &AppState, account_id: i64, key_use: KeyUse, now: i64) ->
             }
             Ok(())
         })
-        .await
+        .await;
+    state.login_cache.sp_keys.forget(account_id);
+    written
 }

@@ -17,6 +17,7 @@ mod metadata;
 mod response;
 pub mod sp_keys;
 pub mod testing;
+pub mod xmlenc;
 
 pub use authn_request::{RedirectRequest, redirect_request};
 pub use metadata::{SpMetadata, sp_metadata};
@@ -49,6 +50,11 @@ pub struct SpConfig {
     pub idp_entity_id: Option<String>,
     /// The IdP signing certificates (DER): the current one and, during a rollover, the next.
     pub certificates: Vec<Vec<u8>>,
+    /// The agent's SP encryption keys in force (the active one, and one retiring after a
+    /// rotation): what an `EncryptedAssertion` or `EncryptedID` is decrypted with.
+    pub decryption_keys: Vec<openssl::pkey::PKey<openssl::pkey::Private>>,
+    /// Refuse plain (unencrypted) assertions.
+    pub require_encrypted_assertions: bool,
 }
 
 /// Decodes certificates stored as PEM into DER.
@@ -63,3 +69,7 @@ pub fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 #[path = "saml_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "saml_enc_tests.rs"]
+mod enc_tests;

@@ -3,28 +3,30 @@
 use super::testing::{ResponseSpec, TestIdp, encode, status_xml, strip_xml_decl};
 use super::*;
 
-const ACS: &str = "http://localhost:29123/sso/saml/acs";
-const SP: &str = "https://amove.test/sp";
-const ISSUER: &str = "https://idp.corp.test/metadata";
-const REQ: &str = "_req123";
+pub(super) const ACS: &str = "http://localhost:29123/sso/saml/acs";
+pub(super) const SP: &str = "https://amove.test/sp";
+pub(super) const ISSUER: &str = "https://idp.corp.test/metadata";
+pub(super) const REQ: &str = "_req123";
 
 // The test IdP's own wall clock.
 #[allow(clippy::disallowed_methods)]
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn sp(idp: &TestIdp) -> SpConfig {
+pub(super) fn sp(idp: &TestIdp) -> SpConfig {
     SpConfig {
         sp_entity_id: SP.into(),
         acs_url: ACS.into(),
         idp_sso_url: "https://idp.corp.test/sso".into(),
         idp_entity_id: Some(ISSUER.into()),
         certificates: vec![idp.cert_der.clone()],
+        decryption_keys: Vec::new(),
+        require_encrypted_assertions: false,
     }
 }
 
-fn spec() -> ResponseSpec {
+pub(super) fn spec() -> ResponseSpec {
     ResponseSpec::valid(REQ, ACS, SP, ISSUER, "alice@corp.test", now())
 }
 
@@ -430,6 +432,7 @@ fn metadata_of_a_signing_sp_publishes_its_certificates() {
         acs_url: ACS.into(),
         authn_requests_signed: true,
         signing_certificates: vec![a.clone(), b.clone()],
+        encryption_certificates: vec![],
     });
     assert!(m.contains(r#"AuthnRequestsSigned="true""#), "{m}");
     assert_eq!(m.matches(r#"<md:KeyDescriptor use="signing">"#).count(), 2);

@@ -46,6 +46,8 @@ pub struct IdpConfig {
     pub allow_expired_certificate: bool,
     /// SAML: whether the agent signs its AuthnRequests (HTTP-Redirect binding signature).
     pub sign_authn_requests: bool,
+    /// SAML: whether a plain (unencrypted) assertion is refused.
+    pub require_encrypted_assertions: bool,
     /// Raised by every update: what a pending login is bound to.
     pub version: i64,
     /// Last change.
@@ -53,7 +55,7 @@ pub struct IdpConfig {
 }
 
 const COLUMNS: &str = "id, account_id, kind, active, client_id, client_secret_enc, openid_url, \
-     graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, idp_entity_id, updated_at, groups_attribute, allowed_tenants, allow_expired_certificate, version, sign_authn_requests";
+     graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, idp_entity_id, updated_at, groups_attribute, allowed_tenants, allow_expired_certificate, version, sign_authn_requests, require_encrypted_assertions";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<IdpConfig> {
     let kind: String = r.get(2)?;
@@ -80,6 +82,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<IdpConfig> {
         allow_expired_certificate: r.get(16)?,
         version: r.get(17)?,
         sign_authn_requests: r.get(18)?,
+        require_encrypted_assertions: r.get(19)?,
     })
 }
 
@@ -165,8 +168,9 @@ pub fn insert(conn: &Connection, c: &IdpConfig, now: i64) -> Result<i64> {
         "INSERT INTO idp_configs (account_id, kind, active, client_id, client_secret_enc, \
          openid_url, graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, \
          idp_entity_id, created_at, updated_at, groups_attribute, allowed_tenants, \
-         allow_expired_certificate, sign_authn_requests) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, ?17)",
+         allow_expired_certificate, sign_authn_requests, require_encrypted_assertions) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, ?17, \
+         ?18)",
         params![
             c.account_id,
             c.kind.as_str(),
@@ -184,7 +188,8 @@ pub fn insert(conn: &Connection, c: &IdpConfig, now: i64) -> Result<i64> {
             c.groups_attribute,
             tenants_column(&c.allowed_tenants),
             c.allow_expired_certificate,
-            c.sign_authn_requests
+            c.sign_authn_requests,
+            c.require_encrypted_assertions
         ],
     )
     .map_err(|e| map_write_error(e, c))?;
@@ -200,7 +205,7 @@ pub fn update(conn: &Connection, c: &IdpConfig, now: i64) -> Result<bool> {
              openid_url = ?6, graph_url = ?7, certificate = ?8, next_certificate = ?9, \
              sp_entity_id = ?10, idp_sso_url = ?11, idp_entity_id = ?12, updated_at = ?13, \
              groups_attribute = ?15, allowed_tenants = ?16, allow_expired_certificate = ?17, \
-             sign_authn_requests = ?18, version = version + 1 WHERE id = ?1 AND account_id = ?2 AND kind = ?14",
+             sign_authn_requests = ?18, require_encrypted_assertions = ?19, version = version + 1 WHERE id = ?1 AND account_id = ?2 AND kind = ?14",
             params![
                 c.id,
                 c.account_id,
@@ -219,7 +224,8 @@ pub fn update(conn: &Connection, c: &IdpConfig, now: i64) -> Result<bool> {
                 c.groups_attribute,
                 tenants_column(&c.allowed_tenants),
                 c.allow_expired_certificate,
-                c.sign_authn_requests
+                c.sign_authn_requests,
+                c.require_encrypted_assertions
             ],
         )
         .map_err(|e| map_write_error(e, c))?;

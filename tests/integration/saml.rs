@@ -104,7 +104,7 @@ pub(crate) fn redirect_code(r: &crate::common::Answer) -> (String, String) {
 }
 
 #[track_caller]
-fn refused_page(r: &crate::common::Answer, needle: &str) {
+pub(crate) fn refused_page(r: &crate::common::Answer, needle: &str) {
     assert_ne!(
         r.status,
         303,

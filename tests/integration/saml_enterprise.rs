@@ -2,7 +2,7 @@
 //! with the agent's own key (HTTP-Redirect binding), the SP metadata that publishes it.
 
 use base64::Engine;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::{Agent, add_user};
 use crate::saml::{
@@ -12,8 +12,16 @@ use crate::saml::{
 
 /// Configures `idp` for account acme with `SignAuthnRequests = sign`.
 async fn configure(a: &Agent, admin: &str, idp: &SimpleSaml, sign: bool, update: bool) {
+    configure_with(a, admin, idp, json!({"SignAuthnRequests": sign}), update).await;
+}
+
+/// Configures `idp` for account acme, with the fields of `extra`.
+async fn configure_with(a: &Agent, admin: &str, idp: &SimpleSaml, extra: Value, update: bool) {
     let mut body = json!({"Certificate": idp.cert, "SPEntityId": SP, "IdPSSOURL": idp.sso_url,
-                      "IdPEntityId": idp.entity_id, "SignAuthnRequests": sign, "Active": true});
+                      "IdPEntityId": idp.entity_id, "Active": true});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
     let r = if update {
         body["Id"] = a.get("/sso/get_saml", Some(admin)).await.json()["Id"].clone();
         a.send(
@@ -140,4 +148,82 @@ async fn signed_authn_requests_sign_in_where_the_idp_requires_them_and_unsigned_
         .await
         .expect_err("an unsigned request");
     assert!(page.contains("no signature found on message"), "{page}");
+}
+
+/// Signs alice in end to end through `idp`; returns the SAMLResponse the IdP posted.
+async fn sign_in(a: &Agent) -> String {
+    let (identifier, url) = sso_url(a).await;
+    let (response, relay) = idp_login(&url, &acs(a))
+        .await
+        .unwrap_or_else(|page| panic!("the IdP refused the request: {page}"));
+    let (code, _) = redirect_code(&post_acs(a, &response, Some(&relay)).await);
+    let jwt = authenticate(a, &identifier, &code).await;
+    assert_eq!(jwt.status, 200, "{}", jwt.text);
+    let me = a
+        .get("/sso/whoami", Some(jwt.json().as_str().unwrap()))
+        .await
+        .json();
+    assert_eq!(me["Username"], "alice@corp.test");
+    response
+}
+
+#[tokio::test]
+async fn encrypted_assertions_from_simplesamlphp_sign_in_with_either_signature() {
+    for unsigned_response in [false, true] {
+        let a = Agent::with_account().await;
+        let admin = a.admin_token().await;
+        let dir = tempfile::tempdir().unwrap();
+        let cert_file = dir.path().join("sp-encryption.crt");
+        let mut args = vec!["--sp-encryption-cert-file", cert_file.to_str().unwrap()];
+        if unsigned_response {
+            args.push("--unsigned-response");
+        }
+        let idp = start_simplesaml_with(&acs(&a), dir, &args);
+        configure_with(
+            &a,
+            &admin,
+            &idp,
+            json!({"RequireEncryptedAssertions": true}),
+            false,
+        )
+        .await;
+        add_user(&a.data_dir, "acme", "alice@corp.test", false, false);
+        assert_eq!(
+            a.get("/sso/get_saml", Some(&admin)).await.json()["RequireEncryptedAssertions"],
+            true
+        );
+        // The admin gives the IdP the encryption certificate from the SP metadata.
+        let m = a.get("/sso/saml/metadata?account=acme", None).await.text;
+        let certs = published(&m, "encryption");
+        assert_eq!(certs.len(), 1, "{m}");
+        assert!(
+            m.contains("xmlenc11#aes256-gcm") && m.contains("xmlenc#rsa-oaep-mgf1p"),
+            "{m}"
+        );
+        assert!(!m.contains("rsa-1_5"), "{m}");
+        std::fs::write(&cert_file, &certs[0]).unwrap();
+
+        let response = sign_in(&a).await;
+        let xml = String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(&response)
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(
+            xml.contains("EncryptedAssertion") && !xml.contains("<saml:Assertion"),
+            "{xml}"
+        );
+        assert_eq!(xml.contains("<ds:Signature"), !unsigned_response, "{xml}");
+
+        // Encrypted to another key (the IdP holds a stale certificate): a clear error.
+        let other = amove_agent::sso::saml::sp_keys::generate("other", 1_800_000_000).unwrap();
+        std::fs::write(&cert_file, &other.certificate_pem).unwrap();
+        let (_, url) = sso_url(&a).await;
+        let (response, relay) = idp_login(&url, &acs(&a)).await.unwrap();
+        crate::saml::refused_page(
+            &post_acs(&a, &response, Some(&relay)).await,
+            "cannot be decrypted with this agent",
+        );
+    }
 }

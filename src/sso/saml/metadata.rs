@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use samael::key_info::{KeyInfo, X509Data};
 use samael::metadata::{EntityDescriptor, IdpSsoDescriptor, KeyDescriptor};
 
-use super::{HTTP_POST_BINDING, NAMEID_EMAIL};
+use super::{HTTP_POST_BINDING, NAMEID_EMAIL, xmlenc};
 
 /// What the SP metadata says of the agent.
 #[derive(Debug, Clone, Default)]
@@ -20,6 +20,9 @@ pub struct SpMetadata {
     /// Certificates (PEM) of the keys that sign AuthnRequests: during a rotation, the active
     /// one and the one retiring.
     pub signing_certificates: Vec<String>,
+    /// Certificates (PEM) of the keys assertions may be encrypted to: the active one first,
+    /// then one retiring after a rotation (both decrypt).
+    pub encryption_certificates: Vec<String>,
 }
 
 /// The SP metadata XML admins register at their IdP.
@@ -27,7 +30,15 @@ pub fn sp_metadata(m: &SpMetadata) -> String {
     let esc = |s: &str| html_escape::encode_double_quoted_attribute(s).into_owned();
     let mut keys = String::new();
     for pem in &m.signing_certificates {
-        key_descriptor(&mut keys, "signing", pem);
+        key_descriptor(&mut keys, "signing", pem, &[]);
+    }
+    let methods: Vec<&str> = xmlenc::DATA_ALGORITHMS
+        .iter()
+        .chain(xmlenc::KEY_ALGORITHMS)
+        .copied()
+        .collect();
+    for pem in &m.encryption_certificates {
+        key_descriptor(&mut keys, "encryption", pem, &methods);
     }
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -45,16 +56,20 @@ pub fn sp_metadata(m: &SpMetadata) -> String {
 }
 
 /// Appends a `KeyDescriptor` of `key_use` carrying the certificate `pem` (its base64 body:
-/// the agent's own certificates, PEM it wrote itself).
-fn key_descriptor(out: &mut String, key_use: &str, pem: &str) {
+/// the agent's own certificates, PEM it wrote itself) and the `EncryptionMethod`s accepted.
+fn key_descriptor(out: &mut String, key_use: &str, pem: &str, methods: &[&str]) {
     let body: String = pem
         .lines()
         .filter(|l| !l.starts_with("-----"))
         .map(str::trim)
         .collect();
     out.push_str(&format!(
-        "    <md:KeyDescriptor use=\"{key_use}\">\n      <ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">\n        <ds:X509Data><ds:X509Certificate>{body}</ds:X509Certificate></ds:X509Data>\n      </ds:KeyInfo>\n    </md:KeyDescriptor>\n"
+        "    <md:KeyDescriptor use=\"{key_use}\">\n      <ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">\n        <ds:X509Data><ds:X509Certificate>{body}</ds:X509Certificate></ds:X509Data>\n      </ds:KeyInfo>\n"
     ));
+    for m in methods {
+        out.push_str(&format!("      <md:EncryptionMethod Algorithm=\"{m}\"/>\n"));
+    }
+    out.push_str("    </md:KeyDescriptor>\n");
 }
 
 /// The IdP as samael needs it to check a response: its entity id and signing certificates.
