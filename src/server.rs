@@ -205,6 +205,7 @@ pub async fn upkeep(state: &AppState) -> crate::Result<()> {
     let (audit, logins) = state
         .db
         .write(move |tx| {
+            crate::store::sp_keys::purge_retired(tx, now)?;
             Ok((
                 crate::store::audit::prune(tx, now)?,
                 crate::store::transactions::purge_expired(tx, now)?,

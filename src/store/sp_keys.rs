@@ -79,6 +79,31 @@ pub fn insert_active(
     Ok(n == 1)
 }
 
+/// Starts a rotation: the account's active keys retire at `retire_at` (they stay in force
+/// until then); returns how many.
+pub fn start_retiring(conn: &Connection, account_id: i64, retire_at: i64) -> Result<usize> {
+    Ok(conn.execute(
+        "UPDATE sp_keys SET retire_at = ?2 WHERE account_id = ?1 AND retire_at IS NULL",
+        params![account_id, retire_at],
+    )?)
+}
+
+/// Ends a rotation now: the account's retiring keys are deleted; returns how many.
+pub fn delete_retiring(conn: &Connection, account_id: i64) -> Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM sp_keys WHERE account_id = ?1 AND retire_at IS NOT NULL",
+        [account_id],
+    )?)
+}
+
+/// Deletes the keys whose retirement date has passed (maintenance); returns how many.
+pub fn purge_retired(conn: &Connection, now: i64) -> Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM sp_keys WHERE retire_at IS NOT NULL AND retire_at <= ?1",
+        [now],
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +122,15 @@ mod tests {
             let keys = in_force(tx, a, "signing", 10)?;
             assert_eq!(keys.len(), 1);
             assert_eq!(keys[0].private_key_enc, "k1");
+            // A rotation: the old keys retire at 50, new ones become active.
+            assert_eq!(start_retiring(tx, a, 50)?, 2);
+            assert!(insert_active(tx, a, "signing", "k5", "c5", 100, 20)?);
+            let keys = in_force(tx, a, "signing", 30)?;
+            let order: Vec<_> = keys.iter().map(|k| k.private_key_enc.as_str()).collect();
+            assert_eq!(order, ["k5", "k1"]);
+            assert_eq!(in_force(tx, a, "signing", 50)?.len(), 1);
+            assert_eq!(purge_retired(tx, 50)?, 2);
+            assert_eq!(in_force(tx, b, "signing", 50)?.len(), 1);
             Ok(())
         })
     }

@@ -11,18 +11,18 @@ use serde_json::{Value, json};
 use crate::common::{Agent, add_user};
 
 pub(crate) const SP: &str = "https://amove.test/sp";
-const ISSUER: &str = "https://idp.corp.test/metadata";
+pub(crate) const ISSUER: &str = "https://idp.corp.test/metadata";
 const CALLBACK: &str = "http://127.0.0.1:9/cb";
 
 // The test IdP's own wall clock (the agent under test reads its own).
 #[allow(clippy::disallowed_methods)]
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// An agent with account `acme`, an active SAML configuration trusting `idp`, and the SSO
 /// user alice@corp.test.
-async fn agent_with_saml(idp: &TestIdp) -> (Agent, String) {
+pub(crate) async fn agent_with_saml(idp: &TestIdp) -> (Agent, String) {
     let a = Agent::with_account().await;
     let t = a.admin_token().await;
     let r = a
@@ -39,7 +39,7 @@ async fn agent_with_saml(idp: &TestIdp) -> (Agent, String) {
 }
 
 /// Starts a SAML sign-in; returns (Identifier, AuthnRequest ID, RelayState).
-async fn start(a: &Agent, username: &str) -> (String, String, String) {
+pub(crate) async fn start(a: &Agent, username: &str) -> (String, String, String) {
     let r = a
         .post_json(
             "/sso/sso_url",

@@ -5,9 +5,12 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::common::{Agent, add_user};
+use crate::fake_oidc::TestAgent;
+use amove_agent::sso::saml::testing::{Encryption, ResponseSpec, TestIdp, encode, encrypt_element};
+
 use crate::saml::{
-    SP, SimpleSaml, acs, alice_sso_url as sso_url, authenticate, idp_login, post_acs,
-    redirect_code, start_simplesaml_with,
+    ISSUER, SP, SimpleSaml, acs, agent_with_saml, alice_sso_url as sso_url, authenticate,
+    idp_login, now, post_acs, redirect_code, start, start_simplesaml_with,
 };
 
 /// Configures `idp` for account acme with `SignAuthnRequests = sign`.
@@ -226,4 +229,207 @@ async fn encrypted_assertions_from_simplesamlphp_sign_in_with_either_signature()
             "cannot be decrypted with this agent",
         );
     }
+}
+
+/// The account's SP keys as the admin API lists them.
+async fn sp_keys(a: &Agent, admin: &str) -> Vec<Value> {
+    let r = a.get("/sso/saml/sp_keys", Some(admin)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()["Keys"].as_array().unwrap().clone()
+}
+
+fn cert_of<'a>(keys: &'a [Value], key_use: &str, status: &str) -> &'a str {
+    keys.iter()
+        .find(|k| k["Use"] == key_use && k["Status"] == status)
+        .unwrap_or_else(|| panic!("no {status} {key_use} key in {keys:?}"))["Certificate"]
+        .as_str()
+        .unwrap()
+}
+
+/// A crafted sign-in of alice whose signed assertion is encrypted to `cert`: the ACS answer.
+async fn encrypted_sign_in(a: &Agent, idp: &TestIdp, cert: &str) -> crate::common::Answer {
+    let (identifier, request_id, relay) = start(a, "alice@corp.test").await;
+    let spec = ResponseSpec::valid(&request_id, &acs(a), SP, ISSUER, "alice@corp.test", now());
+    let enc = encrypt_element(
+        &spec.signed_assertion(idp).unwrap(),
+        cert,
+        "EncryptedAssertion",
+        &Encryption::gcm(),
+    )
+    .unwrap();
+    let xml = spec.build_with(idp, None, &[enc]).unwrap();
+    let answer = post_acs(a, &encode(&xml), Some(&relay)).await;
+    if answer.status == 303 {
+        let (code, _) = redirect_code(&answer);
+        assert_eq!(authenticate(a, &identifier, &code).await.status, 200);
+    }
+    answer
+}
+
+#[tokio::test]
+async fn sp_key_rotation_publishes_both_decrypts_with_both_then_retires_the_old() {
+    let idp = TestIdp::new().unwrap();
+    let (a, admin) = agent_with_saml(&idp).await;
+    let before = sp_keys(&a, &admin).await;
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert!(
+        before
+            .iter()
+            .all(|k| k["Status"] == "active" && k["DaysLeft"].as_i64().unwrap() > 1800)
+    );
+    assert!(!serde_json::to_string(&before).unwrap().contains("PRIVATE"));
+    let old_enc = cert_of(&before, "encryption", "active").to_string();
+    let old_sign = cert_of(&before, "signing", "active").to_string();
+
+    a.post_json(
+        "/sso/saml/sp_keys/rotate",
+        Some(&admin),
+        &json!({"GraceDays": 0}),
+    )
+    .await
+    .assert_problem(499, "DEFAULT", "GraceDays must be between 1 and 365");
+    a.post_json(
+        "/sso/saml/sp_keys/finish_rotation",
+        Some(&admin),
+        &json!({}),
+    )
+    .await
+    .assert_problem(499, "DEFAULT", "no rotation is under way");
+    let r = a
+        .post_json(
+            "/sso/saml/sp_keys/rotate",
+            Some(&admin),
+            &json!({"GraceDays": 10}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let during = sp_keys(&a, &admin).await;
+    assert_eq!(during.len(), 4, "{during:?}");
+    assert_eq!(cert_of(&during, "encryption", "retiring"), old_enc);
+    assert_eq!(cert_of(&during, "signing", "retiring"), old_sign);
+    let new_enc = cert_of(&during, "encryption", "active").to_string();
+    // The IdP knows the old signing certificate: it keeps signing until the rotation ends.
+    let signer = during.iter().find(|k| k["Signs"] == true).unwrap();
+    assert_eq!(signer["Certificate"], old_sign.as_str());
+    // Both encryption certificates are published, the new one first.
+    let m = a.get("/sso/saml/metadata?account=acme", None).await.text;
+    assert_eq!(
+        published(&m, "encryption"),
+        [new_enc.clone(), old_enc.clone()]
+    );
+    a.post_json("/sso/saml/sp_keys/rotate", Some(&admin), &json!({}))
+        .await
+        .assert_problem(499, "DEFAULT", "a rotation is under way");
+
+    // During the grace period both decrypt.
+    for cert in [&old_enc, &new_enc] {
+        let r = encrypted_sign_in(&a, &idp, cert).await;
+        assert_eq!(r.status, 303, "{}", r.text);
+    }
+    let r = a
+        .post_json(
+            "/sso/saml/sp_keys/finish_rotation",
+            Some(&admin),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let after = sp_keys(&a, &admin).await;
+    assert_eq!(after.len(), 2);
+    assert_eq!(cert_of(&after, "encryption", "active"), new_enc);
+    let m = a.get("/sso/saml/metadata?account=acme", None).await.text;
+    assert_eq!(published(&m, "encryption"), std::slice::from_ref(&new_enc));
+    crate::saml::refused_page(
+        &encrypted_sign_in(&a, &idp, &old_enc).await,
+        "cannot be decrypted with this agent",
+    );
+    assert_eq!(encrypted_sign_in(&a, &idp, &new_enc).await.status, 303);
+    let audit = a.get("/sso/audit", Some(&admin)).await.text;
+    assert!(
+        audit.contains("saml.sp_keys.rotate") && audit.contains("saml.sp_keys.finish_rotation"),
+        "{audit}"
+    );
+    // Only admins see or rotate keys.
+    assert_ne!(a.get("/sso/saml/sp_keys", None).await.status, 200);
+}
+
+/// Whether the signed `sso_url` `url` carries a redirect-binding signature by `cert_pem`.
+fn signed_by(url: &str, cert_pem: &str) -> bool {
+    let query = url.split_once('?').unwrap().1;
+    let (signed, signature) = query.split_once("&Signature=").unwrap();
+    let signature: String = form_urlencoded::parse(format!("s={signature}").as_bytes())
+        .next()
+        .unwrap()
+        .1
+        .into_owned();
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(signature)
+        .unwrap();
+    let key = openssl::x509::X509::from_pem(cert_pem.as_bytes())
+        .unwrap()
+        .public_key()
+        .unwrap();
+    let mut v = openssl::sign::Verifier::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
+    v.update(signed.as_bytes()).unwrap();
+    v.verify(&signature).unwrap()
+}
+
+async fn test_agent_keys(a: &TestAgent, admin: &str) -> Vec<Value> {
+    let r = a.get("/sso/saml/sp_keys", Some(admin)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()["Keys"].as_array().unwrap().clone()
+}
+
+async fn test_agent_url(a: &TestAgent) -> String {
+    let r = a.sso_url("alice@acme.test", "http://127.0.0.1:9/cb").await;
+    r.json()["Url"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn at_the_end_of_the_grace_period_the_new_signing_key_signs_and_the_old_is_gone() {
+    let agent = TestAgent::start(|_| {}).await;
+    let admin = agent.admin_token();
+    agent.add_user("alice@acme.test", "Alice");
+    let idp = TestIdp::new().unwrap();
+    let r = agent
+        .post_json(
+            "/sso/setup_saml",
+            Some(&admin),
+            &json!({"Certificate": idp.cert_pem(), "SPEntityId": SP,
+                    "IdPSSOURL": "https://idp.corp.test/sso", "SignAuthnRequests": true, "Active": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let old = cert_of(&test_agent_keys(&agent, &admin).await, "signing", "active").to_string();
+    let r = agent
+        .post_json(
+            "/sso/saml/sp_keys/rotate",
+            Some(&admin),
+            &json!({"GraceDays": 1}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let new = cert_of(&test_agent_keys(&agent, &admin).await, "signing", "active").to_string();
+    let during = test_agent_url(&agent).await;
+    assert!(signed_by(&during, &old) && !signed_by(&during, &new));
+    let m = agent
+        .get("/sso/saml/metadata?account=acme", None)
+        .await
+        .text;
+    assert_eq!(published(&m, "signing"), [new.clone(), old.clone()]);
+
+    agent.clock.advance(86_400 + 1);
+    let admin = agent.admin_token();
+    let after = test_agent_url(&agent).await;
+    assert!(signed_by(&after, &new) && !signed_by(&after, &old));
+    let m = agent
+        .get("/sso/saml/metadata?account=acme", None)
+        .await
+        .text;
+    assert_eq!(published(&m, "signing"), std::slice::from_ref(&new));
+    assert_eq!(test_agent_keys(&agent, &admin).await.len(), 2);
+    // The hourly upkeep deletes what retired.
+    amove_agent::server::upkeep(&agent.state).await.unwrap();
+    let left: Vec<i64> = agent.select("SELECT id FROM sp_keys", |r| r.get(0));
+    assert_eq!(left.len(), 2);
 }
