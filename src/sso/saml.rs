@@ -13,6 +13,7 @@
 
 mod authn_request;
 mod envelope;
+pub mod idp_metadata;
 mod metadata;
 mod response;
 pub mod sp_keys;
@@ -20,6 +21,7 @@ pub mod testing;
 pub mod xmlenc;
 
 pub use authn_request::{RedirectRequest, redirect_request};
+pub use idp_metadata::{IdpMetadata, parse_idp_metadata};
 pub use metadata::{SpMetadata, sp_metadata};
 pub use response::{SamlIdentity, validate_response};
 
