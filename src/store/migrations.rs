@@ -20,7 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0009_links_per_account.sql"),
     include_str!("../../migrations/0010_allow_expired_certificate.sql"),
     include_str!("../../migrations/0011_config_versions.sql"),
-    include_str!("../../migrations/0012_saml_sp_keys.sql"),
+    include_str!("../../migrations/0014_saml_sp_keys.sql"),
 ];
 
 /// Applies every migration the database has not seen, each in its own transaction.

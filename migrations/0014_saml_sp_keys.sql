@@ -1,4 +1,4 @@
--- 0012: the agent's own SAML keys (per account: it is the SP of each account's SAML IdP),
+-- 0014: the agent's own SAML keys (per account: it is the SP of each account's SAML IdP),
 -- whether its AuthnRequests are signed, and whether plain assertions are refused.
 --
 -- A key is active while retire_at is NULL; after a rotation the previous key keeps working
