@@ -3,23 +3,26 @@
 import { MASK, api } from './api.js';
 import { me, tabLoader } from './admin.js';
 import { $, clearErrors, confirmDialog, el, formError, setBusy, showFieldErrors } from './dom.js';
+import { lockForm, managedBy, policyStatus } from './managed.js';
 
 // Every seed field of each provider. `secret`: write-only; `cert`: PEM textarea.
 export const PROVIDERS = {
   okta: {
-    title: 'Okta (OpenID Connect)', label: 'Okta', path: 'okta',
+    title: 'Okta (OpenID Connect)', label: 'Okta', path: 'okta', policyKey: 'Okta',
     fields: [
       { name: 'ClientId', label: 'Client ID', required: true },
-      { name: 'ClientSecret', label: 'Client secret', secret: true, required: true },
+      { name: 'ClientSecret', label: 'Client secret (empty for a native app: recommended)', secret: true,
+        hint: 'A native/public app needs no secret (PKCE); clear the field to remove a stored one' },
       { name: 'OpenIdURL', label: 'OpenID configuration URL', required: true, type: 'url',
         hint: 'https://YOUR-TENANT.okta.com/.well-known/openid-configuration' },
     ],
   },
   entraId: {
-    title: 'Microsoft Entra ID (OpenID Connect)', label: 'Entra ID', path: 'entraId',
+    title: 'Microsoft Entra ID (OpenID Connect)', label: 'Entra ID', path: 'entraId', policyKey: 'EntraId',
     fields: [
       { name: 'ClientId', label: 'Application (client) ID', required: true },
-      { name: 'ClientSecret', label: 'Client secret', secret: true, required: true },
+      { name: 'ClientSecret', label: 'Client secret (empty for a "Mobile and desktop" app: recommended)', secret: true,
+        hint: 'A public client needs no secret (PKCE); clear the field to remove a stored one' },
       { name: 'OpenIdURL', label: 'OpenID configuration URL', required: true, type: 'url',
         hint: 'https://login.microsoftonline.com/TENANT-ID/v2.0/.well-known/openid-configuration' },
       { name: 'GraphURL', label: 'Microsoft Graph URL (optional)', type: 'url', hint: 'Default: https://graph.microsoft.com' },
@@ -28,7 +31,7 @@ export const PROVIDERS = {
     ],
   },
   saml: {
-    title: 'SAML 2.0', label: 'SAML', path: 'saml',
+    title: 'SAML 2.0', label: 'SAML', path: 'saml', policyKey: 'Saml',
     fields: [
       { name: 'IdPSSOURL', label: 'IdP single sign-on URL', required: true, type: 'url' },
       { name: 'SPEntityId', label: 'SP entity ID (this agent, as registered at the IdP)', required: true },
@@ -97,9 +100,11 @@ function providerForm(name) {
 async function loadProvider(name) {
   const form = $(`#form-${name}`) || providerForm(name);
   clearErrors(form);
-  const cfg = await getProvider(name);
+  const [cfg, policy] = await Promise.all([getProvider(name), policyStatus()]);
   loaded[name] = cfg;
   fillProvider(name, form, cfg);
+  // Test connection changes nothing, so it stays usable on a managed configuration.
+  lockForm(form, managedBy(PROVIDERS[name].policyKey, cfg, policy), { none: !cfg, keep: [`${name}-test`] });
   if (name === 'saml') loadSamlMetadata();
 }
 
@@ -115,8 +120,10 @@ function fillProvider(name, form, cfg) {
   $(`#${name}-save`).textContent = cfg ? 'Save changes' : 'Create';
   const secret = form.ClientSecret;
   if (secret) {
-    secret.placeholder = cfg ? 'Stored (write-only); type a new one to replace it' : '';
-    if (cfg) secret.value = MASK;
+    const stored = !!(cfg && cfg.ClientSecret);
+    secret.placeholder = stored ? 'Stored (write-only); type a new one to replace it'
+      : 'None: signs in as a public client';
+    secret.value = stored ? MASK : '';
   }
   const acs = $('#saml-acs');
   if (acs) acs.textContent = (cfg && cfg.AcsURL) || `${location.protocol === 'http:' ? location.origin : 'http://localhost:29123'}/sso/saml/acs`;
@@ -134,6 +141,8 @@ async function saveProvider(name) {
   }
   body.Active = form.Active.checked;
   const cfg = loaded[name];
+  // A stored secret whose field was cleared is removed ("" is the API's word for none).
+  if (form.ClientSecret && cfg && cfg.ClientSecret && !form.ClientSecret.value.trim()) body.ClientSecret = '';
   setBusy(form, true);
   try {
     const saved = cfg

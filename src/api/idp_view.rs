@@ -4,6 +4,9 @@
 use serde::Serialize;
 
 use crate::api::idp::SECRET_MASK;
+use crate::api::policy::ManagedView;
+use crate::policy::ManagedKey;
+use crate::sso::oidc::discovery::ClientAuth;
 use crate::state::AppState;
 use crate::store::idp::{IdpConfig, Kind};
 
@@ -14,13 +17,19 @@ pub struct OktaView {
     id: i64,
     #[serde(rename = "ClientId")]
     client_id: Option<String>,
-    /// Always the mask: the secret is write-only.
+    /// The mask when a secret is stored (it is write-only), `null` for a public client.
     #[serde(rename = "ClientSecret")]
-    client_secret: &'static str,
+    client_secret: Option<&'static str>,
+    /// How the agent authenticates at the token endpoint: `none` (public client),
+    /// `client_secret_basic` or `client_secret_post`.
+    #[serde(rename = "ClientAuth")]
+    client_auth: &'static str,
     #[serde(rename = "OpenIdURL")]
     openid_url: Option<String>,
     #[serde(rename = "Active")]
     active: bool,
+    #[serde(flatten)]
+    managed: ManagedView,
 }
 
 /// An Entra ID configuration as the API shows it (`EntraIDSSO`).
@@ -65,6 +74,8 @@ pub struct SamlView {
     /// The agent's ACS URL, to register at the IdP (read-only).
     #[serde(rename = "AcsURL")]
     acs_url: String,
+    #[serde(flatten)]
+    managed: ManagedView,
 }
 
 /// The API's view of a configuration, by kind.
@@ -79,14 +90,33 @@ pub enum IdpView {
     Saml(SamlView),
 }
 
+/// The client authentication a sign-in uses: `none` without a secret; with one, what the
+/// IdP's discovery document (as the agent last read it) leads to, and `client_secret_basic`
+/// (the default when a document names no methods) before the agent has read it. A read never
+/// fetches the document: `test_connection` and every sign-in do.
+fn client_auth(state: &AppState, c: &IdpConfig, has_secret: bool) -> &'static str {
+    if !has_secret {
+        return ClientAuth::None.as_str();
+    }
+    c.openid_url
+        .as_deref()
+        .and_then(|u| state.oidc.cached_client_auth(u, c.kind))
+        .unwrap_or(ClientAuth::Basic)
+        .as_str()
+}
+
 /// The API's view of a configuration.
 pub fn view(state: &AppState, c: &IdpConfig) -> IdpView {
+    let managed = || ManagedView::of(state, c.account_id, ManagedKey::Idp(c.kind));
+    let has_secret = c.client_secret_enc.is_some();
     let oidc = || OktaView {
         id: c.id,
         client_id: c.client_id.clone(),
-        client_secret: SECRET_MASK,
+        client_secret: has_secret.then_some(SECRET_MASK),
+        client_auth: client_auth(state, c, has_secret),
         openid_url: c.openid_url.clone(),
         active: c.active,
+        managed: managed(),
     };
     match c.kind {
         Kind::Okta => IdpView::Okta(oidc()),
@@ -108,6 +138,7 @@ pub fn view(state: &AppState, c: &IdpConfig) -> IdpView {
             require_encrypted_assertions: c.require_encrypted_assertions,
             active: c.active,
             acs_url: crate::login::idp_config::acs_url(state),
+            managed: managed(),
         }),
     }
 }

@@ -10,7 +10,9 @@ pub mod idp_view;
 pub mod import;
 pub mod links;
 pub mod login;
+pub mod network;
 pub mod pages;
+pub mod policy;
 pub mod saml;
 pub mod session;
 pub mod tokens;
@@ -44,9 +46,11 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::routes())
         .merge(login::routes())
         .merge(callback_urls::routes())
+        .merge(network::routes())
         .merge(saml::routes())
         .merge(import::routes())
         .merge(links::routes())
+        .merge(policy::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), guard::front))

@@ -64,7 +64,11 @@ async fn test_oidc(state: &AppState, aid: i64, kind: Kind) -> Result<ConnectionT
         config.active,
     )];
     checks.push(match idp_config::client_secret(state, &config) {
-        Ok(_) => Check::pass("Client secret", "stored and readable"),
+        Ok(Some(_)) => Check::pass("Client secret", "stored and readable"),
+        Ok(None) => Check::pass(
+            "Client secret",
+            "none: the agent signs in as a public client (PKCE)",
+        ),
         Err(_) => Check::fail(
             "Client secret",
             "the stored secret cannot be read; set it again",
@@ -74,7 +78,12 @@ async fn test_oidc(state: &AppState, aid: i64, kind: Kind) -> Result<ConnectionT
     checks.extend(
         state
             .oidc
-            .check_connection(&openid_url, kind, state.now())
+            .check_connection(
+                &openid_url,
+                kind,
+                config.client_secret_enc.is_some(),
+                state.now(),
+            )
             .await,
     );
     Ok(ConnectionTest::of(checks))

@@ -28,6 +28,7 @@ pub mod groups;
 pub mod idp_config;
 pub mod import;
 pub mod link;
+pub mod network;
 pub mod sp_keys;
 pub mod start;
 

@@ -30,6 +30,7 @@ pub mod links;
 mod migrations;
 pub mod replay;
 pub mod sessions;
+pub mod settings;
 pub mod sp_keys;
 pub mod tokens;
 pub mod transactions;

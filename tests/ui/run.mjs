@@ -3,7 +3,7 @@
 // tests/idp/oidc for SSO. Prints "N passed, N failed"; exits non-zero on any failure.
 import { execFileSync, spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -217,6 +217,24 @@ test('tabs work from the keyboard', async () => {
   await page.keyboard.press('ArrowRight');
   await until(async () => (await page.evaluate(() => document.activeElement.id)) === 'tab-entraId');
   eq(await page.getAttribute('#tab-entraId', 'aria-selected'), 'true', 'selected');
+});
+
+test('network: a bad proxy URL is refused next to the field; a saved one shows its password masked', async () => {
+  await openTab('network');
+  await page.fill('#network-proxy', 'socks5://p:1080');
+  await page.click('#network-form button[type=submit]');
+  await waitText(page, '#network-proxy-error', (t) => t.startsWith('ProxyURL must be http://'));
+  await page.fill('#network-proxy', 'http://corp:ui-proxy-pw@proxy.corp.example:3128');
+  await page.click('#network-form button[type=submit]');
+  await waitText(page, '#network-form .status', (t) => t === 'Saved.');
+  await waitValue(page, '#network-proxy', (v) => v === 'http://corp:********@proxy.corp.example:3128/');
+  await waitText(page, '#network-effective', (t) => t.includes('setting'));
+  assert(!(await page.content()).includes('ui-proxy-pw'), 'the password is not in the page');
+  // Cleared again: the environment's proxy (none here) applies.
+  await page.fill('#network-proxy', '');
+  await page.click('#network-form button[type=submit]');
+  await waitText(page, '#network-form .status', (t) => t === 'Saved.');
+  await waitText(page, '#network-effective', (t) => t.includes('none'));
 });
 
 test('a standard user is told they are not an admin', async () => {
@@ -619,6 +637,41 @@ test('import in the desktop window: explains, and opens the browser UI through t
   await waitText(p, '#import-status', (t) => t.startsWith('Opened in your browser'));
   assert((await p.evaluate(() => window.__invoked)).includes('open_import_in_browser'), 'asked the shell');
   await ctx.close();
+});
+
+test('settings the policy file manages are read-only, with the reason', async () => {
+  const policyFile = join(tempDir('amove-ui-policy-'), 'policy.json');
+  writeFileSync(policyFile, JSON.stringify({
+    Account: { Identifier: 'acme' }, Saml: null, CallbackUrls: ['https://tools.acme.example/sso'],
+    Okta: { ClientId: '0oa-fleet', OpenIdURL: 'https://corp.okta.example/.well-known/openid-configuration', Active: true },
+  }), { mode: 0o644 });
+  const managed = await startAgent(provision(), { AMOVE_AGENT_POLICY: policyFile });
+  const ctx = await browser.newContext();
+  const p = watch(await ctx.newPage());
+  try {
+    await p.goto(`${managed.url.replace('localhost', '127.0.0.1')}/ui/`);
+    await p.fill('#login-username', ADMIN);
+    await p.fill('#login-password', ADMIN_PASSWORD);
+    await p.click('#login-form button[type=submit]');
+    await p.waitForSelector('#view-admin:not([hidden])');
+    await openTab('okta', p);
+    eq(await p.inputValue('#okta-ClientId'), '0oa-fleet', 'the managed value shown');
+    assert(await p.getAttribute('#okta-ClientId', 'readonly') !== null, 'read-only');
+    assert(await p.isDisabled('#okta-save') && await p.isDisabled('#okta-delete'), 'no save, no delete');
+    assert(await p.isEnabled('#okta-test'), 'test connection changes nothing: still offered');
+    assert((await p.innerText('#form-okta .managed-note')).includes(policyFile), 'the reason names the file');
+    await openTab('saml', p);
+    assert((await p.innerText('#form-saml .managed-note')).includes('which allows none'), 'null: none allowed');
+    assert(await p.isDisabled('#saml-save'), 'no SAML can be created');
+    await openTab('entraId', p);
+    assert(await p.isHidden('#form-entraId .managed-note') && await p.isEnabled('#entraId-save'), 'not managed: the admins\' own');
+    await openTab('callbacks', p);
+    eq(await p.inputValue('#callbacks-urls'), 'https://tools.acme.example/sso', 'the managed list');
+    assert(await p.getAttribute('#callbacks-urls', 'readonly') !== null && await p.isDisabled('#callbacks-form button[type=submit]'), 'read-only');
+  } finally {
+    await ctx.close();
+    managed.child.kill('SIGTERM');
+  }
 });
 
 test('no console errors or CSP violations', async () => {
