@@ -227,6 +227,7 @@ pub async fn upkeep(state: &AppState) -> crate::Result<()> {
         })
         .await?;
     tracing::debug!(revoked, audit, logins, "maintenance: expired rows removed");
+    crate::login::idp_metadata::refresh_due(state).await?;
     Ok(())
 }
 

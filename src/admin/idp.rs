@@ -81,6 +81,7 @@ pub fn validate(
         allow_expired_certificate: false,
         sign_authn_requests: false,
         require_encrypted_assertions: false,
+        idp_metadata_url: None,
         version: 1,
         updated_at: now,
     };
@@ -146,7 +147,10 @@ pub fn validate(
         }
     } else {
         // An optional boolean, false when omitted (`take` collects its error).
-        let flag = |name| f.opt_bool(name).map(|v| v.filter(|b| *b).map(|_| String::new()));
+        let flag = |name| {
+            f.opt_bool(name)
+                .map(|v| v.filter(|b| *b).map(|_| String::new()))
+        };
         config.allow_expired_certificate = take(flag("AllowExpiredCertificate")).is_some();
         config.sign_authn_requests = take(flag("SignAuthnRequests")).is_some();
         config.require_encrypted_assertions = take(flag("RequireEncryptedAssertions")).is_some();
@@ -155,6 +159,7 @@ pub fn validate(
         config.next_certificate = take(cert_field(f, "NextCertificate", false, now, expired_ok));
         config.sp_entity_id = take(f.req_str("SPEntityId", MAX_ENTITY_ID).map(Some));
         config.idp_sso_url = take(url_field(f, "IdPSSOURL", true));
+        config.idp_metadata_url = take(url_field(f, "IdPMetadataURL", false));
         config.idp_entity_id = take(match f.opt_str("IdPEntityId") {
             Ok(Some(s)) if s.trim().is_empty() => Ok(None),
             Ok(Some(s)) => {

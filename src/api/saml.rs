@@ -26,12 +26,32 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/sso/saml/acs", post(post_acs))
         .route("/sso/saml/metadata", get(get_metadata))
+        .route("/sso/saml/refresh_metadata", post(refresh_metadata))
         .route("/sso/saml/sp_keys", get(get_sp_keys))
         .route("/sso/saml/sp_keys/rotate", post(rotate_sp_keys))
         .route(
             "/sso/saml/sp_keys/finish_rotation",
             post(finish_sp_key_rotation),
         )
+}
+
+/// What `POST /sso/saml/refresh_metadata` changed.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MetadataRefresh {
+    /// One line per change (also in the audit trail); empty when nothing changed.
+    pub changes: Vec<String>,
+}
+
+/// `POST /sso/saml/refresh_metadata`: reads the IdP's metadata now and applies a certificate
+/// rollover or a moved SSO URL (what the agent also does every 12 hours).
+async fn refresh_metadata(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+) -> Result<Json<MetadataRefresh>> {
+    let changes =
+        crate::login::idp_metadata::refresh(&state, p.account_id(), &p.user.email).await?;
+    Ok(Json(MetadataRefresh { changes }))
 }
 
 /// The account's SP key pairs (`GET /sso/saml/sp_keys`).
@@ -57,6 +77,8 @@ pub struct SpKeyView {
     pub signs: bool,
     /// The certificate (PEM) to give the IdP.
     pub certificate: String,
+    /// Its subject.
+    pub subject: String,
     /// End of the certificate's validity (RFC 3339).
     pub not_after: String,
     /// Whole days until then.
@@ -80,6 +102,9 @@ async fn sp_keys_view(state: &AppState, account_id: i64) -> Result<Json<SpKeysVi
                     "active"
                 },
                 signs: k.signs,
+                subject: crate::sso::cert::parse("certificate", &k.certificate_pem)
+                    .map(|c| c.subject)
+                    .unwrap_or_default(),
                 certificate: k.certificate_pem,
                 not_after: crate::clock::rfc3339(k.not_after),
                 days_left: (k.not_after - now).div_euclid(86_400),

@@ -120,7 +120,13 @@ async fn validate_and_issue(
     })
     .await
     .map_err(|e| fail(Error::internal(format!("SAML validation task: {e}"))))?
-    .map_err(|msg| fail(Error::Security(msg)))?;
+    .map_err(|msg| {
+        // The IdP may have switched keys: read its metadata again (rate-limited).
+        if msg == saml::SIGNATURE_INVALID {
+            crate::login::idp_metadata::refresh_after_signature_failure(state, &config);
+        }
+        fail(Error::Security(msg))
+    })?;
 
     let code = random_token().map_err(fail)?;
     let code_hash = sha256_hex(&code);

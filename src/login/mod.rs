@@ -26,6 +26,7 @@ pub mod complete;
 pub mod desktop;
 pub mod groups;
 pub mod idp_config;
+pub mod idp_metadata;
 pub mod import;
 pub mod link;
 pub mod network;

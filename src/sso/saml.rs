@@ -23,7 +23,7 @@ pub mod xmlenc;
 pub use authn_request::{RedirectRequest, redirect_request};
 pub use idp_metadata::{IdpMetadata, parse_idp_metadata};
 pub use metadata::{SpMetadata, sp_metadata};
-pub use response::{SamlIdentity, validate_response};
+pub use response::{SIGNATURE_INVALID, SamlIdentity, validate_response};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

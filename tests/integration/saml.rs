@@ -542,13 +542,7 @@ async fn metadata_and_test_connection() {
     a.get("/sso/saml/metadata", None)
         .await
         .assert_problem(499, "DEFAULT", "account is required");
-    let t = a
-        .send(
-            a.http
-                .post(a.url("/sso/test_connection?provider=saml"))
-                .query(&[("token", &admin)]),
-        )
-        .await;
+    let t = test_saml_connection(&a, &admin).await;
     assert_eq!(t.status, 200, "{}", t.text);
     let checks: Value = t.json();
     let cert = checks["Checks"]
@@ -574,6 +568,17 @@ pub(crate) struct SimpleSaml {
     pub(crate) entity_id: String,
     pub(crate) cert: String,
     _dir: tempfile::TempDir,
+}
+
+impl SimpleSaml {
+    /// The IdP's work dir (its config, keys and `idp-overrides.json`).
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+    /// Its metadata URL.
+    pub(crate) fn metadata_url(&self) -> String {
+        self.entity_id.clone()
+    }
 }
 
 impl Drop for SimpleSaml {
@@ -647,6 +652,16 @@ pub(crate) async fn alice_sso_url(a: &Agent) -> (String, String) {
         j["Identifier"].as_str().unwrap().to_string(),
         j["Url"].as_str().unwrap().to_string(),
     )
+}
+
+/// `POST /sso/test_connection?provider=saml` as `admin`.
+pub(crate) async fn test_saml_connection(a: &Agent, admin: &str) -> crate::common::Answer {
+    a.send(
+        a.http
+            .post(a.url("/sso/test_connection?provider=saml"))
+            .query(&[("token", admin)]),
+    )
+    .await
 }
 
 /// Through SimpleSAMLphp's pages as alice, from the AuthnRequest URL `url`: the

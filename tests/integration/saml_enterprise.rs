@@ -433,3 +433,151 @@ async fn at_the_end_of_the_grace_period_the_new_signing_key_signs_and_the_old_is
     let left: Vec<i64> = agent.select("SELECT id FROM sp_keys", |r| r.get(0));
     assert_eq!(left.len(), 2);
 }
+
+/// A fresh RSA-2048 key and self-signed certificate in `dir` as `name.key`/`name.crt`;
+/// returns the certificate (PEM).
+fn new_idp_key(dir: &std::path::Path, name: &str) -> String {
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-sha256", "-nodes", "-days", "3650",
+        ])
+        .args(["-subj", &format!("/CN=SimpleSAMLphp {name}")])
+        .arg("-keyout")
+        .arg(dir.join(format!("{name}.key")))
+        .arg("-out")
+        .arg(dir.join(format!("{name}.crt")))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read_to_string(dir.join(format!("{name}.crt"))).unwrap()
+}
+
+fn pem_body(pem: &str) -> String {
+    pem.lines().filter(|l| !l.starts_with("-----")).collect()
+}
+
+#[tokio::test]
+async fn configured_from_simplesamlphps_metadata_url_and_rolled_over_without_a_failed_sign_in() {
+    let a = Agent::with_account().await;
+    let admin = a.admin_token().await;
+    let idp = start_simplesaml_with(&acs(&a), tempfile::tempdir().unwrap(), &[]);
+    add_user(&a.data_dir, "acme", "alice@corp.test", false, false);
+    // Both sources at once, or metadata without what the agent needs: refused by name.
+    a.post_json(
+        "/sso/setup_saml",
+        Some(&admin),
+        &json!({"SPEntityId": SP, "IdPMetadataURL": idp.metadata_url(), "IdPMetadataXML": "<x/>"}),
+    )
+    .await
+    .assert_problem(499, "DEFAULT", "not both");
+    let xml = std::fs::read_to_string(idp.dir().join("idp-metadata.xml")).unwrap();
+    let no_redirect = xml.replace("bindings:HTTP-Redirect", "bindings:HTTP-Artifact");
+    a.post_json(
+        "/sso/setup_saml",
+        Some(&admin),
+        &json!({"SPEntityId": SP, "IdPMetadataXML": no_redirect}),
+    )
+    .await
+    .assert_problem(
+        499,
+        "DEFAULT",
+        "the metadata has no HTTP-Redirect SingleSignOnService",
+    );
+
+    // Only the SP entity and the IdP's metadata URL: the rest comes from the metadata.
+    let r = a
+        .post_json(
+            "/sso/setup_saml",
+            Some(&admin),
+            &json!({"SPEntityId": SP, "IdPMetadataURL": idp.metadata_url(), "Active": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let got = a.get("/sso/get_saml", Some(&admin)).await.json();
+    assert_eq!(got["IdPSSOURL"], idp.sso_url.as_str());
+    assert_eq!(got["IdPEntityId"], idp.entity_id.as_str());
+    assert_eq!(got["IdPMetadataURL"], idp.metadata_url().as_str());
+    assert_eq!(
+        pem_body(got["Certificate"].as_str().unwrap()),
+        pem_body(&idp.cert)
+    );
+    assert!(got["NextCertificate"].is_null());
+    sign_in(&a).await;
+
+    // The IdP publishes its next key: a refresh takes it as NextCertificate...
+    let next = new_idp_key(idp.dir(), "next");
+    let overrides = idp.dir().join("idp-overrides.json");
+    std::fs::write(
+        &overrides,
+        json!({"new_certificate": "next.crt"}).to_string(),
+    )
+    .unwrap();
+    let r = a
+        .post_json("/sso/saml/refresh_metadata", Some(&admin), &json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let changes = r.json()["Changes"].clone();
+    assert!(
+        changes.to_string().contains("now NextCertificate"),
+        "{changes}"
+    );
+    let got = a.get("/sso/get_saml", Some(&admin)).await.json();
+    assert_eq!(
+        pem_body(got["NextCertificate"].as_str().unwrap()),
+        pem_body(&next)
+    );
+    let audit = a.get("/sso/audit", Some(&admin)).await.text;
+    assert!(
+        audit.contains("idp.saml.metadata") && audit.contains("SimpleSAMLphp next"),
+        "{audit}"
+    );
+    // ...nothing changes on a second refresh...
+    let r = a
+        .post_json("/sso/saml/refresh_metadata", Some(&admin), &json!({}))
+        .await;
+    assert_eq!(r.json()["Changes"], json!([]));
+    // ...and when the IdP switches keys, sign-in goes on without a failure.
+    std::fs::write(
+        &overrides,
+        json!({"certificate": "next.crt", "privatekey": "next.key"}).to_string(),
+    )
+    .unwrap();
+    sign_in(&a).await;
+
+    // A switch to a key the agent never saw: the first sign-in fails on the signature, and
+    // makes the agent read the metadata again, so the next one works.
+    let third = new_idp_key(idp.dir(), "third");
+    std::fs::write(
+        &overrides,
+        json!({"certificate": "third.crt", "privatekey": "third.key"}).to_string(),
+    )
+    .unwrap();
+    let (_, url) = sso_url(&a).await;
+    let (response, relay) = idp_login(&url, &acs(&a)).await.unwrap();
+    crate::saml::refused_page(&post_acs(&a, &response, Some(&relay)).await, "signature");
+    let mut picked_up = false;
+    for _ in 0..50 {
+        let got = a.get("/sso/get_saml", Some(&admin)).await.json();
+        if got["NextCertificate"]
+            .as_str()
+            .is_some_and(|c| pem_body(c) == pem_body(&third))
+        {
+            picked_up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        picked_up,
+        "the metadata was not read again after the signature failure"
+    );
+    sign_in(&a).await;
+    // test_connection reads the metadata too.
+    let t = crate::saml::test_saml_connection(&a, &admin).await;
+    assert!(
+        t.text.contains("IdP metadata") && t.text.contains("up to date"),
+        "{}",
+        t.text
+    );
+}

@@ -71,6 +71,10 @@ fn refuse_other_encodings(xml: &str) -> Result<(), String> {
     }
 }
 
+/// The refusal when no valid signature by a configured IdP certificate covers the assertion.
+pub const SIGNATURE_INVALID: &str =
+    "the signature is missing, invalid, or not made by the configured IdP certificate";
+
 /// How old a Response may be (its IssueInstant), besides the skew.
 pub const MAX_ISSUE_DELAY_SECS: i64 = 300;
 
@@ -462,9 +466,7 @@ fn assertion_issuer(xml: &str) -> Option<String> {
 fn describe_samael_error(e: samael::service_provider::Error) -> String {
     use samael::service_provider::Error as E;
     match e {
-        E::FailedToValidateSignature => {
-            "the signature is missing, invalid, or not made by the configured IdP certificate".into()
-        }
+        E::FailedToValidateSignature => SIGNATURE_INVALID.into(),
         E::DestinationValidationError { .. } => "the response's Destination is not this agent's ACS URL".into(),
         E::AssertionRecipientMismatch { .. } => "the assertion's Recipient is not this agent's ACS URL".into(),
         E::ResponseInResponseToInvalid { .. } | E::AssertionInResponseToInvalid { .. } => {

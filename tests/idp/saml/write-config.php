@@ -183,7 +183,12 @@ $idp = [
         ],
     ],
 ];
-$write("$dir/metadata/saml20-idp-hosted.php", '$metadata[' . export($idpEntityId) . '] = ' . export($idp) . ";\n");
+// DIR/idp-overrides.json, read on every request (no opcache in the way), overrides keys of
+// the hosted IdP: a test rolls the IdP's key over with it ("new_certificate", then
+// "certificate"/"privatekey").
+$write("$dir/metadata/saml20-idp-hosted.php", '$metadata[' . export($idpEntityId) . '] = ' . export($idp) . ";\n"
+    . '$overrides = json_decode((string) @file_get_contents(' . export("$dir/idp-overrides.json") . '), true);' . "\n"
+    . 'if (is_array($overrides)) { $metadata[' . export($idpEntityId) . '] = array_merge($metadata[' . export($idpEntityId) . '], $overrides); }' . "\n");
 
 /* ---- metadata/saml20-sp-remote.php ------------------------------------- */
 $sp = [
