@@ -73,6 +73,16 @@ impl Fields {
         self.map.get(&name.to_lowercase()).map(|(_, v)| v)
     }
 
+    /// Sets `name` to `value` unless the body gives it (not null, not blank): values read from IdP
+    /// metadata fill what the admin left out, and what the admin sent wins.
+    pub fn fill(&mut self, name: &str, value: Value) {
+        let blank = matches!(self.get(name), Some(Value::String(s)) if s.trim().is_empty());
+        if !self.has(name) || blank {
+            self.map
+                .insert(name.to_lowercase(), (name.to_string(), value));
+        }
+    }
+
     /// The keys as given.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.map.values().map(|(k, _)| k.as_str())

@@ -219,6 +219,7 @@ pub async fn upkeep(state: &AppState) -> crate::Result<()> {
     let (audit, logins) = state
         .db
         .write(move |tx| {
+            crate::store::sp_keys::purge_retired(tx, now)?;
             Ok((
                 crate::store::audit::prune(tx, now)?,
                 crate::store::transactions::purge_expired(tx, now)?,
@@ -226,6 +227,7 @@ pub async fn upkeep(state: &AppState) -> crate::Result<()> {
         })
         .await?;
     tracing::debug!(revoked, audit, logins, "maintenance: expired rows removed");
+    crate::login::idp_metadata::refresh_due(state).await?;
     Ok(())
 }
 

@@ -79,6 +79,9 @@ pub fn validate(
         groups_attribute: None,
         allowed_tenants: Vec::new(),
         allow_expired_certificate: false,
+        sign_authn_requests: false,
+        require_encrypted_assertions: false,
+        idp_metadata_url: None,
         version: 1,
         updated_at: now,
     };
@@ -143,18 +146,20 @@ pub fn validate(
             ));
         }
     } else {
-        config.allow_expired_certificate = match f.opt_bool("AllowExpiredCertificate") {
-            Ok(v) => v.unwrap_or(false),
-            Err(e) => {
-                take(Err(e));
-                false
-            }
+        // An optional boolean, false when omitted (`take` collects its error).
+        let flag = |name| {
+            f.opt_bool(name)
+                .map(|v| v.filter(|b| *b).map(|_| String::new()))
         };
+        config.allow_expired_certificate = take(flag("AllowExpiredCertificate")).is_some();
+        config.sign_authn_requests = take(flag("SignAuthnRequests")).is_some();
+        config.require_encrypted_assertions = take(flag("RequireEncryptedAssertions")).is_some();
         let expired_ok = config.allow_expired_certificate;
         config.certificate = take(cert_field(f, "Certificate", true, now, expired_ok));
         config.next_certificate = take(cert_field(f, "NextCertificate", false, now, expired_ok));
         config.sp_entity_id = take(f.req_str("SPEntityId", MAX_ENTITY_ID).map(Some));
         config.idp_sso_url = take(url_field(f, "IdPSSOURL", true));
+        config.idp_metadata_url = take(url_field(f, "IdPMetadataURL", false));
         config.idp_entity_id = take(match f.opt_str("IdPEntityId") {
             Ok(Some(s)) if s.trim().is_empty() => Ok(None),
             Ok(Some(s)) => {
@@ -169,9 +174,12 @@ pub fn validate(
             other => other,
         });
         summary = format!(
-            "SPEntityId={}, IdPSSOURL={}, Active={active}",
+            "SPEntityId={}, IdPSSOURL={}, SignAuthnRequests={}, RequireEncryptedAssertions={}, \
+             Active={active}",
             config.sp_entity_id.as_deref().unwrap_or(""),
-            config.idp_sso_url.as_deref().unwrap_or("")
+            config.idp_sso_url.as_deref().unwrap_or(""),
+            config.sign_authn_requests,
+            config.require_encrypted_assertions
         );
     }
     if !errors.is_empty() {

@@ -83,9 +83,32 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self> {
         let state = <AppState as axum::extract::FromRef<S>>::from_ref(state);
-        require_json_content_type(req.headers())?;
-        let bytes = read_body(req, state.settings.body_limit).await?;
-        Fields::parse(&bytes)
+        json_fields(req, state.settings.body_limit).await
+    }
+}
+
+/// A JSON object body of at most `limit` bytes.
+async fn json_fields(req: Request, limit: usize) -> Result<Fields> {
+    require_json_content_type(req.headers())?;
+    let bytes = read_body(req, limit).await?;
+    Fields::parse(&bytes)
+}
+
+/// [`Fields`] of a SAML configuration body, which may carry the IdP's whole metadata
+/// (`IdPMetadataXML`): read up to the metadata's size limit plus the usual body limit.
+pub struct SamlFields(pub Fields);
+
+impl<S: Send + Sync> FromRequest<S> for SamlFields
+where
+    AppState: axum::extract::FromRef<S>,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self> {
+        let state = <AppState as axum::extract::FromRef<S>>::from_ref(state);
+        let limit =
+            state.settings.body_limit + crate::sso::saml::idp_metadata::MAX_METADATA_BYTES * 2;
+        json_fields(req, limit).await.map(SamlFields)
     }
 }
 

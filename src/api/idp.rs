@@ -10,10 +10,11 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 
 use crate::admin::idp::{SecretChange, validate};
-use crate::api::extract::{Admin, Fields};
+use crate::api::extract::{Admin, Fields, SamlFields};
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::login::idp_config::secret_context;
+use crate::login::idp_metadata;
 use crate::policy::ManagedKey;
 use crate::state::AppState;
 use crate::store::audit::{self, NewEvent};
@@ -82,8 +83,9 @@ async fn delete_entra_id(State(s): State<AppState>, Admin(p): Admin) -> Result<(
 async fn setup_saml(
     State(s): State<AppState>,
     Admin(p): Admin,
-    f: Fields,
+    SamlFields(mut f): SamlFields,
 ) -> Result<Json<IdpView>> {
+    idp_metadata::fill(&s, &mut f).await?;
     setup(s, p, Kind::Saml, f).await
 }
 async fn get_saml(State(s): State<AppState>, Admin(p): Admin) -> Result<Json<Option<IdpView>>> {
@@ -92,8 +94,9 @@ async fn get_saml(State(s): State<AppState>, Admin(p): Admin) -> Result<Json<Opt
 async fn update_saml(
     State(s): State<AppState>,
     Admin(p): Admin,
-    f: Fields,
+    SamlFields(mut f): SamlFields,
 ) -> Result<Json<IdpView>> {
+    idp_metadata::fill(&s, &mut f).await?;
     update(s, p, Kind::Saml, f).await
 }
 async fn delete_saml(State(s): State<AppState>, Admin(p): Admin) -> Result<()> {

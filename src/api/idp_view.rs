@@ -62,13 +62,58 @@ pub struct SamlView {
     groups_attribute: Option<String>,
     #[serde(rename = "AllowExpiredCertificate")]
     allow_expired_certificate: bool,
+    /// Whether the agent signs its AuthnRequests (its signing certificate is in the SP
+    /// metadata).
+    #[serde(rename = "SignAuthnRequests")]
+    sign_authn_requests: bool,
+    /// Where the IdP's metadata is read from (certificate rollover).
+    #[serde(rename = "IdPMetadataURL")]
+    idp_metadata_url: Option<String>,
+    /// Whether plain (unencrypted) assertions are refused.
+    #[serde(rename = "RequireEncryptedAssertions")]
+    require_encrypted_assertions: bool,
     #[serde(rename = "Active")]
     active: bool,
+    /// `Certificate` and `NextCertificate` described: subject and expiry (read-only).
+    #[serde(rename = "IdPCertificates")]
+    idp_certificates: Vec<CertView>,
     /// The agent's ACS URL, to register at the IdP (read-only).
     #[serde(rename = "AcsURL")]
     acs_url: String,
     #[serde(flatten)]
     managed: ManagedView,
+}
+
+/// A certificate described for admins.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CertView {
+    /// Which field holds it.
+    pub field: &'static str,
+    /// Subject distinguished name.
+    pub subject: String,
+    /// End of validity (RFC 3339).
+    pub not_after: String,
+    /// Whole days until then (negative once expired).
+    pub days_left: i64,
+}
+
+fn cert_views(c: &IdpConfig, now: i64) -> Vec<CertView> {
+    [
+        ("Certificate", c.certificate.as_deref()),
+        ("NextCertificate", c.next_certificate.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(field, pem)| {
+        let info = crate::sso::cert::parse(field, pem?).ok()?;
+        Some(CertView {
+            field,
+            subject: info.subject.clone(),
+            not_after: crate::clock::rfc3339(info.not_after),
+            days_left: info.days_to_expiry(now),
+        })
+    })
+    .collect()
 }
 
 /// The API's view of a configuration, by kind.
@@ -127,7 +172,11 @@ pub fn view(state: &AppState, c: &IdpConfig) -> IdpView {
             idp_entity_id: c.idp_entity_id.clone(),
             groups_attribute: c.groups_attribute.clone(),
             allow_expired_certificate: c.allow_expired_certificate,
+            sign_authn_requests: c.sign_authn_requests,
+            require_encrypted_assertions: c.require_encrypted_assertions,
+            idp_metadata_url: c.idp_metadata_url.clone(),
             active: c.active,
+            idp_certificates: cert_views(c, state.now()),
             acs_url: crate::login::idp_config::acs_url(state),
             managed: managed(),
         }),

@@ -1,22 +1,24 @@
-//! SAML 2.0 endpoints: the Assertion Consumer Service the IdP's page posts to, and the SP
-//! metadata admins register. Both translate only: the ACS's work is
-//! [`crate::login::acs`].
+//! SAML 2.0 endpoints: the Assertion Consumer Service the IdP's page posts to, the SP
+//! metadata admins register, and the agent's SP key pairs (list, rotate). All translate
+//! only: the work is [`crate::login::acs`] and [`crate::login::sp_keys`].
 //!
 //! The ACS answers browsers, so its failures are readable HTML pages, never a code.
 
-use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
 use tracing::instrument;
 
-use crate::api::extract::{QueryParams, read_body, truncate};
+use crate::api::extract::{Admin, Fields, QueryParams, read_body, truncate};
 use crate::api::pages::PageError;
 use crate::error::{Error, Result};
 use crate::login::acs::{self, AcsPost};
 use crate::login::audit_refusal;
+use crate::login::sp_keys;
 use crate::state::AppState;
 
 /// Routes of this module.
@@ -24,6 +26,119 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/sso/saml/acs", post(post_acs))
         .route("/sso/saml/metadata", get(get_metadata))
+        .route("/sso/saml/refresh_metadata", post(refresh_metadata))
+        .route("/sso/saml/sp_keys", get(get_sp_keys))
+        .route("/sso/saml/sp_keys/rotate", post(rotate_sp_keys))
+        .route(
+            "/sso/saml/sp_keys/finish_rotation",
+            post(finish_sp_key_rotation),
+        )
+}
+
+/// What `POST /sso/saml/refresh_metadata` changed.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MetadataRefresh {
+    /// One line per change (also in the audit trail); empty when nothing changed.
+    pub changes: Vec<String>,
+}
+
+/// `POST /sso/saml/refresh_metadata`: reads the IdP's metadata now and applies a certificate
+/// rollover or a moved SSO URL (what the agent also does every 12 hours).
+async fn refresh_metadata(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+) -> Result<Json<MetadataRefresh>> {
+    let changes =
+        crate::login::idp_metadata::refresh(&state, p.account_id(), &p.user.email).await?;
+    Ok(Json(MetadataRefresh { changes }))
+}
+
+/// The account's SP key pairs (`GET /sso/saml/sp_keys`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SpKeysView {
+    /// Signing keys first, then encryption keys; the active one of each first.
+    pub keys: Vec<SpKeyView>,
+}
+
+/// One SP key pair as an admin sees it: the certificate, never the private key.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SpKeyView {
+    /// Id.
+    pub id: i64,
+    /// `signing` or `encryption`.
+    #[serde(rename = "Use")]
+    pub use_: &'static str,
+    /// `active`, or `retiring` during a rotation.
+    pub status: &'static str,
+    /// For a signing key: whether it signs AuthnRequests now.
+    pub signs: bool,
+    /// The certificate (PEM) to give the IdP.
+    pub certificate: String,
+    /// Its subject.
+    pub subject: String,
+    /// End of the certificate's validity (RFC 3339).
+    pub not_after: String,
+    /// Whole days until then.
+    pub days_left: i64,
+    /// When a retiring key stops working (RFC 3339).
+    pub retire_at: Option<String>,
+}
+
+async fn sp_keys_view(state: &AppState, account_id: i64) -> Result<Json<SpKeysView>> {
+    let now = state.now();
+    let keys = sp_keys::list(state, account_id).await?;
+    Ok(Json(SpKeysView {
+        keys: keys
+            .into_iter()
+            .map(|k| SpKeyView {
+                id: k.id,
+                use_: k.key_use.as_str(),
+                status: if k.retire_at.is_some() {
+                    "retiring"
+                } else {
+                    "active"
+                },
+                signs: k.signs,
+                subject: crate::sso::cert::parse("certificate", &k.certificate_pem)
+                    .map(|c| c.subject)
+                    .unwrap_or_default(),
+                certificate: k.certificate_pem,
+                not_after: crate::clock::rfc3339(k.not_after),
+                days_left: (k.not_after - now).div_euclid(86_400),
+                retire_at: k.retire_at.map(crate::clock::rfc3339),
+            })
+            .collect(),
+    }))
+}
+
+async fn get_sp_keys(State(state): State<AppState>, Admin(p): Admin) -> Result<Json<SpKeysView>> {
+    sp_keys_view(&state, p.account_id()).await
+}
+
+/// `POST /sso/saml/sp_keys/rotate` `{"GraceDays": 30}`: new key pairs, published beside the
+/// old ones until the grace period ends (or the rotation is finished).
+async fn rotate_sp_keys(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+    f: Fields,
+) -> Result<Json<SpKeysView>> {
+    let grace = f
+        .opt_i64("GraceDays")?
+        .unwrap_or(sp_keys::DEFAULT_GRACE_DAYS);
+    sp_keys::rotate(&state, p.account_id(), &p.user.email, grace).await?;
+    sp_keys_view(&state, p.account_id()).await
+}
+
+/// `POST /sso/saml/sp_keys/finish_rotation`: the previous key pairs retire now.
+async fn finish_sp_key_rotation(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+) -> Result<Json<SpKeysView>> {
+    sp_keys::finish_rotation(&state, p.account_id(), &p.user.email).await?;
+    sp_keys_view(&state, p.account_id()).await
 }
 
 #[instrument(skip_all)]

@@ -89,6 +89,52 @@ async fn test_oidc(state: &AppState, aid: i64, kind: Kind) -> Result<ConnectionT
     Ok(ConnectionTest::of(checks))
 }
 
+/// The IdP's metadata, read now (nothing is applied): it must parse, name the configured
+/// entity, and publish the certificates in use; what a refresh would change is listed.
+async fn metadata_check(
+    state: &AppState,
+    config: &crate::store::idp::IdpConfig,
+    raw: &str,
+    now: i64,
+) -> Check {
+    const NAME: &str = "IdP metadata";
+    let url = match crate::sso::urls::parse_idp_url("IdPMetadataURL", raw) {
+        Ok(u) => u,
+        Err(e) => return Check::fail(NAME, e),
+    };
+    let m = match crate::login::idp_metadata::fetch(state, &url).await {
+        Ok(m) => m,
+        Err(e) => return Check::fail(NAME, e.user_text()),
+    };
+    if let Some(want) = &config.idp_entity_id
+        && want != &m.entity_id
+    {
+        return Check::fail(
+            NAME,
+            format!(
+                "the metadata at {url} describes {}, not IdPEntityId {want}",
+                m.entity_id
+            ),
+        );
+    }
+    let plan = crate::login::idp_metadata::plan(config, &m, now);
+    let mut detail = format!(
+        "{url}: entity {}, {} signing certificate(s), SSO URL {}",
+        m.entity_id,
+        m.signing_certificates.len(),
+        m.sso_url
+    );
+    if plan.changes.is_empty() {
+        detail.push_str("; the configuration is up to date");
+    } else {
+        detail.push_str(&format!(
+            "; a refresh would apply: {}",
+            plan.changes.join("; ")
+        ));
+    }
+    Check::pass(NAME, detail)
+}
+
 async fn test_saml(state: &AppState, aid: i64, account_identifier: &str) -> Result<ConnectionTest> {
     let config = state
         .db
@@ -133,6 +179,9 @@ async fn test_saml(state: &AppState, aid: i64, account_identifier: &str) -> Resu
         "IdP SSO URL",
         config.idp_sso_url.clone().unwrap_or_default(),
     ));
+    if let Some(raw) = &config.idp_metadata_url {
+        checks.push(metadata_check(state, &config, raw, now).await);
+    }
     checks.push(Check::pass(
         "Service provider",
         format!(

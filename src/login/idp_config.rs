@@ -89,5 +89,8 @@ pub fn sp_config(state: &AppState, config: &IdpConfig) -> Result<saml::SpConfig>
             .ok_or_else(|| missing("IdPSSOURL"))?,
         idp_entity_id: config.idp_entity_id.clone(),
         certificates,
+        // Opened by the ACS (`login::sp_keys`), which alone decrypts.
+        decryption_keys: Vec::new(),
+        require_encrypted_assertions: config.require_encrypted_assertions,
     })
 }

@@ -193,10 +193,23 @@ impl Oidc {
 
     /// GETs a JSON document from the IdP (discovery, JWKS).
     async fn fetch(&self, url: &Url, what: &str) -> Result<Vec<u8>> {
+        self.fetch_document(url, what, "application/json", discovery::MAX_DOCUMENT_BYTES)
+            .await
+    }
+
+    /// GETs a document from an IdP (no redirects, the timeouts, at most `limit` bytes);
+    /// errors name `what` and the URL.
+    pub async fn fetch_document(
+        &self,
+        url: &Url,
+        what: &str,
+        accept: &str,
+        limit: usize,
+    ) -> Result<Vec<u8>> {
         let resp = self
             .http()
             .get(url.clone())
-            .header(reqwest::header::ACCEPT, "application/json")
+            .header(reqwest::header::ACCEPT, accept)
             .send()
             .await
             .map_err(|e| {
@@ -212,20 +225,18 @@ impl Oidc {
                 status.as_u16()
             )));
         }
-        http::read_body(resp, discovery::MAX_DOCUMENT_BYTES)
-            .await
-            .map_err(|e| {
-                Error::Sso(match e {
-                    http::BodyError::TooLarge(n) => format!(
-                        "the IdP's {what} at {url} is too large (over {} KiB)",
-                        n / 1024
-                    ),
-                    http::BodyError::Http(e) => format!(
-                        "{} ({url})",
-                        describe_http_error(&e, what, self.settings.timeout)
-                    ),
-                })
+        http::read_body(resp, limit).await.map_err(|e| {
+            Error::Sso(match e {
+                http::BodyError::TooLarge(n) => format!(
+                    "the IdP's {what} at {url} is too large (over {} KiB)",
+                    n / 1024
+                ),
+                http::BodyError::Http(e) => format!(
+                    "{} ({url})",
+                    describe_http_error(&e, what, self.settings.timeout)
+                ),
             })
+        })
     }
 
     /// The discovery document of `openid_url`, from the cache when fresh.

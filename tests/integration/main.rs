@@ -15,5 +15,6 @@ mod network;
 mod oidc;
 mod policy;
 mod saml;
+mod saml_enterprise;
 mod storage;
 mod token_exchange;

@@ -161,15 +161,51 @@ test('saml: bad certificate shown next to Certificate, then create; ACS URL and 
   assert((await text('#saml-Certificate-error')).startsWith('Certificate'), 'Certificate error');
   await page.fill('#saml-Certificate', pem);
   await page.fill('#saml-GroupsAttribute', 'Department Groups');
+  await page.check('#saml-SignAuthnRequests');
   await page.click('#saml-save');
   await waitText(page, '#form-saml .status', (t) => t === 'Created.');
   assert((await text('#saml-acs')).endsWith('/sso/saml/acs'), 'ACS URL shown');
   assert((await page.inputValue('#saml-Certificate')).includes('BEGIN CERTIFICATE'), 'certificate viewable');
   await waitText(page, '#saml-metadata', (t) => t.length > 0);
+  // Signing on: the metadata shown publishes the agent's signing certificate.
+  await waitText(page, '#saml-metadata', (t) => t.includes('AuthnRequestsSigned="true"') && t.includes('KeyDescriptor use="signing"'));
   await page.reload();
   await page.waitForSelector('#view-admin:not([hidden])');
   await openTab('saml');
   await waitValue(page, '#saml-GroupsAttribute', (v) => v === 'Department Groups');
+  assert(await page.isChecked('#saml-SignAuthnRequests'), 'SignAuthnRequests kept');
+  // The IdP certificate in use with its expiry; the agent's own two, then a rotation.
+  await waitText(page, '#saml-idp-certs', (t) => /days left/.test(t));
+  await waitText(page, '#saml-sp-keys', (t) => /signing/.test(t) && /encryption/.test(t) && /Amove agent SP/.test(t));
+  await page.click('#saml-sp-rotate');
+  await page.click('#confirm-ok');
+  await waitText(page, '#saml-sp-status', (t) => t === 'New keys published.');
+  eq(await page.locator('#saml-sp-keys li').count(), 4, 'old and new keys listed');
+  assert(await page.isVisible('#saml-sp-finish'), 'finish offered during the rotation');
+  await page.click('#saml-sp-finish');
+  await page.click('#confirm-ok');
+  await waitText(page, '#saml-sp-status', (t) => t === 'Previous keys retired.');
+  eq(await page.locator('#saml-sp-keys li').count(), 2, 'old keys retired');
+});
+
+test('saml: pasted IdP metadata fills the SSO URL, the entity ID and the certificate', async () => {
+  const dir = tempDir('amove-cert-');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=idp.pasted', '-days', '90',
+    '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')], { stdio: 'pipe' });
+  const pem = readFileSync(join(dir, 'c.pem'), 'utf8');
+  await openTab('saml');
+  const b64 = pem.replace(/-----[^-]+-----|\s/g, '');
+  const xml = `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="https://idp.pasted.example/metadata"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>${b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.pasted.example/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>`;
+  await page.fill('#saml-IdPSSOURL', '');
+  await page.fill('#saml-IdPEntityId', '');
+  await page.fill('#saml-Certificate', '');
+  await page.fill('#saml-IdPMetadataXML', xml);
+  await page.click('#saml-save');
+  await waitText(page, '#form-saml .status', (t) => t === 'Saved.');
+  await waitValue(page, '#saml-IdPSSOURL', (v) => v === 'https://idp.pasted.example/sso');
+  await waitValue(page, '#saml-IdPEntityId', (v) => v === 'https://idp.pasted.example/metadata');
+  assert((await page.inputValue('#saml-Certificate')).includes('BEGIN CERTIFICATE'), 'certificate from the metadata');
+  eq(await page.inputValue('#saml-IdPMetadataXML'), '', 'pasted XML not kept');
 });
 
 test('callback allow-list: a non-https URL is refused next to the field, an https one saved', async () => {
