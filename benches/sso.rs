@@ -42,6 +42,8 @@ fn saml_validations() {
         idp_sso_url: "https://idp.test/sso".into(),
         idp_entity_id: Some("https://idp.test".into()),
         certificates: vec![idp.cert_der.clone()],
+        decryption_keys: Vec::new(),
+        require_encrypted_assertions: false,
     };
     let mut spec = ResponseSpec::valid(
         "_req",

@@ -23,6 +23,9 @@ pub const DEFAULT_IDP_METADATA_TTL: Duration = Duration::from_secs(3600);
 /// Least time between two JWKS fetches caused by an ID token with an unknown `kid`.
 pub const DEFAULT_JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How often the policy file is checked for a change.
+pub const DEFAULT_POLICY_POLL_INTERVAL: Duration = Duration::from_secs(3);
+
 /// Settings of one running agent.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -49,10 +52,18 @@ pub struct Settings {
     /// Test setting: `GraphURL` may name a loopback URL (a Graph test double). Off in
     /// production; see [`crate::sso::urls::LOOPBACK_GRAPH_ENV`].
     pub loopback_graph: bool,
+    /// The managed configuration (policy) file the agent follows; `None`: none.
+    pub policy_path: Option<PathBuf>,
+    /// How often the policy file is checked for a change.
+    pub policy_poll_interval: Duration,
+    /// Proxy and trust store of requests to identity providers, as the environment (and a
+    /// policy) set them; the network setting stored through the API is laid over it.
+    pub net: crate::sso::net::NetSettings,
 }
 
 impl Settings {
-    /// Defaults for `data_dir`, everything else as documented.
+    /// Defaults for `data_dir`, everything else as documented (the policy file: the
+    /// platform's, [`crate::policy::default_path`]).
     pub fn new(addr: SocketAddr, data_dir: PathBuf) -> Self {
         Self {
             addr,
@@ -66,6 +77,9 @@ impl Settings {
             idp_metadata_ttl: DEFAULT_IDP_METADATA_TTL,
             jwks_refetch_interval: DEFAULT_JWKS_REFETCH_INTERVAL,
             loopback_graph: false,
+            policy_path: Some(crate::policy::default_path()),
+            policy_poll_interval: DEFAULT_POLICY_POLL_INTERVAL,
+            net: Default::default(),
         }
     }
 }

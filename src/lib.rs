@@ -3,6 +3,7 @@
 //! The desktop shell (`src-tauri/`) and the headless `amove-agent` binary both start the
 //! same server through [`server::run`]; tests drive [`api::router`] or the real binary.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod bootstrap;
@@ -11,7 +12,9 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+pub mod fields;
 pub mod login;
+pub mod policy;
 pub mod query;
 pub mod secret;
 pub mod server;

@@ -59,6 +59,23 @@ enum Command {
         #[arg(long, env = "AMOVE_TEST_ALLOW_LOOPBACK_GRAPH", hide = true,
               value_parser = clap::builder::BoolishValueParser::new())]
         test_allow_loopback_graph: bool,
+        /// The managed configuration file to follow (docs/policy.md). Default: the platform's
+        /// (/etc/amove/policy.json on Linux).
+        #[arg(long, env = "AMOVE_AGENT_POLICY")]
+        policy: Option<PathBuf>,
+        /// How often the policy file is checked for a change, in milliseconds.
+        #[arg(
+            long,
+            env = "AMOVE_AGENT_POLICY_POLL_MS",
+            default_value_t = 3000,
+            hide = true
+        )]
+        policy_poll_ms: u64,
+    },
+    /// Check a managed configuration (policy) file before pushing it to a fleet.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
     },
     /// Create the account and its owner admin (password from AMOVE_ADMIN_PASSWORD or a prompt).
     Init {
@@ -81,6 +98,16 @@ enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate FILE as the agent would (permissions, format, every value); exits non-zero
+    /// with one line per problem.
+    Check {
+        /// The policy file.
+        file: PathBuf,
     },
 }
 
@@ -147,12 +174,29 @@ fn main() -> ExitCode {
             data,
             session_ttl_secs,
             test_allow_loopback_graph,
-        } => serve(
-            addr,
-            data.path(),
-            session_ttl_secs,
-            test_allow_loopback_graph,
-        ),
+            policy,
+            policy_poll_ms,
+        } => {
+            let mut settings = Settings::new(addr, data.path());
+            settings.session_ttl = std::time::Duration::from_secs(session_ttl_secs.max(1));
+            settings.loopback_graph = test_allow_loopback_graph;
+            settings.net = match amove_agent::sso::net::NetSettings::from_env() {
+                Ok(n) => n,
+                Err(e) => {
+                    eprintln!("amove-agent: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Some(p) = policy {
+                settings.policy_path = Some(p);
+            }
+            settings.policy_poll_interval =
+                std::time::Duration::from_millis(policy_poll_ms.max(50));
+            serve(settings)
+        }
+        Command::Policy {
+            command: PolicyCommand::Check { file },
+        } => policy_check(&file),
         Command::Init {
             account,
             admin,
@@ -204,20 +248,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(
-    addr: std::net::SocketAddr,
-    data_dir: PathBuf,
-    session_ttl_secs: u64,
-    loopback_graph: bool,
-) -> Result<(), String> {
+fn serve(settings: Settings) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     runtime.block_on(async move {
-        let mut settings = Settings::new(addr, data_dir);
-        settings.session_ttl = std::time::Duration::from_secs(session_ttl_secs.max(1));
-        settings.loopback_graph = loopback_graph;
         let agent = server::start(settings).await.map_err(|e| e.to_string())?;
         println!("listening on http://{}", agent.local_addr());
         let _ = std::io::stdout().flush();
@@ -228,6 +264,46 @@ fn serve(
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// `policy check FILE`: the problems the agent would refuse the file for, one per line.
+fn policy_check(file: &std::path::Path) -> Result<(), String> {
+    use amove_agent::policy::{self, file::Read};
+    let name = file.display();
+    let bytes = match policy::file::read(file) {
+        Ok(Read::Bytes(b)) => b,
+        Ok(Read::Absent) => return Err(format!("policy file {name}: no such file")),
+        Err(reason) => return Err(format!("policy file {name}: {reason}")),
+    };
+    match policy::parse(file, &bytes, SystemClock.now(), false) {
+        Ok(p) => {
+            let keys: Vec<&str> = p.managed_keys().iter().map(|k| k.label()).collect();
+            let account = p
+                .account
+                .as_ref()
+                .map(|a| format!(" for account '{}'", a.identifier))
+                .unwrap_or_default();
+            println!(
+                "policy file {name}: OK{account}; manages {}",
+                if keys.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    keys.join(", ")
+                }
+            );
+            Ok(())
+        }
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("policy file {name}: {p}");
+            }
+            Err(format!(
+                "policy file {name}: {} problem(s); the agent would refuse it and keep its last \
+                 good configuration",
+                problems.len()
+            ))
+        }
+    }
 }
 
 fn open(data_dir: PathBuf) -> Result<amove_agent::store::Db, String> {

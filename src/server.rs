@@ -58,6 +58,9 @@ pub enum StartError {
         /// What failed.
         source: crate::Error,
     },
+    /// The network settings of IdP requests are not usable (a CA file that cannot be read).
+    #[error("cannot use the network settings: {0}")]
+    Network(String),
     /// The server failed while running.
     #[error("server error: {0}")]
     Serve(std::io::Error),
@@ -96,8 +99,10 @@ pub fn build_state(
     let auth = AuthService::new(db.clone(), keys, clock.clone(), ttl).map_err(data)?;
     let oidc =
         crate::sso::oidc::Oidc::new(crate::sso::oidc::OidcSettings::from_settings(&settings))
-            .map_err(data)?;
-    Ok(AppState::new(Inner {
+            .map_err(|e| StartError::Network(e.to_string()))?;
+    let policy = crate::policy::PolicyState::new(settings.policy_path.clone());
+    let state = AppState::new(Inner {
+        policy,
         db,
         auth,
         sealer,
@@ -108,13 +113,17 @@ pub fn build_state(
         desktop_logins: crate::login::DesktopLogins::default(),
         idp_cache: Default::default(),
         login_cache,
-    }))
+    });
+    crate::login::network::apply_stored(&state);
+    Ok(state)
 }
 
 /// A bound, not yet serving agent.
 pub struct Agent {
     listeners: Vec<TcpListener>,
     state: AppState,
+    /// The policy file as read at start, for the watcher to compare with.
+    policy_seen: Option<crate::policy::file::Fingerprint>,
 }
 
 impl Agent {
@@ -150,6 +159,10 @@ impl Agent {
             return Ok(());
         }
         let upkeep = tokio::spawn(maintenance(self.state.clone()));
+        let policy = tokio::spawn(crate::policy::watch::watch(
+            self.state.clone(),
+            self.policy_seen,
+        ));
         let app = api::router(self.state);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut servers = tokio::task::JoinSet::new();
@@ -168,6 +181,7 @@ impl Agent {
         }
         shutdown.await;
         upkeep.abort();
+        policy.abort();
         let _ = stop.send(true);
         let mut result = Ok(());
         while let Some(r) = servers.join_next().await {
@@ -205,6 +219,7 @@ pub async fn upkeep(state: &AppState) -> crate::Result<()> {
     let (audit, logins) = state
         .db
         .write(move |tx| {
+            crate::store::sp_keys::purge_retired(tx, now)?;
             Ok((
                 crate::store::audit::prune(tx, now)?,
                 crate::store::transactions::purge_expired(tx, now)?,
@@ -212,6 +227,7 @@ pub async fn upkeep(state: &AppState) -> crate::Result<()> {
         })
         .await?;
     tracing::debug!(revoked, audit, logins, "maintenance: expired rows removed");
+    crate::login::idp_metadata::refresh_due(state).await?;
     Ok(())
 }
 
@@ -311,7 +327,13 @@ pub async fn start(settings: Settings) -> Result<Agent, StartError> {
         );
     }
     let state = build_state(settings, local_addr, Arc::new(SystemClock))?;
-    Ok(Agent { listeners, state })
+    // The policy applies before the first request is served.
+    let policy_seen = crate::policy::watch::load_at_start(&state).await;
+    Ok(Agent {
+        listeners,
+        state,
+        policy_seen,
+    })
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

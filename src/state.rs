@@ -41,6 +41,8 @@ pub struct Inner {
     >,
     /// What every `sso_url` reads, exact for [`Db::epoch`](crate::store::Db::epoch).
     pub login_cache: crate::login::LoginCache,
+    /// The managed configuration: what the policy file manages, and why it is not applied.
+    pub policy: crate::policy::PolicyState,
 }
 
 impl std::ops::Deref for AppState {

@@ -8,6 +8,7 @@
 //   signin.js     password and SSO sign-in, sign-out, the desktop sign-in and first-run screens
 //   providers.js  the Okta, Entra ID and SAML forms, SAML SP metadata
 //   import.js     the Import tab
+//   network.js    the Network tab (the proxy of IdP requests)
 //   callbacks.js  the callback URL allow-list
 //   tokens.js     access tokens and the audit trail
 import {
@@ -17,6 +18,7 @@ import { enterAdmin, wireTabs } from './admin.js';
 import { wireCallbacks } from './callbacks.js';
 import { $, $$, current, show } from './dom.js';
 import { finishImportSignIn, wireImport } from './import.js';
+import { wireNetwork } from './network.js';
 import './providers.js'; // registers the Okta, Entra ID and SAML tabs
 import { finishSso, signinFinished, wireSignIn } from './signin.js';
 import { wireAudit } from './tokens.js';
@@ -25,6 +27,7 @@ import { wireAudit } from './tokens.js';
 for (const b of $$('.close-window')) b.addEventListener('click', closeWindow);
 wireSignIn();
 wireCallbacks();
+wireNetwork();
 wireAudit();
 wireImport();
 wireTabs();

@@ -2,6 +2,7 @@
 import { api } from './api.js';
 import { tabLoader } from './admin.js';
 import { $, clearErrors, formError, setBusy } from './dom.js';
+import { lockForm, managedBy } from './managed.js';
 
 tabLoader('callbacks', loadCallbacks);
 
@@ -14,6 +15,7 @@ async function loadCallbacks() {
   clearErrors(form);
   const r = await api('GET', '/sso/callback_urls');
   form.CallbackUrls.value = (r.CallbackUrls || []).join('\n');
+  lockForm(form, managedBy('CallbackUrls', r));
 }
 
 async function saveCallbacks(ev) {

@@ -44,7 +44,8 @@ export function formError(form, msg) {
 }
 
 export function setBusy(form, busy) {
-  for (const b of $$('button', form)) b.disabled = busy;
+  // A button a managed setting locked (managed.js) stays off.
+  for (const b of $$('button', form)) b.disabled = busy || b.dataset.locked === 'true';
   form.setAttribute('aria-busy', busy ? 'true' : 'false');
 }
 

@@ -3,23 +3,26 @@
 import { MASK, api } from './api.js';
 import { me, tabLoader } from './admin.js';
 import { $, clearErrors, confirmDialog, el, formError, setBusy, showFieldErrors } from './dom.js';
+import { lockForm, managedBy, policyStatus } from './managed.js';
 
 // Every seed field of each provider. `secret`: write-only; `cert`: PEM textarea.
 export const PROVIDERS = {
   okta: {
-    title: 'Okta (OpenID Connect)', label: 'Okta', path: 'okta',
+    title: 'Okta (OpenID Connect)', label: 'Okta', path: 'okta', policyKey: 'Okta',
     fields: [
       { name: 'ClientId', label: 'Client ID', required: true },
-      { name: 'ClientSecret', label: 'Client secret', secret: true, required: true },
+      { name: 'ClientSecret', label: 'Client secret (empty for a native app: recommended)', secret: true,
+        hint: 'A native/public app needs no secret (PKCE); clear the field to remove a stored one' },
       { name: 'OpenIdURL', label: 'OpenID configuration URL', required: true, type: 'url',
         hint: 'https://YOUR-TENANT.okta.com/.well-known/openid-configuration' },
     ],
   },
   entraId: {
-    title: 'Microsoft Entra ID (OpenID Connect)', label: 'Entra ID', path: 'entraId',
+    title: 'Microsoft Entra ID (OpenID Connect)', label: 'Entra ID', path: 'entraId', policyKey: 'EntraId',
     fields: [
       { name: 'ClientId', label: 'Application (client) ID', required: true },
-      { name: 'ClientSecret', label: 'Client secret', secret: true, required: true },
+      { name: 'ClientSecret', label: 'Client secret (empty for a "Mobile and desktop" app: recommended)', secret: true,
+        hint: 'A public client needs no secret (PKCE); clear the field to remove a stored one' },
       { name: 'OpenIdURL', label: 'OpenID configuration URL', required: true, type: 'url',
         hint: 'https://login.microsoftonline.com/TENANT-ID/v2.0/.well-known/openid-configuration' },
       { name: 'GraphURL', label: 'Microsoft Graph URL (optional)', type: 'url', hint: 'Default: https://graph.microsoft.com' },
@@ -28,16 +31,21 @@ export const PROVIDERS = {
     ],
   },
   saml: {
-    title: 'SAML 2.0', label: 'SAML', path: 'saml',
+    title: 'SAML 2.0', label: 'SAML', path: 'saml', policyKey: 'Saml',
     fields: [
-      { name: 'IdPSSOURL', label: 'IdP single sign-on URL', required: true, type: 'url' },
+      { name: 'IdPMetadataURL', label: 'IdP metadata URL (optional; fills the fields below)', type: 'url',
+        hint: 'The IdP\'s SAML metadata (https). Read again every 12 hours: a new signing certificate becomes the next certificate' },
+      { name: 'IdPMetadataXML', label: 'Or paste the IdP metadata XML (optional; not stored)', cert: true, transient: true },
+      { name: 'IdPSSOURL', label: 'IdP single sign-on URL (HTTP-Redirect; from the metadata when given)', type: 'url' },
       { name: 'SPEntityId', label: 'SP entity ID (this agent, as registered at the IdP)', required: true },
       { name: 'IdPEntityId', label: 'IdP entity ID (optional; checked against the response Issuer)' },
       { name: 'GroupsAttribute', label: 'Groups attribute (optional)',
         hint: 'Default: the first of groups, memberOf, the Microsoft groups claim, isMemberOf' },
-      { name: 'Certificate', label: 'IdP signing certificate (PEM or base64)', required: true, cert: true },
+      { name: 'Certificate', label: 'IdP signing certificate (PEM or base64; from the metadata when given)', cert: true },
       { name: 'NextCertificate', label: 'Next signing certificate (optional, for a rollover)', cert: true },
       { name: 'AllowExpiredCertificate', label: 'Accept an expired IdP certificate (only for an IdP that never rotates)', check: true },
+      { name: 'RequireEncryptedAssertions', label: 'Require encrypted assertions (give the IdP the encryption certificate from the SP metadata)', check: true },
+      { name: 'SignAuthnRequests', label: 'Sign AuthnRequests (give the IdP the signing certificate from the SP metadata)', check: true },
     ],
   },
 };
@@ -77,33 +85,103 @@ function providerForm(name) {
     el('input', { id: `${name}-Active`, name: 'Active', type: 'checkbox', 'aria-describedby': `${name}-Active-error` }),
     el('label', { for: `${name}-Active`, text: 'Active (used for sign-in; only one provider can be active)' }),
     el('p', { class: 'field-error', id: `${name}-Active-error` })));
-  if (name === 'saml') form.append(el('div', { class: 'field' }, el('span', { class: 'label', text: 'ACS URL (register at your IdP)' }),
-    el('code', { id: 'saml-acs' })));
+  if (name === 'saml') {
+    form.append(el('div', { class: 'field' }, el('span', { class: 'label', text: 'ACS URL (register at your IdP)' }),
+      el('code', { id: 'saml-acs' })));
+    form.append(el('div', { class: 'field' }, el('span', { class: 'label', text: 'IdP certificates in use' }),
+      el('ul', { id: 'saml-idp-certs', class: 'cert-list' })));
+  }
   form.append(el('p', { class: 'form-error', role: 'alert' }));
   form.append(el('p', { class: 'status', role: 'status', 'aria-live': 'polite' }));
   form.append(el('div', { class: 'actions' },
     el('button', { type: 'submit', class: 'primary', id: `${name}-save`, text: 'Save' }),
     el('button', { type: 'button', id: `${name}-test`, text: 'Test connection', onclick: () => testConnection(name) }),
+    name === 'saml' ? el('button', { type: 'button', id: 'saml-refresh', text: 'Refresh from metadata', onclick: refreshMetadata }) : null,
     el('button', { type: 'button', id: `${name}-delete`, class: 'danger', text: 'Delete', onclick: () => deleteProvider(name) })));
   form.append(el('div', { class: 'checks', id: `${name}-checks`, 'aria-live': 'polite' }));
   form.addEventListener('submit', (ev) => { ev.preventDefault(); saveProvider(name); });
   panel.append(form);
-  if (name === 'saml') panel.append(samlMetadataBlock());
+  if (name === 'saml') panel.append(samlMetadataBlock(), spKeysBlock());
   return form;
 }
 
 async function loadProvider(name) {
   const form = $(`#form-${name}`) || providerForm(name);
   clearErrors(form);
-  const cfg = await getProvider(name);
+  const [cfg, policy] = await Promise.all([getProvider(name), policyStatus()]);
   loaded[name] = cfg;
   fillProvider(name, form, cfg);
-  if (name === 'saml') loadSamlMetadata();
+  // Test connection changes nothing, so it stays usable on a managed configuration.
+  lockForm(form, managedBy(PROVIDERS[name].policyKey, cfg, policy), { none: !cfg, keep: [`${name}-test`] });
+  if (name === 'saml') { loadSamlMetadata(); loadSpKeys(); }
+}
+
+/** One line per certificate: subject, expiry, and a warning under 30 days. */
+function certItem(label, subject, notAfter, daysLeft) {
+  const soon = daysLeft < 30;
+  return el('li', { class: soon ? 'err' : 'ok' },
+    el('strong', { text: `${label}: ` }), `${subject} — until ${notAfter.slice(0, 10)} `,
+    el('span', { class: soon ? 'warning' : '', text: daysLeft < 0 ? '(expired)' : `(${daysLeft} days left${soon ? ': plan the rollover' : ''})` }));
+}
+
+function showIdpCertificates(cfg) {
+  const list = $('#saml-idp-certs');
+  if (!list) return;
+  const certs = (cfg && cfg.IdPCertificates) || [];
+  list.replaceChildren(...(certs.length ? certs.map((c) => certItem(c.Field, c.Subject, c.NotAfter, c.DaysLeft))
+    : [el('li', { text: 'None yet.' })]));
+  const refresh = $('#saml-refresh');
+  if (refresh) refresh.hidden = !(cfg && cfg.IdPMetadataURL);
+}
+
+async function refreshMetadata() {
+  const form = $('#form-saml');
+  clearErrors(form);
+  try {
+    const r = await api('POST', '/sso/saml/refresh_metadata');
+    await loadProvider('saml');
+    $('.status', form).textContent = r.Changes && r.Changes.length ? `Updated: ${r.Changes.join('; ')}` : 'Up to date with the IdP metadata.';
+  } catch (e) { formError(form, e.message); }
+}
+
+// The agent's SP key pairs (GET /sso/saml/sp_keys): certificates with expiry, rotation.
+function spKeysBlock() {
+  return el('section', { class: 'metadata', 'aria-labelledby': 'saml-sp-keys-title' },
+    el('h3', { id: 'saml-sp-keys-title', text: 'Agent (SP) certificates' }),
+    el('p', { text: 'Signing: give it to an IdP that requires signed AuthnRequests. Encryption: give it to an IdP that encrypts assertions.' }),
+    el('ul', { id: 'saml-sp-keys', class: 'cert-list' }),
+    el('div', { class: 'actions' },
+      el('button', { type: 'button', id: 'saml-sp-rotate', text: 'Roll the SP keys…', onclick: rotateSpKeys }),
+      el('button', { type: 'button', id: 'saml-sp-finish', text: 'Finish the rotation', onclick: finishRotation })),
+    el('p', { class: 'status', id: 'saml-sp-status', role: 'status' }));
+}
+
+async function loadSpKeys(view) {
+  const list = $('#saml-sp-keys');
+  try {
+    const r = view || await api('GET', '/sso/saml/sp_keys');
+    const keys = r.Keys || [];
+    list.replaceChildren(...keys.map((k) => certItem(
+      `${k.Use}${k.Status === 'retiring' ? ` (retiring ${k.RetireAt.slice(0, 10)})` : ''}${k.Signs ? ', signs now' : ''}`,
+      k.Subject, k.NotAfter, k.DaysLeft)));
+    $('#saml-sp-finish').hidden = !keys.some((k) => k.Status === 'retiring');
+    $('#saml-sp-rotate').hidden = keys.some((k) => k.Status === 'retiring');
+  } catch (e) { list.replaceChildren(el('li', { text: e.status === 404 ? 'Set up SAML first.' : e.message })); }
+}
+
+async function rotateSpKeys() {
+  if (!(await confirmDialog('Generate new SP keys? The new certificates are published next to the current ones for 30 days; give them to your IdP, then finish the rotation.'))) return;
+  try { await loadSpKeys(await api('POST', '/sso/saml/sp_keys/rotate', { json: { GraceDays: 30 } })); $('#saml-sp-status').textContent = 'New keys published.'; loadSamlMetadata(); } catch (e) { $('#saml-sp-status').textContent = e.message; }
+}
+
+async function finishRotation() {
+  if (!(await confirmDialog('Retire the previous SP keys now? An IdP that still has only the old certificates stops working.'))) return;
+  try { await loadSpKeys(await api('POST', '/sso/saml/sp_keys/finish_rotation', { json: {} })); $('#saml-sp-status').textContent = 'Previous keys retired.'; loadSamlMetadata(); } catch (e) { $('#saml-sp-status').textContent = e.message; }
 }
 
 function fillProvider(name, form, cfg) {
   for (const f of PROVIDERS[name].fields) {
-    const v = cfg ? (cfg[f.name] ?? '') : '';
+    const v = cfg && !f.transient ? (cfg[f.name] ?? '') : '';
     if (f.check) form[f.name].checked = v === true;
     else form[f.name].value = Array.isArray(v) ? v.join(', ') : v;
   }
@@ -113,9 +191,12 @@ function fillProvider(name, form, cfg) {
   $(`#${name}-save`).textContent = cfg ? 'Save changes' : 'Create';
   const secret = form.ClientSecret;
   if (secret) {
-    secret.placeholder = cfg ? 'Stored (write-only); type a new one to replace it' : '';
-    if (cfg) secret.value = MASK;
+    const stored = !!(cfg && cfg.ClientSecret);
+    secret.placeholder = stored ? 'Stored (write-only); type a new one to replace it'
+      : 'None: signs in as a public client';
+    secret.value = stored ? MASK : '';
   }
+  if (name === 'saml') showIdpCertificates(cfg);
   const acs = $('#saml-acs');
   if (acs) acs.textContent = (cfg && cfg.AcsURL) || `${location.protocol === 'http:' ? location.origin : 'http://localhost:29123'}/sso/saml/acs`;
 }
@@ -132,6 +213,8 @@ async function saveProvider(name) {
   }
   body.Active = form.Active.checked;
   const cfg = loaded[name];
+  // A stored secret whose field was cleared is removed ("" is the API's word for none).
+  if (form.ClientSecret && cfg && cfg.ClientSecret && !form.ClientSecret.value.trim()) body.ClientSecret = '';
   setBusy(form, true);
   try {
     const saved = cfg
@@ -139,6 +222,7 @@ async function saveProvider(name) {
       : await api('POST', `/sso/setup_${PROVIDERS[name].path}`, { json: body });
     loaded[name] = saved;
     fillProvider(name, form, saved);
+    if (name === 'saml') { loadSamlMetadata(); loadSpKeys(); }
     $('.status', form).textContent = cfg ? 'Saved.' : 'Created.';
   } catch (e) {
     if (e.code === 'DEFAULT') showFieldErrors(form, name, e.messages);

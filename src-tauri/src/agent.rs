@@ -13,7 +13,8 @@ use crate::state::Shell;
 use crate::windows::{self, View};
 
 /// Settings from the same environment as `amove-agent serve`: `AMOVE_AGENT_ADDR`,
-/// `AMOVE_AGENT_DATA_DIR`, `AMOVE_SESSION_TTL_SECS`.
+/// `AMOVE_AGENT_DATA_DIR`, `AMOVE_SESSION_TTL_SECS`, `AMOVE_AGENT_POLICY`, and the network
+/// settings (`AMOVE_AGENT_CA_FILE`, `HTTPS_PROXY`, `NO_PROXY` …).
 pub fn settings_from_env() -> Result<Settings, String> {
     let addr = match std::env::var("AMOVE_AGENT_ADDR") {
         Ok(s) if !s.trim().is_empty() => config::parse_addr(&s)?,
@@ -24,6 +25,10 @@ pub fn settings_from_env() -> Result<Settings, String> {
         .map(PathBuf::from)
         .unwrap_or_else(config::default_data_dir);
     let mut settings = Settings::new(addr, data_dir);
+    if let Some(p) = std::env::var_os("AMOVE_AGENT_POLICY").filter(|p| !p.is_empty()) {
+        settings.policy_path = Some(PathBuf::from(p));
+    }
+    settings.net = amove_agent::sso::net::NetSettings::from_env()?;
     if let Ok(ttl) = std::env::var("AMOVE_SESSION_TTL_SECS") {
         let secs: u64 = ttl.trim().parse().map_err(|_| {
             format!("AMOVE_SESSION_TTL_SECS must be a number of seconds, not '{ttl}'")

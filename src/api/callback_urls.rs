@@ -7,8 +7,9 @@ use axum::extract::State;
 use serde::Serialize;
 
 use crate::api::extract::{Admin, Fields};
+use crate::api::policy::ManagedView;
 use crate::error::{Error, Result};
-use crate::login::callback_url::{MAX_URLS, validate_allowed};
+use crate::policy::ManagedKey;
 use crate::state::AppState;
 use crate::store::audit::{self, NewEvent};
 use crate::store::callback_urls;
@@ -26,6 +27,9 @@ pub fn routes() -> Routes {
 pub struct CallbackUrls {
     /// Extra https callback URLs, sorted.
     pub callback_urls: Vec<String>,
+    /// Whether the policy file manages the list.
+    #[serde(flatten)]
+    pub managed: ManagedView,
 }
 
 #[utoipa::path(get, path = "/sso/callback_urls", tag = "admin", security(("token" = []), ("bearer" = [])),
@@ -36,7 +40,10 @@ async fn get_callback_urls(
 ) -> Result<Json<CallbackUrls>> {
     let aid = p.account_id();
     let callback_urls = state.db.read(move |c| callback_urls::list(c, aid)).await?;
-    Ok(Json(CallbackUrls { callback_urls }))
+    Ok(Json(CallbackUrls {
+        callback_urls,
+        managed: ManagedView::of(&state, aid, ManagedKey::CallbackUrls),
+    }))
 }
 
 #[utoipa::path(put, path = "/sso/callback_urls", tag = "admin", security(("token" = []), ("bearer" = [])), request_body = CallbackUrls,
@@ -46,24 +53,20 @@ async fn put_callback_urls(
     Admin(p): Admin,
     f: Fields,
 ) -> Result<Json<CallbackUrls>> {
+    state
+        .policy
+        .refuse_if_managed(p.account_id(), ManagedKey::CallbackUrls)?;
     let raw = f
         .opt_str_list("CallbackUrls")?
         .ok_or_else(|| Error::invalid("CallbackUrls is required (a list of https URLs)"))?;
-    if raw.len() > MAX_URLS {
-        return Err(Error::invalid(format!(
-            "CallbackUrls may hold at most {MAX_URLS} URLs"
-        )));
-    }
-    let mut urls = raw
-        .iter()
-        .map(|u| validate_allowed(u))
-        .collect::<Result<Vec<_>>>()?;
-    urls.sort();
-    urls.dedup();
+    let urls = crate::admin::callback_urls(&raw)?;
     let (aid, actor, now) = (p.account_id(), p.user.email.clone(), state.now());
+    let policy = state.policy.clone();
     let saved = state
         .db
         .write(move |tx| {
+            // Again inside the transaction: a policy applied since the check above wins.
+            policy.refuse_if_managed(aid, ManagedKey::CallbackUrls)?;
             callback_urls::replace(tx, aid, &urls)?;
             audit::record(
                 tx,
@@ -80,5 +83,6 @@ async fn put_callback_urls(
         .await?;
     Ok(Json(CallbackUrls {
         callback_urls: saved,
+        managed: ManagedView::of(&state, aid, ManagedKey::CallbackUrls),
     }))
 }

@@ -10,8 +10,10 @@ pub mod idp_view;
 pub mod import;
 pub mod links;
 pub mod login;
+pub mod network;
 pub mod openapi;
 pub mod pages;
+pub mod policy;
 pub mod routing;
 pub mod saml;
 pub mod session;
@@ -61,9 +63,11 @@ pub fn routes() -> Routes {
         .merge(audit::routes())
         .merge(login::routes())
         .merge(callback_urls::routes())
+        .merge(network::routes())
         .merge(saml::routes())
         .merge(import::routes())
         .merge(links::routes())
+        .merge(policy::routes())
 }
 
 async fn not_found(method: Method, uri: Uri) -> Response {

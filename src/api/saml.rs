@@ -1,21 +1,24 @@
-//! SAML 2.0 endpoints: the Assertion Consumer Service the IdP's page posts to, and the SP
-//! metadata admins register. Both translate only: the ACS's work is
-//! [`crate::login::acs`].
+//! SAML 2.0 endpoints: the Assertion Consumer Service the IdP's page posts to, the SP
+//! metadata admins register, and the agent's SP key pairs (list, rotate). All translate
+//! only: the work is [`crate::login::acs`] and [`crate::login::sp_keys`].
 //!
 //! The ACS answers browsers, so its failures are readable HTML pages, never a code.
 
-use crate::api::routing::Routes;
+use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use tracing::instrument;
 
-use crate::api::extract::{QueryParams, read_body, truncate};
+use crate::api::extract::{Admin, Fields, QueryParams, read_body, truncate};
 use crate::api::pages::PageError;
+use crate::api::routing::Routes;
 use crate::error::{Error, Result};
 use crate::login::acs::{self, AcsPost};
 use crate::login::audit_refusal;
+use crate::login::sp_keys;
 use crate::state::AppState;
 
 /// Routes of this module.
@@ -23,6 +26,124 @@ pub fn routes() -> Routes {
     Routes::new()
         .post("/sso/saml/acs", post_acs)
         .get("/sso/saml/metadata", get_metadata)
+        .post("/sso/saml/refresh_metadata", refresh_metadata)
+        .get("/sso/saml/sp_keys", get_sp_keys)
+        .post("/sso/saml/sp_keys/rotate", rotate_sp_keys)
+        .post("/sso/saml/sp_keys/finish_rotation", finish_sp_key_rotation)
+}
+
+/// What `POST /sso/saml/refresh_metadata` changed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct MetadataRefresh {
+    /// One line per change (also in the audit trail); empty when nothing changed.
+    pub changes: Vec<String>,
+}
+
+/// `POST /sso/saml/refresh_metadata`: reads the IdP's metadata now and applies a certificate
+/// rollover or a moved SSO URL (what the agent also does every 12 hours).
+#[utoipa::path(post, path = "/sso/saml/refresh_metadata", tag = "saml", security(("token" = []), ("bearer" = [])),
+    responses((status = 200, description = "What changed (each change also audited); `SSO` when the metadata cannot be read.", body = MetadataRefresh)))]
+async fn refresh_metadata(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+) -> Result<Json<MetadataRefresh>> {
+    let changes =
+        crate::login::idp_metadata::refresh(&state, p.account_id(), &p.user.email).await?;
+    Ok(Json(MetadataRefresh { changes }))
+}
+
+/// The account's SP key pairs (`GET /sso/saml/sp_keys`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct SpKeysView {
+    /// Signing keys first, then encryption keys; the active one of each first.
+    pub keys: Vec<SpKeyView>,
+}
+
+/// One SP key pair as an admin sees it: the certificate, never the private key.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct SpKeyView {
+    /// Id.
+    pub id: i64,
+    /// `signing` or `encryption`.
+    #[serde(rename = "Use")]
+    pub use_: &'static str,
+    /// `active`, or `retiring` during a rotation.
+    pub status: &'static str,
+    /// For a signing key: whether it signs AuthnRequests now.
+    pub signs: bool,
+    /// The certificate (PEM) to give the IdP.
+    pub certificate: String,
+    /// Its subject.
+    pub subject: String,
+    /// End of the certificate's validity (RFC 3339).
+    pub not_after: String,
+    /// Whole days until then.
+    pub days_left: i64,
+    /// When a retiring key stops working (RFC 3339).
+    pub retire_at: Option<String>,
+}
+
+async fn sp_keys_view(state: &AppState, account_id: i64) -> Result<Json<SpKeysView>> {
+    let now = state.now();
+    let keys = sp_keys::list(state, account_id).await?;
+    Ok(Json(SpKeysView {
+        keys: keys
+            .into_iter()
+            .map(|k| SpKeyView {
+                id: k.id,
+                use_: k.key_use.as_str(),
+                status: if k.retire_at.is_some() {
+                    "retiring"
+                } else {
+                    "active"
+                },
+                signs: k.signs,
+                subject: crate::sso::cert::parse("certificate", &k.certificate_pem)
+                    .map(|c| c.subject)
+                    .unwrap_or_default(),
+                certificate: k.certificate_pem,
+                not_after: crate::clock::rfc3339(k.not_after),
+                days_left: (k.not_after - now).div_euclid(86_400),
+                retire_at: k.retire_at.map(crate::clock::rfc3339),
+            })
+            .collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/sso/saml/sp_keys", tag = "saml", security(("token" = []), ("bearer" = [])),
+    responses((status = 200, description = "The account's SP signing and encryption key pairs (certificates, never private keys).", body = SpKeysView)))]
+async fn get_sp_keys(State(state): State<AppState>, Admin(p): Admin) -> Result<Json<SpKeysView>> {
+    sp_keys_view(&state, p.account_id()).await
+}
+
+/// `POST /sso/saml/sp_keys/rotate` `{"GraceDays": 30}`: new key pairs, published beside the
+/// old ones until the grace period ends (or the rotation is finished).
+#[utoipa::path(post, path = "/sso/saml/sp_keys/rotate", tag = "saml", security(("token" = []), ("bearer" = [])), request_body = RotateRequest,
+    responses((status = 200, description = "The key pairs after the rotation: the new ones active, the old ones retiring.", body = SpKeysView)))]
+async fn rotate_sp_keys(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+    f: Fields,
+) -> Result<Json<SpKeysView>> {
+    let grace = f
+        .opt_i64("GraceDays")?
+        .unwrap_or(sp_keys::DEFAULT_GRACE_DAYS);
+    sp_keys::rotate(&state, p.account_id(), &p.user.email, grace).await?;
+    sp_keys_view(&state, p.account_id()).await
+}
+
+/// `POST /sso/saml/sp_keys/finish_rotation`: the previous key pairs retire now.
+#[utoipa::path(post, path = "/sso/saml/sp_keys/finish_rotation", tag = "saml", security(("token" = []), ("bearer" = [])),
+    responses((status = 200, description = "The key pairs left: the retiring ones are gone.", body = SpKeysView)))]
+async fn finish_sp_key_rotation(
+    State(state): State<AppState>,
+    Admin(p): Admin,
+) -> Result<Json<SpKeysView>> {
+    sp_keys::finish_rotation(&state, p.account_id(), &p.user.email).await?;
+    sp_keys_view(&state, p.account_id()).await
 }
 
 #[instrument(skip_all)]
@@ -124,4 +245,13 @@ pub struct AcsForm {
     /// The RelayState of the AuthnRequest.
     #[serde(rename = "RelayState")]
     pub relay_state: Option<String>,
+}
+
+/// The body of `POST /sso/saml/sp_keys/rotate` (OpenAPI schema).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct RotateRequest {
+    /// Days the old key pairs keep working beside the new ones, 1 to 365 (default 30).
+    #[serde(rename = "GraceDays")]
+    #[schema(minimum = 1, maximum = 365)]
+    pub grace_days: Option<i64>,
 }

@@ -8,9 +8,11 @@ use axum::extract::{Path, State};
 use serde::Serialize;
 
 use crate::api::extract::{Admin, Auth, Fields};
+use crate::api::policy::ManagedView;
 use crate::auth::Principal;
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
+use crate::policy::ManagedKey;
 use crate::state::AppState;
 use crate::store::audit::{self, NewEvent};
 use crate::store::{accounts, tokens};
@@ -56,6 +58,9 @@ pub struct TokenView {
 pub struct TokenPolicy {
     /// Lifetime of new tokens in seconds; `null`: valid until revoked.
     pub access_token_lifetime_seconds: Option<i64>,
+    /// Whether the policy file manages it.
+    #[serde(flatten)]
+    pub managed: ManagedView,
 }
 
 fn token_view(t: &tokens::AccessToken, now: i64) -> TokenView {
@@ -144,6 +149,7 @@ async fn get_policy(State(state): State<AppState>, Admin(p): Admin) -> Result<Js
         .await?;
     Ok(Json(TokenPolicy {
         access_token_lifetime_seconds: ttl,
+        managed: ManagedView::of(&state, account_id, ManagedKey::AccessTokenLifetime),
     }))
 }
 
@@ -154,19 +160,17 @@ async fn put_policy(
     Admin(p): Admin,
     f: Fields,
 ) -> Result<Json<TokenPolicy>> {
-    const MAX: i64 = 10 * 366 * 86_400;
-    let ttl = f.opt_i64("AccessTokenLifetimeSeconds")?;
-    if let Some(t) = ttl
-        && !(1..=MAX).contains(&t)
-    {
-        return Err(Error::invalid(format!(
-            "AccessTokenLifetimeSeconds must be from 1 to {MAX}, or null for tokens valid until revoked"
-        )));
-    }
+    state
+        .policy
+        .refuse_if_managed(p.account_id(), ManagedKey::AccessTokenLifetime)?;
+    let ttl = crate::admin::access_token_lifetime(f.opt_i64("AccessTokenLifetimeSeconds")?)?;
     let (account_id, actor, now) = (p.account_id(), p.user.email.clone(), state.now());
+    let policy = state.policy.clone();
     state
         .db
         .write(move |tx| {
+            // Again inside the transaction: a policy applied since the check above wins.
+            policy.refuse_if_managed(account_id, ManagedKey::AccessTokenLifetime)?;
             accounts::set_access_token_ttl(tx, account_id, ttl)?;
             let detail = match ttl {
                 Some(t) => format!("access tokens now expire after {t} s"),
@@ -181,5 +185,6 @@ async fn put_policy(
         .await?;
     Ok(Json(TokenPolicy {
         access_token_lifetime_seconds: ttl,
+        managed: ManagedView::of(&state, account_id, ManagedKey::AccessTokenLifetime),
     }))
 }

@@ -56,9 +56,19 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../ui/callbacks.js"),
     ),
     (
+        "network.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/network.js"),
+    ),
+    (
         "tokens.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../ui/tokens.js"),
+    ),
+    (
+        "managed.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/managed.js"),
     ),
     (
         "style.css",

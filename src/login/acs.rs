@@ -9,9 +9,10 @@ use url::Url;
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::{Error, Result};
 use crate::login::idp_config::{acs_url, sp_config};
-use crate::login::{audit_refusal, seal_context};
+use crate::login::{audit_refusal, seal_context, sp_keys};
 use crate::secret::Secret;
 use crate::sso::saml;
+use crate::sso::saml::sp_keys::KeyUse;
 use crate::state::AppState;
 use crate::store::idp::{self, Kind};
 use crate::store::{accounts, replay, transactions};
@@ -96,7 +97,13 @@ async fn validate_and_issue(
                 "the SAML configuration changed since this sign-in started; start again".into(),
             ))
         })?;
-    let sp = sp_config(state, &config).map_err(fail)?;
+    let mut sp = sp_config(state, &config).map_err(fail)?;
+    sp.decryption_keys = sp_keys::in_force(state, config.account_id, KeyUse::Encryption)
+        .await
+        .map_err(fail)?
+        .iter()
+        .map(|k| k.private.clone())
+        .collect();
     // A SAML transaction always has its AuthnRequest's ID; never compare with "" instead.
     let request_id = t
         .saml_request_id
@@ -113,7 +120,13 @@ async fn validate_and_issue(
     })
     .await
     .map_err(|e| fail(Error::internal(format!("SAML validation task: {e}"))))?
-    .map_err(|msg| fail(Error::Security(msg)))?;
+    .map_err(|msg| {
+        // The IdP may have switched keys: read its metadata again (rate-limited).
+        if msg == saml::SIGNATURE_INVALID {
+            crate::login::idp_metadata::refresh_after_signature_failure(state, &config);
+        }
+        fail(Error::Security(msg))
+    })?;
 
     let code = random_token().map_err(fail)?;
     let code_hash = sha256_hex(&code);
@@ -165,7 +178,22 @@ pub async fn sp_metadata(state: &AppState, ident: &str) -> Result<String> {
                 crate::text::truncate(&ident, 64)
             ))
         })?;
-    let entity = config.sp_entity_id.unwrap_or_default();
-    let xml = saml::sp_metadata(&entity, &acs_url(state));
-    Ok(xml)
+    let mut m = saml::SpMetadata {
+        entity_id: config.sp_entity_id.clone().unwrap_or_default(),
+        acs_url: acs_url(state),
+        authn_requests_signed: config.sign_authn_requests,
+        signing_certificates: Vec::new(),
+        encryption_certificates: Vec::new(),
+    };
+    // Keys are generated on first use: only a configuration that signs publishes (and so
+    // creates) a signing key.
+    if config.sign_authn_requests {
+        let keys = sp_keys::in_force(state, config.account_id, KeyUse::Signing).await?;
+        m.signing_certificates = keys.iter().map(|k| k.certificate_pem.clone()).collect();
+    }
+    // The encryption certificate is always published: an IdP that reads the metadata may
+    // encrypt (ADFS does so by itself), and the ACS decrypts.
+    let keys = sp_keys::in_force(state, config.account_id, KeyUse::Encryption).await?;
+    m.encryption_certificates = keys.iter().map(|k| k.certificate_pem.clone()).collect();
+    Ok(saml::sp_metadata(&m))
 }

@@ -27,6 +27,10 @@ pub struct LoginCache {
     last_purge: AtomicI64,
     /// Ids of new login transactions.
     pub(crate) ids: transactions::IdAllocator,
+    /// The agent's opened SAML keys.
+    pub(crate) sp_keys: crate::login::sp_keys::SpKeyCache,
+    /// When each SAML configuration's metadata was last read.
+    pub(crate) metadata_reads: crate::login::idp_metadata::RefreshTimes,
 }
 
 impl LoginCache {

@@ -64,7 +64,11 @@ async fn test_oidc(state: &AppState, aid: i64, kind: Kind) -> Result<ConnectionT
         config.active,
     )];
     checks.push(match idp_config::client_secret(state, &config) {
-        Ok(_) => Check::pass("Client secret", "stored and readable"),
+        Ok(Some(_)) => Check::pass("Client secret", "stored and readable"),
+        Ok(None) => Check::pass(
+            "Client secret",
+            "none: the agent signs in as a public client (PKCE)",
+        ),
         Err(_) => Check::fail(
             "Client secret",
             "the stored secret cannot be read; set it again",
@@ -74,10 +78,61 @@ async fn test_oidc(state: &AppState, aid: i64, kind: Kind) -> Result<ConnectionT
     checks.extend(
         state
             .oidc
-            .check_connection(&openid_url, kind, state.now())
+            .check_connection(
+                &openid_url,
+                kind,
+                config.client_secret_enc.is_some(),
+                state.now(),
+            )
             .await,
     );
     Ok(ConnectionTest::of(checks))
+}
+
+/// The IdP's metadata, read now (nothing is applied): it must parse, name the configured
+/// entity, and publish the certificates in use; what a refresh would change is listed.
+async fn metadata_check(
+    state: &AppState,
+    config: &crate::store::idp::IdpConfig,
+    raw: &str,
+    now: i64,
+) -> Check {
+    const NAME: &str = "IdP metadata";
+    let url = match crate::sso::urls::parse_idp_url("IdPMetadataURL", raw) {
+        Ok(u) => u,
+        Err(e) => return Check::fail(NAME, e),
+    };
+    let m = match crate::login::idp_metadata::fetch(state, &url).await {
+        Ok(m) => m,
+        Err(e) => return Check::fail(NAME, e.user_text()),
+    };
+    if let Some(want) = &config.idp_entity_id
+        && want != &m.entity_id
+    {
+        return Check::fail(
+            NAME,
+            format!(
+                "the metadata at {url} describes {}, not IdPEntityId {want}",
+                m.entity_id
+            ),
+        );
+    }
+    let plan = crate::login::idp_metadata::plan(config, &m, now);
+    let mut detail = format!(
+        "{url}: entity {}, {} signing certificate(s), SSO URL {}",
+        m.entity_id,
+        m.signing_certificates.len(),
+        m.sso_url
+    );
+    if plan.changes.is_empty() {
+        detail.push_str("; the configuration is up to date");
+    } else {
+        detail.push_str(&format!(
+            "; a refresh would apply: {}",
+            plan.changes.join("; ")
+        ));
+    }
+    Check::pass(NAME, detail)
 }
 
 async fn test_saml(state: &AppState, aid: i64, account_identifier: &str) -> Result<ConnectionTest> {
@@ -124,6 +179,9 @@ async fn test_saml(state: &AppState, aid: i64, account_identifier: &str) -> Resu
         "IdP SSO URL",
         config.idp_sso_url.clone().unwrap_or_default(),
     ));
+    if let Some(raw) = &config.idp_metadata_url {
+        checks.push(metadata_check(state, &config, raw, now).await);
+    }
     checks.push(Check::pass(
         "Service provider",
         format!(

@@ -245,7 +245,7 @@ pub(crate) async fn oidc_exchange(
             &CodeExchange {
                 kind: config.kind,
                 client_id,
-                client_secret: &secret,
+                client_secret: secret.as_ref(),
                 code,
                 pkce_verifier: &verifier,
                 redirect_uri: &t.callback_url,

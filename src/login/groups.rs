@@ -128,7 +128,7 @@ async fn my_groups(
     token: &Secret,
 ) -> Result<Vec<DirGroup>, directory::DirError> {
     let graph = idp_config::graph_url(state, config).map_err(directory::DirError)?;
-    directory::graph_my_groups(state.oidc.http(), &graph, token, state.now()).await
+    directory::graph_my_groups(&state.oidc.http(), &graph, token, state.now()).await
 }
 
 fn known_external_ids(

@@ -15,15 +15,17 @@ pub fn secret_context(account_id: i64, kind: Kind) -> String {
     format!("idp_configs:{account_id}:{}:client_secret", kind.as_str())
 }
 
-/// Opens the stored client secret of an OIDC configuration (for the sign-in code exchange).
-pub fn client_secret(state: &AppState, c: &IdpConfig) -> Result<Secret> {
-    let sealed = c
-        .client_secret_enc
+/// Opens the stored client secret of an OIDC configuration (for the sign-in code exchange);
+/// `None` for a public client, which has none.
+pub fn client_secret(state: &AppState, c: &IdpConfig) -> Result<Option<Secret>> {
+    c.client_secret_enc
         .as_deref()
-        .ok_or_else(|| Error::internal("OIDC configuration without a client secret"))?;
-    state
-        .sealer
-        .open_secret(sealed, &secret_context(c.account_id, c.kind))
+        .map(|sealed| {
+            state
+                .sealer
+                .open_secret(sealed, &secret_context(c.account_id, c.kind))
+        })
+        .transpose()
 }
 
 /// The configuration's Graph root, checked again where a token is about to be sent to it (a
@@ -87,5 +89,8 @@ pub fn sp_config(state: &AppState, config: &IdpConfig) -> Result<saml::SpConfig>
             .ok_or_else(|| missing("IdPSSOURL"))?,
         idp_entity_id: config.idp_entity_id.clone(),
         certificates,
+        // Opened by the ACS (`login::sp_keys`), which alone decrypts.
+        decryption_keys: Vec::new(),
+        require_encrypted_assertions: config.require_encrypted_assertions,
     })
 }

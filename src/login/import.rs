@@ -188,10 +188,10 @@ pub async fn read_directory(
                     .ok()
                     .and_then(|u| Url::parse(&u.origin().ascii_serialization()).ok())
                     .ok_or_else(|| Error::internal("OpenIdURL is not a URL"))?;
-                directory::okta(http, &origin, &signed_in.access_token, now).await
+                directory::okta(&http, &origin, &signed_in.access_token, now).await
             } else {
                 let graph = idp_config::graph_url(state, &config).map_err(Error::Sso)?;
-                directory::graph(http, &graph, &signed_in.access_token, now).await
+                directory::graph(&http, &graph, &signed_in.access_token, now).await
             };
             let relations =
                 fetched.map_err(|e| Error::Sso(format!("reading the directory failed: {e}")))?;

@@ -26,8 +26,11 @@ pub mod complete;
 pub mod desktop;
 pub mod groups;
 pub mod idp_config;
+pub mod idp_metadata;
 pub mod import;
 pub mod link;
+pub mod network;
+pub mod sp_keys;
 pub mod start;
 
 pub use cache::LoginCache;

@@ -8,7 +8,7 @@ use url::Url;
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::{Error, Result};
 use crate::login::cache::login_context;
-use crate::login::{audit_refusal, callback_url, idp_config, seal_context};
+use crate::login::{audit_refusal, callback_url, idp_config, seal_context, sp_keys};
 use crate::secret::Secret;
 use crate::sso::oidc::{self, AuthRequest};
 use crate::sso::saml;
@@ -151,7 +151,13 @@ async fn start_saml_login(
     let handle = transactions::handle::new(id)?;
     let handle_hash = sha256_hex(&handle);
     let relay_state = transactions::handle::new(id)?;
-    let request = saml::redirect_request(&sp, &relay_state, now).map_err(Error::internal)?;
+    let key = match config.sign_authn_requests {
+        true => Some(sp_keys::signing_key(state, account_id).await?),
+        false => None,
+    };
+    let request =
+        saml::redirect_request(&sp, &relay_state, now, key.as_deref().map(|k| &k.private))
+            .map_err(Error::internal)?;
     let url = Url::parse(&request.url).map_err(|_| Error::internal("AuthnRequest URL"))?;
     let protocol = ProtocolState {
         nonce: None,

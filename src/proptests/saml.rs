@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use proptest::prelude::*;
 
 use super::{config, flip, flipped};
-use crate::sso::saml::testing::{ResponseSpec, TestIdp, encode, strip_xml_decl};
+use crate::sso::saml::testing::{ResponseSpec, TestIdp, encode, sp_config, strip_xml_decl};
 use crate::sso::saml::{SpConfig, validate_response};
 
 const ACS: &str = "http://localhost:29123/sso/saml/acs";
@@ -75,13 +75,7 @@ fn fixture() -> &'static Fixture {
             // every truncation cuts into the Response.
             .trim_end()
             .to_string();
-        let sp = SpConfig {
-            sp_entity_id: SP.into(),
-            acs_url: ACS.into(),
-            idp_sso_url: "https://idp.corp.test/sso".into(),
-            idp_entity_id: Some(ISSUER.into()),
-            certificates: vec![idp.cert_der.clone()],
-        };
+        let sp = sp_config(&idp, SP, ACS, ISSUER);
         let spans = spans(&xml);
         Fixture {
             sp,

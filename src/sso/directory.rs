@@ -169,11 +169,13 @@ impl Api<'_> {
     }
 }
 
-fn without_url(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "it did not answer in time"
+fn without_url(e: &reqwest::Error) -> String {
+    if let Some(cause) = crate::sso::net::describe(e) {
+        cause
+    } else if e.is_timeout() {
+        "it did not answer in time".into()
     } else {
-        "the connection failed"
+        "the connection failed".into()
     }
 }
 

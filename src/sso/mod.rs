@@ -5,6 +5,7 @@ pub mod cert;
 pub mod directory;
 pub mod groups;
 pub mod http;
+pub mod net;
 pub mod oidc;
 pub mod saml;
 pub mod urls;

@@ -26,7 +26,7 @@ pub use exchange::{CodeExchange, MAX_TOKEN_RESPONSE_BYTES, RawIdToken, SignedInA
 pub use identity::{IdpIdentity, identity};
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use jsonwebtoken::DecodingKey;
@@ -36,7 +36,7 @@ use url::Url;
 use crate::domain::Kind;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
-use crate::sso::http;
+use crate::sso::{http, net};
 use discovery::Discovered;
 use jwks::{KeySet, Lookup};
 
@@ -51,6 +51,8 @@ pub struct OidcSettings {
     pub metadata_ttl: i64,
     /// Least seconds between two JWKS fetches caused by an unknown `kid`.
     pub jwks_refetch_interval: i64,
+    /// Proxy and trust store.
+    pub net: net::NetSettings,
 }
 
 impl OidcSettings {
@@ -62,13 +64,21 @@ impl OidcSettings {
             timeout: s.idp_timeout,
             metadata_ttl: secs(s.idp_metadata_ttl),
             jwks_refetch_interval: secs(s.jwks_refetch_interval),
+            net: s.net.clone(),
         }
     }
 }
 
 /// The shared OIDC machinery: one HTTP client and the caches.
 pub struct Oidc {
-    http: reqwest::Client,
+    /// Rebuilt when the network setting changes ([`Oidc::set_network`]).
+    http: RwLock<reqwest::Client>,
+    /// The network settings from the environment or a policy, under the agent's own setting
+    /// (`settings.net` at start; [`Oidc::set_base_network`] when a policy changes).
+    base_net: RwLock<net::NetSettings>,
+    /// Held by whoever changes the network settings (an admin's save, a policy's), so that
+    /// one change's client never replaces a later one's.
+    network_change: tokio::sync::Mutex<()>,
     settings: OidcSettings,
     discovery: Mutex<HashMap<(String, bool), Arc<Discovered>>>,
     jwks: jwks::Cache,
@@ -87,7 +97,9 @@ pub(crate) fn idp_text(s: &str) -> String {
 }
 
 fn describe_http_error(e: &reqwest::Error, what: &str, timeout: Duration) -> String {
-    if e.is_timeout() {
+    if let Some(cause) = net::describe(e) {
+        format!("{cause} (the IdP's {what})")
+    } else if e.is_timeout() {
         format!(
             "the IdP's {what} did not answer within {} s",
             timeout.as_secs().max(1)
@@ -102,28 +114,74 @@ fn describe_http_error(e: &reqwest::Error, what: &str, timeout: Duration) -> Str
 }
 
 impl Oidc {
-    /// The machinery with an HTTP client that follows no redirects (SSRF) and gives up
-    /// after the configured timeouts.
+    /// The machinery with an HTTP client ([`net::client`]) that follows no redirects (SSRF),
+    /// gives up after the configured timeouts and goes through the configured proxy with the
+    /// OS trust store. An unusable network setting (a CA file that cannot be read) is an
+    /// error: the agent does not start trusting less than it was told to.
     pub fn new(settings: OidcSettings) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.timeout)
-            .user_agent(concat!("amove-agent/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::internal(format!("http client: {e}")))?;
+        let http = Self::client(&settings, &settings.net)?;
         Ok(Self {
-            http,
+            http: RwLock::new(http),
+            base_net: RwLock::new(settings.net.clone()),
+            network_change: tokio::sync::Mutex::new(()),
             settings,
             discovery: Mutex::new(HashMap::new()),
             jwks: jwks::Cache::default(),
         })
     }
 
-    /// The HTTP client for IdP requests (no redirects, the configured timeouts): the
-    /// directory APIs of an import use it too.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
+    fn client(settings: &OidcSettings, net: &net::NetSettings) -> Result<reqwest::Client> {
+        net::client(
+            net,
+            net::Timeouts {
+                connect: settings.connect_timeout,
+                total: settings.timeout,
+            },
+        )
+        .map_err(Error::Invalid)
+    }
+
+    /// The HTTP client for IdP requests (no redirects, the configured timeouts, proxy and
+    /// trust store): the directory APIs of an import use it too. Cheap: a shared handle.
+    pub fn http(&self) -> reqwest::Client {
+        // A panic while holding the lock leaves the previous client, which is whole.
+        self.http.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The network settings from the environment or a policy (what the agent's own setting
+    /// is laid over).
+    pub fn base_network(&self) -> net::NetSettings {
+        self.base_net
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the environment's or policy's network settings (a policy file changed); the
+    /// caller applies the result with [`Oidc::set_network`].
+    pub fn set_base_network(&self, net: net::NetSettings) {
+        *self.base_net.write().unwrap_or_else(|p| p.into_inner()) = net;
+    }
+
+    /// Serialises changes of the network settings: hold it from reading the settings to
+    /// applying (and storing) the new ones.
+    pub async fn lock_network(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.network_change.lock().await
+    }
+
+    /// Whether an HTTP client can be built for `net` (its CA file readable and holding
+    /// certificates), without using it.
+    pub fn check_network(&self, net: &net::NetSettings) -> Result<()> {
+        Self::client(&self.settings, net).map(|_| ())
+    }
+
+    /// Replaces the HTTP client with one for `net` (the network setting changed); requests
+    /// under way finish with the old one. Discovery documents and keys stay cached: they do
+    /// not depend on the route they came by.
+    pub fn set_network(&self, net: &net::NetSettings) -> Result<()> {
+        let http = Self::client(&self.settings, net)?;
+        *self.http.write().unwrap_or_else(|p| p.into_inner()) = http;
+        Ok(())
     }
 
     fn lock_discovery(
@@ -135,10 +193,23 @@ impl Oidc {
 
     /// GETs a JSON document from the IdP (discovery, JWKS).
     async fn fetch(&self, url: &Url, what: &str) -> Result<Vec<u8>> {
+        self.fetch_document(url, what, "application/json", discovery::MAX_DOCUMENT_BYTES)
+            .await
+    }
+
+    /// GETs a document from an IdP (no redirects, the timeouts, at most `limit` bytes);
+    /// errors name `what` and the URL.
+    pub async fn fetch_document(
+        &self,
+        url: &Url,
+        what: &str,
+        accept: &str,
+        limit: usize,
+    ) -> Result<Vec<u8>> {
         let resp = self
-            .http
+            .http()
             .get(url.clone())
-            .header(reqwest::header::ACCEPT, "application/json")
+            .header(reqwest::header::ACCEPT, accept)
             .send()
             .await
             .map_err(|e| {
@@ -154,20 +225,18 @@ impl Oidc {
                 status.as_u16()
             )));
         }
-        http::read_body(resp, discovery::MAX_DOCUMENT_BYTES)
-            .await
-            .map_err(|e| {
-                Error::Sso(match e {
-                    http::BodyError::TooLarge(n) => format!(
-                        "the IdP's {what} at {url} is too large (over {} KiB)",
-                        n / 1024
-                    ),
-                    http::BodyError::Http(e) => format!(
-                        "{} ({url})",
-                        describe_http_error(&e, what, self.settings.timeout)
-                    ),
-                })
+        http::read_body(resp, limit).await.map_err(|e| {
+            Error::Sso(match e {
+                http::BodyError::TooLarge(n) => format!(
+                    "the IdP's {what} at {url} is too large (over {} KiB)",
+                    n / 1024
+                ),
+                http::BodyError::Http(e) => format!(
+                    "{} ({url})",
+                    describe_http_error(&e, what, self.settings.timeout)
+                ),
             })
+        })
     }
 
     /// The discovery document of `openid_url`, from the cache when fresh.
@@ -194,6 +263,19 @@ impl Oidc {
         }
         map.insert(key, d.clone());
         Ok(d)
+    }
+
+    /// How a client with a secret authenticates at `openid_url`'s token endpoint, by the
+    /// discovery document in the cache (fresh or not); `None` when it has not been read.
+    pub fn cached_client_auth(
+        &self,
+        openid_url: &str,
+        kind: Kind,
+    ) -> Option<discovery::ClientAuth> {
+        let key = (openid_url.to_string(), kind == Kind::Entra);
+        self.lock_discovery()
+            .get(&key)
+            .and_then(|d| d.client_auth(true).ok())
     }
 
     async fn discover_fresh(&self, doc_url: &Url, kind: Kind, now: i64) -> Result<Discovered> {

@@ -9,17 +9,21 @@
 //!
 //! Beside this file: `authn_request` (the AuthnRequest), `response` (validation of what the
 //! ACS receives), `envelope` (the Response envelope it checks first), `metadata` (SP and IdP
-//! metadata) and [`testing`] (a signing IdP for tests and the benchmark).
+//! metadata), `sp_keys` (the agent's key pairs and redirect signatures) and [`testing`] (a signing IdP for tests and the benchmark).
 
 mod authn_request;
 mod envelope;
+pub mod idp_metadata;
 mod metadata;
 mod response;
+pub mod sp_keys;
 pub mod testing;
+pub mod xmlenc;
 
 pub use authn_request::{RedirectRequest, redirect_request};
-pub use metadata::sp_metadata;
-pub use response::{SamlIdentity, validate_response};
+pub use idp_metadata::{IdpMetadata, parse_idp_metadata};
+pub use metadata::{SpMetadata, sp_metadata};
+pub use response::{SIGNATURE_INVALID, SamlIdentity, validate_response};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -48,6 +52,11 @@ pub struct SpConfig {
     pub idp_entity_id: Option<String>,
     /// The IdP signing certificates (DER): the current one and, during a rollover, the next.
     pub certificates: Vec<Vec<u8>>,
+    /// The agent's SP encryption keys in force (the active one, and one retiring after a
+    /// rotation): what an `EncryptedAssertion` or `EncryptedID` is decrypted with.
+    pub decryption_keys: Vec<openssl::pkey::PKey<openssl::pkey::Private>>,
+    /// Refuse plain (unencrypted) assertions.
+    pub require_encrypted_assertions: bool,
 }
 
 /// Decodes certificates stored as PEM into DER.
@@ -62,3 +71,7 @@ pub fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 #[path = "saml_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "saml_enc_tests.rs"]
+mod enc_tests;

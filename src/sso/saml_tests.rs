@@ -3,28 +3,22 @@
 use super::testing::{ResponseSpec, TestIdp, encode, status_xml, strip_xml_decl};
 use super::*;
 
-const ACS: &str = "http://localhost:29123/sso/saml/acs";
-const SP: &str = "https://amove.test/sp";
-const ISSUER: &str = "https://idp.corp.test/metadata";
-const REQ: &str = "_req123";
+pub(super) const ACS: &str = "http://localhost:29123/sso/saml/acs";
+pub(super) const SP: &str = "https://amove.test/sp";
+pub(super) const ISSUER: &str = "https://idp.corp.test/metadata";
+pub(super) const REQ: &str = "_req123";
 
 // The test IdP's own wall clock.
 #[allow(clippy::disallowed_methods)]
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn sp(idp: &TestIdp) -> SpConfig {
-    SpConfig {
-        sp_entity_id: SP.into(),
-        acs_url: ACS.into(),
-        idp_sso_url: "https://idp.corp.test/sso".into(),
-        idp_entity_id: Some(ISSUER.into()),
-        certificates: vec![idp.cert_der.clone()],
-    }
+pub(super) fn sp(idp: &TestIdp) -> SpConfig {
+    super::testing::sp_config(idp, SP, ACS, ISSUER)
 }
 
-fn spec() -> ResponseSpec {
+pub(super) fn spec() -> ResponseSpec {
     ResponseSpec::valid(REQ, ACS, SP, ISSUER, "alice@corp.test", now())
 }
 
@@ -383,7 +377,7 @@ fn xsw8_signed_assertion_in_an_object_of_the_evil_signature() {
 fn redirect_request_is_deflated_and_names_issuer_and_acs() {
     use std::io::Read;
     let idp = TestIdp::new().unwrap();
-    let r = redirect_request(&sp(&idp), "relay-123", now()).unwrap();
+    let r = redirect_request(&sp(&idp), "relay-123", now(), None).unwrap();
     let url = url::Url::parse(&r.url).unwrap();
     assert!(r.url.starts_with("https://idp.corp.test/sso?"));
     let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
@@ -404,12 +398,76 @@ fn flate2_inflate(raw: &[u8]) -> impl std::io::Read + '_ {
 
 #[test]
 fn metadata_names_entity_and_acs() {
-    let m = sp_metadata("https://amove.test/sp?a=1&b=\"2\"", ACS);
+    let m = sp_metadata(&SpMetadata {
+        entity_id: "https://amove.test/sp?a=1&b=\"2\"".into(),
+        acs_url: ACS.into(),
+        ..SpMetadata::default()
+    });
     assert!(
         m.contains(r#"entityID="https://amove.test/sp?a=1&amp;b=&quot;2&quot;""#),
         "{m}"
     );
     assert!(m.contains(ACS) && m.contains(NAMEID_EMAIL));
+    assert!(m.contains(r#"AuthnRequestsSigned="false""#) && !m.contains("KeyDescriptor"));
+}
+
+#[test]
+fn metadata_of_a_signing_sp_publishes_its_certificates() {
+    let a = super::sp_keys::generate("a", now())
+        .unwrap()
+        .certificate_pem;
+    let b = super::sp_keys::generate("b", now())
+        .unwrap()
+        .certificate_pem;
+    let m = sp_metadata(&SpMetadata {
+        entity_id: SP.into(),
+        acs_url: ACS.into(),
+        authn_requests_signed: true,
+        signing_certificates: vec![a.clone(), b.clone()],
+        encryption_certificates: vec![],
+    });
+    assert!(m.contains(r#"AuthnRequestsSigned="true""#), "{m}");
+    assert_eq!(m.matches(r#"<md:KeyDescriptor use="signing">"#).count(), 2);
+    // Each certificate's DER, as base64, is in an X509Certificate the IdP can read back.
+    for pem in [a, b] {
+        let der = pem_to_der(&pem).unwrap();
+        assert!(m.contains(&format!(
+            "<ds:X509Certificate>{}</ds:X509Certificate>",
+            STANDARD.encode(der)
+        )));
+    }
+    // Schema order: KeyDescriptor before NameIDFormat and the ACS.
+    assert!(m.find("KeyDescriptor").unwrap() < m.find("NameIDFormat").unwrap());
+}
+
+#[test]
+fn a_signed_redirect_request_keeps_the_sso_urls_own_query_and_signs_the_three_parameters() {
+    let idp = TestIdp::new().unwrap();
+    let mut config = sp(&idp);
+    config.idp_sso_url = "https://idp.corp.test/sso?idpid=C0abc".into();
+    let g = super::sp_keys::generate("t", now()).unwrap();
+    let key = super::sp_keys::private_key(&g.private_pkcs8).unwrap();
+    let r = redirect_request(&config, "relay-123", now(), Some(&key)).unwrap();
+    let (base, query) = r.url.split_once("&SAMLRequest=").unwrap();
+    assert_eq!(base, "https://idp.corp.test/sso?idpid=C0abc");
+    let names: Vec<_> = form_urlencoded::parse(format!("SAMLRequest={query}").as_bytes())
+        .map(|(k, _)| k.into_owned())
+        .collect();
+    assert_eq!(names, ["SAMLRequest", "RelayState", "SigAlg", "Signature"]);
+    // No enveloped signature in the XML: the binding's signature is the query's.
+    let q: std::collections::HashMap<_, _> = url::Url::parse(&r.url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    let mut xml = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2_inflate(&STANDARD.decode(&q["SAMLRequest"]).unwrap()),
+        &mut xml,
+    )
+    .unwrap();
+    assert!(!xml.contains("Signature"), "{xml}");
+    assert_eq!(q["SigAlg"], super::sp_keys::RSA_SHA256);
 }
 
 // The Response envelope is checked whatever is signed: with only the assertion signed, samael

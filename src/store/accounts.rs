@@ -82,6 +82,15 @@ pub fn set_audit_retention(conn: &Connection, id: i64, days: Option<i64>) -> Res
     Ok(())
 }
 
+/// Sets the account's display name.
+pub fn set_name(conn: &Connection, id: i64, name: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE accounts SET name = ?2 WHERE id = ?1",
+        params![id, name],
+    )?;
+    Ok(())
+}
+
 /// Sets the lifetime of access tokens issued from now on (`None`: until revoked).
 pub fn set_access_token_ttl(conn: &Connection, id: i64, ttl: Option<i64>) -> Result<()> {
     conn.execute(

@@ -44,6 +44,12 @@ pub struct IdpConfig {
     pub allowed_tenants: Vec<String>,
     /// SAML: whether an expired IdP certificate still verifies (an admin's explicit choice).
     pub allow_expired_certificate: bool,
+    /// SAML: whether the agent signs its AuthnRequests (HTTP-Redirect binding signature).
+    pub sign_authn_requests: bool,
+    /// SAML: whether a plain (unencrypted) assertion is refused.
+    pub require_encrypted_assertions: bool,
+    /// SAML: the IdP's metadata URL, read again for certificate rollover.
+    pub idp_metadata_url: Option<String>,
     /// Raised by every update: what a pending login is bound to.
     pub version: i64,
     /// Last change.
@@ -51,7 +57,7 @@ pub struct IdpConfig {
 }
 
 const COLUMNS: &str = "id, account_id, kind, active, client_id, client_secret_enc, openid_url, \
-     graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, idp_entity_id, updated_at, groups_attribute, allowed_tenants, allow_expired_certificate, version";
+     graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, idp_entity_id, updated_at, groups_attribute, allowed_tenants, allow_expired_certificate, version, sign_authn_requests, require_encrypted_assertions, idp_metadata_url";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<IdpConfig> {
     let kind: String = r.get(2)?;
@@ -77,6 +83,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<IdpConfig> {
             .unwrap_or_default(),
         allow_expired_certificate: r.get(16)?,
         version: r.get(17)?,
+        sign_authn_requests: r.get(18)?,
+        require_encrypted_assertions: r.get(19)?,
+        idp_metadata_url: r.get(20)?,
     })
 }
 
@@ -162,8 +171,10 @@ pub fn insert(conn: &Connection, c: &IdpConfig, now: i64) -> Result<i64> {
         "INSERT INTO idp_configs (account_id, kind, active, client_id, client_secret_enc, \
          openid_url, graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, \
          idp_entity_id, created_at, updated_at, groups_attribute, allowed_tenants, \
-         allow_expired_certificate) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16)",
+         allow_expired_certificate, sign_authn_requests, require_encrypted_assertions, \
+         idp_metadata_url) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, ?17, \
+         ?18, ?19)",
         params![
             c.account_id,
             c.kind.as_str(),
@@ -180,7 +191,10 @@ pub fn insert(conn: &Connection, c: &IdpConfig, now: i64) -> Result<i64> {
             now,
             c.groups_attribute,
             tenants_column(&c.allowed_tenants),
-            c.allow_expired_certificate
+            c.allow_expired_certificate,
+            c.sign_authn_requests,
+            c.require_encrypted_assertions,
+            c.idp_metadata_url
         ],
     )
     .map_err(|e| map_write_error(e, c))?;
@@ -196,7 +210,8 @@ pub fn update(conn: &Connection, c: &IdpConfig, now: i64) -> Result<bool> {
              openid_url = ?6, graph_url = ?7, certificate = ?8, next_certificate = ?9, \
              sp_entity_id = ?10, idp_sso_url = ?11, idp_entity_id = ?12, updated_at = ?13, \
              groups_attribute = ?15, allowed_tenants = ?16, allow_expired_certificate = ?17, \
-             version = version + 1 WHERE id = ?1 AND account_id = ?2 AND kind = ?14",
+             sign_authn_requests = ?18, require_encrypted_assertions = ?19, \
+             idp_metadata_url = ?20, version = version + 1 WHERE id = ?1 AND account_id = ?2 AND kind = ?14",
             params![
                 c.id,
                 c.account_id,
@@ -214,11 +229,45 @@ pub fn update(conn: &Connection, c: &IdpConfig, now: i64) -> Result<bool> {
                 c.kind.as_str(),
                 c.groups_attribute,
                 tenants_column(&c.allowed_tenants),
-                c.allow_expired_certificate
+                c.allow_expired_certificate,
+                c.sign_authn_requests,
+                c.require_encrypted_assertions,
+                c.idp_metadata_url
             ],
         )
         .map_err(|e| map_write_error(e, c))?;
     Ok(n == 1)
+}
+
+/// Applies a certificate rollover read from the IdP's metadata to configuration `id`, if it
+/// is still at `version`; false when it changed meanwhile. The version is raised only when
+/// the SSO URL moves: a new `NextCertificate` from the same IdP does not void the sign-ins
+/// under way.
+pub fn apply_rollover(
+    conn: &Connection,
+    id: i64,
+    version: i64,
+    certificate: Option<&str>,
+    next_certificate: Option<&str>,
+    idp_sso_url: Option<&str>,
+    now: i64,
+) -> Result<bool> {
+    let n = conn.execute(
+        "UPDATE idp_configs SET certificate = ?3, next_certificate = ?4, \
+         version = version + (idp_sso_url IS NOT ?5), idp_sso_url = ?5, updated_at = ?6 \
+         WHERE id = ?1 AND version = ?2",
+        params![id, version, certificate, next_certificate, idp_sso_url, now],
+    )?;
+    Ok(n == 1)
+}
+
+/// `(id, account_id)` of every SAML configuration with an `IdPMetadataURL`.
+pub fn with_metadata_url(conn: &Connection) -> Result<Vec<(i64, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, account_id FROM idp_configs WHERE kind = 'saml' AND idp_metadata_url IS NOT NULL",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Deletes the account's configuration of this kind; returns what was deleted.

@@ -20,6 +20,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0009_links_per_account.sql"),
     include_str!("../../migrations/0010_allow_expired_certificate.sql"),
     include_str!("../../migrations/0011_config_versions.sql"),
+    include_str!("../../migrations/0012_public_clients.sql"),
+    include_str!("../../migrations/0013_agent_settings.sql"),
+    include_str!("../../migrations/0014_saml_sp_keys.sql"),
 ];
 
 /// Applies every migration the database has not seen, each in its own transaction.
@@ -93,6 +96,45 @@ mod tests {
             conn.execute(
                 "INSERT INTO user_idp_links (user_id, provider, issuer, subject, linked_at) \
                  VALUES (1, 'entra', 'https://login/t-2/v2.0', 't-2/o1', 40)",
+                [],
+            )
+            .is_err()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn migration_12_keeps_configurations_and_allows_public_clients() -> Result<()> {
+        let mut conn = Connection::open_in_memory()?;
+        apply_up_to(&mut conn, 11)?;
+        let public = "INSERT INTO idp_configs (account_id, kind, active, client_id, openid_url, \
+                      created_at, updated_at) VALUES (1, 'entra', 0, 'c2', 'https://e', 0, 0)";
+        conn.execute_batch(
+            "INSERT INTO accounts (id, identifier, name, created_at) VALUES (1, 'acme', 'Acme', 0);
+             INSERT INTO idp_configs (id, account_id, kind, active, client_id, client_secret_enc,
+                                      openid_url, allowed_tenants, version, created_at, updated_at)
+                 VALUES (7, 1, 'okta', 1, 'c1', 'sealed', 'https://o', '[\"t\"]', 3, 1, 2);",
+        )?;
+        // Before: a secret was required.
+        assert!(conn.execute(public, []).is_err());
+        apply(&mut conn)?;
+        let row: (i64, String, String, i64) = conn.query_row(
+            "SELECT id, client_secret_enc, allowed_tenants, version FROM idp_configs \
+             WHERE kind = 'okta'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        assert_eq!(row, (7, "sealed".into(), "[\"t\"]".into(), 3));
+        conn.execute(public, [])?;
+        // A second active configuration is still refused, and SAML still needs its fields.
+        assert!(
+            conn.execute("UPDATE idp_configs SET active = 1 WHERE kind = 'entra'", [])
+                .is_err()
+        );
+        assert!(
+            conn.execute(
+                "INSERT INTO idp_configs (account_id, kind, active, created_at, updated_at) \
+                 VALUES (1, 'saml', 0, 0, 0)",
                 [],
             )
             .is_err()

@@ -30,6 +30,8 @@ pub mod links;
 mod migrations;
 pub mod replay;
 pub mod sessions;
+pub mod settings;
+pub mod sp_keys;
 pub mod tokens;
 pub mod transactions;
 pub mod users;

@@ -167,6 +167,8 @@ impl Agent {
         cmd.args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .env("AMOVE_LOG", "debug")
+            // No policy file unless a test gives one: the machine's must not leak in.
+            .env("AMOVE_AGENT_POLICY", dir.join("no-policy.json"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));

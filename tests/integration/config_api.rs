@@ -64,6 +64,7 @@ async fn okta_setup_get_update_delete_roundtrip() {
     assert!(saved["Id"].as_i64().is_some());
     assert_eq!(saved["ClientId"], "0oa1okta");
     assert_eq!(saved["ClientSecret"], "********");
+    assert_eq!(saved["ClientAuth"], "client_secret_basic");
     assert_eq!(
         saved["OpenIdURL"],
         "https://acme.okta.com/.well-known/openid-configuration"
@@ -228,13 +229,8 @@ async fn each_validation_failure_names_its_field() {
         ),
         (
             "/sso/setup_okta",
-            json!({"ClientId": "c", "OpenIdURL": "https://a.test"}),
-            "ClientSecret is required",
-        ),
-        (
-            "/sso/setup_okta",
-            json!({"ClientId": "c", "ClientSecret": "", "OpenIdURL": "https://a.test"}),
-            "ClientSecret must not be blank",
+            json!({"ClientId": "c", "ClientSecret": "  ", "OpenIdURL": "https://a.test"}),
+            "ClientSecret must not be blank (send \"\" for a public client without a secret)",
         ),
         (
             "/sso/setup_okta",
@@ -322,10 +318,14 @@ async fn several_invalid_fields_are_reported_together() {
     let a = Agent::with_account().await;
     let t = a.admin_token().await;
     let r = a
-        .post_json("/sso/setup_okta", Some(&t), &json!({"OpenIdURL": "nope"}))
+        .post_json(
+            "/sso/setup_okta",
+            Some(&t),
+            &json!({"OpenIdURL": "nope", "ClientSecret": 7}),
+        )
         .await;
     r.assert_problem(499, "DEFAULT", "ClientId is required");
-    r.assert_problem(499, "DEFAULT", "ClientSecret is required");
+    r.assert_problem(499, "DEFAULT", "ClientSecret must be a string");
     r.assert_problem(499, "DEFAULT", "OpenIdURL must be an absolute https URL");
 }
 
@@ -509,6 +509,103 @@ async fn the_stored_secret_never_follows_a_new_idp_or_client() {
         ),
         "{audit}"
     );
+}
+
+/// Whether a client secret is stored for `kind` (the API's name: `okta`, `entraId`).
+fn has_stored_secret(agent: &Agent, kind: &str) -> bool {
+    let kind = kind.trim_end_matches("Id");
+    let conn = rusqlite::Connection::open(agent.data_dir.join("agent.db")).expect("db");
+    conn.query_row(
+        "SELECT client_secret_enc IS NOT NULL FROM idp_configs WHERE kind = ?1",
+        [kind],
+        |r| r.get(0),
+    )
+    .expect("row")
+}
+
+#[tokio::test]
+async fn a_configuration_without_a_secret_is_a_public_client() {
+    let a = Agent::with_account().await;
+    let t = a.admin_token().await;
+    for (kind, mut body) in [("okta", okta()), ("entraId", entra())] {
+        body.as_object_mut().map(|o| o.remove("ClientSecret"));
+        let saved = a
+            .post_json(&format!("/sso/setup_{kind}"), Some(&t), &body)
+            .await;
+        assert_eq!(saved.status, 200, "{}", saved.text);
+        let saved = saved.json();
+        assert_eq!(saved["ClientSecret"], Value::Null, "{saved}");
+        assert_eq!(saved["ClientAuth"], "none");
+        assert_eq!(
+            a.get(&format!("/sso/get_{kind}"), Some(&t)).await.json(),
+            saved
+        );
+        assert!(!has_stored_secret(&a, kind));
+        // Sent back as read, or with the mask: still none (the mask never invents one).
+        let mut masked = saved.clone();
+        masked["ClientSecret"] = json!("********");
+        for body in [&saved, &masked] {
+            let r = a
+                .put_json(&format!("/sso/update_{kind}"), Some(&t), body)
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            assert_eq!(r.json()["ClientAuth"], "none");
+        }
+        assert!(!has_stored_secret(&a, kind));
+    }
+    // "" on setup says the same as omitting it.
+    a.delete("/sso/delete_okta", Some(&t)).await;
+    let mut empty = okta();
+    empty["ClientSecret"] = json!("");
+    let r = a.post_json("/sso/setup_okta", Some(&t), &empty).await;
+    assert_eq!(r.json()["ClientAuth"], "none", "{}", r.text);
+    assert!(!has_stored_secret(&a, "okta"));
+}
+
+#[tokio::test]
+async fn an_empty_secret_on_update_removes_the_stored_one_and_it_is_audited() {
+    let (a, t, saved) = with_okta().await;
+    assert_eq!(saved["ClientAuth"], "client_secret_basic");
+    let mut public = saved.clone();
+    public["ClientSecret"] = json!("");
+    let r = a.put_json("/sso/update_okta", Some(&t), &public).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["ClientSecret"], Value::Null);
+    assert_eq!(r.json()["ClientAuth"], "none");
+    assert!(!has_stored_secret(&a, "okta"));
+    let audit = a.get("/sso/audit", Some(&t)).await.text;
+    assert!(
+        audit.contains("ClientSecret removed (public client)"),
+        "{audit}"
+    );
+    // A secret set again makes it confidential again.
+    let mut confidential = r.json();
+    confidential["ClientSecret"] = json!("new-secret-0042");
+    let r = a
+        .put_json("/sso/update_okta", Some(&t), &confidential)
+        .await;
+    assert_eq!(r.json()["ClientSecret"], "********");
+    assert_eq!(r.json()["ClientAuth"], "client_secret_basic");
+    assert_eq!(stored_secret(&a, "okta"), "new-secret-0042");
+}
+
+#[tokio::test]
+async fn a_public_client_may_move_to_another_idp_and_a_removed_secret_goes_nowhere() {
+    let (a, t, saved) = with_okta().await;
+    // Moving while removing the secret: nothing is left to follow the move.
+    let mut moved = saved.clone();
+    moved["OpenIdURL"] = json!("https://other.okta.com/.well-known/openid-configuration");
+    moved["ClientSecret"] = json!("");
+    let r = a.put_json("/sso/update_okta", Some(&t), &moved).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(!has_stored_secret(&a, "okta"));
+    // A public client moves again with the mask or without the field.
+    let mut again = r.json();
+    again["OpenIdURL"] = json!("https://third.okta.com/.well-known/openid-configuration");
+    again["ClientId"] = json!("0oa-native");
+    let r = a.put_json("/sso/update_okta", Some(&t), &again).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["ClientAuth"], "none");
 }
 
 #[tokio::test]

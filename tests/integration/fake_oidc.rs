@@ -631,8 +631,15 @@ impl Drop for RealOp {
     }
 }
 
-/// A client of the OP whose redirect URIs are `redirect_uris`.
+/// A client of the OP whose redirect URIs are `redirect_uris`; a public one (no secret)
+/// when `auth` is `none`.
 pub fn op_client(client_id: &str, secret: &str, auth: &str, redirect_uris: &[&str]) -> Value {
+    if auth == "none" {
+        let mut c = op_client(client_id, secret, "client_secret_basic", redirect_uris);
+        c["token_endpoint_auth_method"] = json!("none");
+        c.as_object_mut().map(|o| o.remove("client_secret"));
+        return c;
+    }
     json!({
         "client_id": client_id,
         "client_secret": secret,

@@ -44,17 +44,33 @@ async fn fixture_with(
     issuer: Option<&str>,
     tweak: impl FnOnce(&mut amove_agent::config::Settings),
 ) -> Fixture {
+    fixture_with_secret(kind, prefix, issuer, CLIENT_SECRET, tweak).await
+}
+
+/// [`fixture_with`] with the configuration's client secret (`""`: a public client).
+async fn fixture_with_secret(
+    kind: &str,
+    prefix: &str,
+    issuer: Option<&str>,
+    secret: &str,
+    tweak: impl FnOnce(&mut amove_agent::config::Settings),
+) -> Fixture {
     let idp = FakeIdp::start(prefix, issuer).await;
     let agent = TestAgent::start(tweak).await;
     agent.add_user(ANN, "Ann Example");
     agent
-        .setup_oidc(kind, CLIENT_ID, CLIENT_SECRET, &idp.openid_url())
+        .setup_oidc(kind, CLIENT_ID, secret, &idp.openid_url())
         .await;
     Fixture { agent, idp }
 }
 
 async fn okta() -> Fixture {
     fixture_with("okta", "", None, |_| {}).await
+}
+
+/// An Okta fixture whose configuration has no client secret (a public client).
+async fn fixture_public() -> Fixture {
+    fixture_with_secret("okta", "", None, "", |_| {}).await
 }
 
 impl Fixture {
@@ -192,6 +208,38 @@ async fn uses_client_secret_post_when_the_provider_offers_only_that() {
     assert_eq!(form["client_id"], CLIENT_ID);
     assert_eq!(form["client_secret"], CLIENT_SECRET);
     assert!(auth.is_none());
+    // The configuration says which method the agent chose.
+    let got = f
+        .agent
+        .get("/sso/get_okta", Some(&f.agent.admin_token()))
+        .await
+        .json();
+    assert_eq!(got["ClientAuth"], "client_secret_post", "{got}");
+}
+
+#[tokio::test]
+async fn a_public_client_sends_its_client_id_and_verifier_and_no_secret() {
+    let f = fixture_public().await;
+    // Even an IdP that lists only secret methods (as Entra ID does) gets no secret.
+    f.idp
+        .set_auth_methods(&["client_secret_basic", "client_secret_post"]);
+    let b = f.begin().await;
+    assert_jwt(&f.finish(&b, TestKey::a().sign(&f.claims(&b.nonce))).await);
+    let (form, auth) = f.idp.last_token_request().unwrap();
+    assert_eq!(form["client_id"], CLIENT_ID);
+    assert!(!form.contains_key("client_secret"), "{form:?}");
+    assert!(auth.is_none(), "{auth:?}");
+    assert_eq!(
+        s256(&form["code_verifier"]),
+        param(&b.url, "code_challenge").unwrap()
+    );
+    let got = f
+        .agent
+        .get("/sso/get_okta", Some(&f.agent.admin_token()))
+        .await
+        .json();
+    assert_eq!(got["ClientAuth"], "none");
+    assert_eq!(got["ClientSecret"], Value::Null);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -658,7 +706,7 @@ async fn disallowed_callback_urls_are_refused_until_an_admin_allows_them() {
     assert_eq!(put.status, 200, "{}", put.text);
     assert_eq!(
         f.agent.get("/sso/callback_urls", Some(&admin)).await.json(),
-        json!({"CallbackUrls": ["https://app.acme.test/cb"]})
+        json!({"CallbackUrls": ["https://app.acme.test/cb"], "Managed": false})
     );
     assert_eq!(
         f.agent
@@ -1164,6 +1212,16 @@ fn op_users() -> Value {
 /// The real OP with one client whose redirect URI is `callback`, and an agent whose
 /// account has Alice and an active `kind` configuration for it.
 async fn real(kind: &str, issuer_path: &str, auth: &str) -> (TestAgent, RealOp) {
+    real_with(kind, issuer_path, auth, CLIENT_SECRET).await
+}
+
+/// [`real`] with the client secret the agent is given (`""`: none, a public client).
+async fn real_with(
+    kind: &str,
+    issuer_path: &str,
+    auth: &str,
+    agent_secret: &str,
+) -> (TestAgent, RealOp) {
     let agent = TestAgent::start(|_| {}).await;
     let cb = agent.own_callback();
     let op = RealOp::start(&json!({
@@ -1179,7 +1237,7 @@ async fn real(kind: &str, issuer_path: &str, auth: &str) -> (TestAgent, RealOp) 
         op.origin
     );
     agent
-        .setup_oidc(kind, CLIENT_ID, CLIENT_SECRET, &openid_url)
+        .setup_oidc(kind, CLIENT_ID, agent_secret, &openid_url)
         .await;
     (agent, op)
 }
@@ -1260,6 +1318,120 @@ async fn entra_shaped_sign_in_end_to_end_with_a_tenant_issuer() {
             format!("{}{path}", op.origin),
             format!("{TENANT}/{ALICE_OID}")
         )
+    );
+}
+
+#[tokio::test]
+async fn a_public_client_signs_in_at_the_real_provider_with_pkce_and_no_secret() {
+    // The OP's client is registered with token_endpoint_auth_method "none": it refuses any
+    // client authentication, so the sign-in succeeds only as a public client.
+    for (kind, path) in [
+        ("okta", String::new()),
+        ("entraId", format!("/{TENANT}/v2.0")),
+    ] {
+        let (agent, _op) = real_with(kind, &path, "none", "").await;
+        let got = agent
+            .get(&format!("/sso/get_{kind}"), Some(&agent.admin_token()))
+            .await
+            .json();
+        assert_eq!(got["ClientAuth"], "none", "{got}");
+        let jwt = real_sign_in(&agent, &Browser::new()).await;
+        assert_eq!(whoami(&agent, &jwt).await["Username"], ALICE, "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn the_real_provider_refuses_a_public_client_without_pkce() {
+    let (agent, op) = real_with("okta", "", "none", "").await;
+    let cb = agent.own_callback();
+    let browser = Browser::new();
+    let a = agent.sso_url(ALICE, &cb).await;
+    let url = a.json()["Url"].as_str().unwrap().to_string();
+
+    // The agent's authorization request, with the PKCE parameters replaced by `challenge`
+    // (or left out).
+    let with_challenge = |challenge: Option<&str>| {
+        let mut u = url::Url::parse(&url).unwrap();
+        let mut kept: Vec<(String, String)> = u
+            .query_pairs()
+            .filter(|(k, _)| !k.starts_with("code_challenge"))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        if let Some(c) = challenge {
+            kept.push(("code_challenge".into(), c.into()));
+            kept.push(("code_challenge_method".into(), "S256".into()));
+        }
+        u.query_pairs_mut().clear().extend_pairs(kept);
+        u.to_string()
+    };
+
+    // No code_challenge in the authorization request: the OP answers an error, no code.
+    let back = browser
+        .login(&with_challenge(None), ALICE, ALICE_PASSWORD, &cb)
+        .await;
+    assert_eq!(
+        param(&back, "error").as_deref(),
+        Some("invalid_request"),
+        "{back}"
+    );
+    assert!(param(&back, "code").is_none(), "{back}");
+
+    // A code issued for a challenge is not redeemed without its verifier, asked at the OP's
+    // token endpoint as a public client (client_id in the body, no secret); with the
+    // verifier the same request succeeds, so the verifier is what was missing.
+    let verifier = "a-test-verifier-of-forty-three-or-more-characters-0123456789";
+    let back = browser
+        .login(
+            &with_challenge(Some(&s256(verifier))),
+            ALICE,
+            ALICE_PASSWORD,
+            &cb,
+        )
+        .await;
+    let code = param(&back, "code").unwrap_or_else(|| panic!("no code in {back}"));
+    let redeem = |verifier: Option<&str>| {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", cb.as_str()),
+            ("client_id", CLIENT_ID),
+        ];
+        form.extend(verifier.map(|v| ("code_verifier", v)));
+        reqwest::Client::new()
+            .post(format!("{}/token", op.origin))
+            .form(&form)
+            .send()
+    };
+    let resp = redeem(None).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert!(body.get("access_token").is_none() && body.get("id_token").is_none());
+    let resp = redeem(Some(verifier)).await.unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["id_token"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn a_public_configuration_for_a_confidential_app_says_how_to_fix_it() {
+    // The OP expects a secret; the agent has none: the IdP's words, then what to do.
+    let (agent, _op) = real_with("okta", "", "client_secret_basic", "").await;
+    let cb = agent.own_callback();
+    let a = agent.sso_url(ALICE, &cb).await;
+    let url = a.json()["Url"].as_str().unwrap().to_string();
+    let identifier = a.json()["Identifier"].as_str().unwrap().to_string();
+    let back = Browser::new().login(&url, ALICE, ALICE_PASSWORD, &cb).await;
+    let code = param(&back, "code").unwrap();
+    let r = agent.authenticate(&identifier, &code, &cb).await;
+    r.assert_problem(
+        499,
+        "SSO",
+        "the IdP refused the authorization code: invalid_client",
+    );
+    r.assert_problem(
+        499,
+        "SSO",
+        "register the application at the IdP as a native/public app",
     );
 }
 

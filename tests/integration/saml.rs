@@ -10,19 +10,19 @@ use serde_json::{Value, json};
 
 use crate::common::{Agent, add_user};
 
-const SP: &str = "https://amove.test/sp";
-const ISSUER: &str = "https://idp.corp.test/metadata";
+pub(crate) const SP: &str = "https://amove.test/sp";
+pub(crate) const ISSUER: &str = "https://idp.corp.test/metadata";
 const CALLBACK: &str = "http://127.0.0.1:9/cb";
 
 // The test IdP's own wall clock (the agent under test reads its own).
 #[allow(clippy::disallowed_methods)]
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// An agent with account `acme`, an active SAML configuration trusting `idp`, and the SSO
 /// user alice@corp.test.
-async fn agent_with_saml(idp: &TestIdp) -> (Agent, String) {
+pub(crate) async fn agent_with_saml(idp: &TestIdp) -> (Agent, String) {
     let a = Agent::with_account().await;
     let t = a.admin_token().await;
     let r = a
@@ -39,7 +39,7 @@ async fn agent_with_saml(idp: &TestIdp) -> (Agent, String) {
 }
 
 /// Starts a SAML sign-in; returns (Identifier, AuthnRequest ID, RelayState).
-async fn start(a: &Agent, username: &str) -> (String, String, String) {
+pub(crate) async fn start(a: &Agent, username: &str) -> (String, String, String) {
     let r = a
         .post_json(
             "/sso/sso_url",
@@ -70,11 +70,15 @@ async fn start(a: &Agent, username: &str) -> (String, String, String) {
     )
 }
 
-fn acs(a: &Agent) -> String {
+pub(crate) fn acs(a: &Agent) -> String {
     format!("http://localhost:{}/sso/saml/acs", a.port)
 }
 
-async fn post_acs(a: &Agent, saml_response: &str, relay: Option<&str>) -> crate::common::Answer {
+pub(crate) async fn post_acs(
+    a: &Agent,
+    saml_response: &str,
+    relay: Option<&str>,
+) -> crate::common::Answer {
     let mut form = form_urlencoded::Serializer::new(String::new());
     form.append_pair("SAMLResponse", saml_response);
     if let Some(r) = relay {
@@ -91,7 +95,7 @@ async fn post_acs(a: &Agent, saml_response: &str, relay: Option<&str>) -> crate:
 }
 
 /// The code and state of a 303 from the ACS.
-fn redirect_code(r: &crate::common::Answer) -> (String, String) {
+pub(crate) fn redirect_code(r: &crate::common::Answer) -> (String, String) {
     assert_eq!(r.status, 303, "{}", r.text);
     let loc = url::Url::parse(r.headers["location"].to_str().unwrap()).unwrap();
     assert!(loc.as_str().starts_with(CALLBACK), "{loc}");
@@ -100,7 +104,7 @@ fn redirect_code(r: &crate::common::Answer) -> (String, String) {
 }
 
 #[track_caller]
-fn refused_page(r: &crate::common::Answer, needle: &str) {
+pub(crate) fn refused_page(r: &crate::common::Answer, needle: &str) {
     assert_ne!(
         r.status,
         303,
@@ -118,7 +122,7 @@ fn refused_page(r: &crate::common::Answer, needle: &str) {
     assert!(r.text.contains(needle), "{needle:?} not in {}", r.text);
 }
 
-async fn authenticate(a: &Agent, identifier: &str, code: &str) -> crate::common::Answer {
+pub(crate) async fn authenticate(a: &Agent, identifier: &str, code: &str) -> crate::common::Answer {
     a.post_json(
         "/sso/authenticate",
         None,
@@ -538,13 +542,7 @@ async fn metadata_and_test_connection() {
     a.get("/sso/saml/metadata", None)
         .await
         .assert_problem(499, "DEFAULT", "account is required");
-    let t = a
-        .send(
-            a.http
-                .post(a.url("/sso/test_connection?provider=saml"))
-                .query(&[("token", &admin)]),
-        )
-        .await;
+    let t = test_saml_connection(&a, &admin).await;
     assert_eq!(t.status, 200, "{}", t.text);
     let checks: Value = t.json();
     let cert = checks["Checks"]
@@ -564,12 +562,23 @@ async fn metadata_and_test_connection() {
 // ---------------------------------------------------------------------------------------
 // Against the real IdP: SimpleSAMLphp from Debian's packages.
 
-struct SimpleSaml {
+pub(crate) struct SimpleSaml {
     child: Child,
-    sso_url: String,
-    entity_id: String,
-    cert: String,
+    pub(crate) sso_url: String,
+    pub(crate) entity_id: String,
+    pub(crate) cert: String,
     _dir: tempfile::TempDir,
+}
+
+impl SimpleSaml {
+    /// The IdP's work dir (its config, keys and `idp-overrides.json`).
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+    /// Its metadata URL.
+    pub(crate) fn metadata_url(&self) -> String {
+        self.entity_id.clone()
+    }
 }
 
 impl Drop for SimpleSaml {
@@ -580,7 +589,15 @@ impl Drop for SimpleSaml {
 }
 
 fn start_simplesaml(acs_url: &str) -> SimpleSaml {
-    let dir = tempfile::tempdir().unwrap();
+    start_simplesaml_with(acs_url, tempfile::tempdir().unwrap(), &[])
+}
+
+/// SimpleSAMLphp with more `start.sh` options, its work dir `dir`.
+pub(crate) fn start_simplesaml_with(
+    acs_url: &str,
+    dir: tempfile::TempDir,
+    extra: &[&str],
+) -> SimpleSaml {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/idp/saml/start.sh");
     let mut child = Command::new("bash")
         .arg(script)
@@ -594,6 +611,7 @@ fn start_simplesaml(acs_url: &str) -> SimpleSaml {
             "--acs-url",
             acs_url,
         ])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -617,6 +635,69 @@ fn start_simplesaml(acs_url: &str) -> SimpleSaml {
         cert: std::fs::read_to_string(dir.path().join("idp.crt")).unwrap(),
         _dir: dir,
     }
+}
+
+/// The `sso_url` of alice: (Identifier, the IdP URL).
+pub(crate) async fn alice_sso_url(a: &Agent) -> (String, String) {
+    let r = a
+        .post_json(
+            "/sso/sso_url",
+            None,
+            &json!({"Username": "alice@corp.test", "CallbackUrl": CALLBACK}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let j: Value = r.json();
+    (
+        j["Identifier"].as_str().unwrap().to_string(),
+        j["Url"].as_str().unwrap().to_string(),
+    )
+}
+
+/// `POST /sso/test_connection?provider=saml` as `admin`.
+pub(crate) async fn test_saml_connection(a: &Agent, admin: &str) -> crate::common::Answer {
+    a.send(
+        a.http
+            .post(a.url("/sso/test_connection?provider=saml"))
+            .query(&[("token", admin)]),
+    )
+    .await
+}
+
+/// Through SimpleSAMLphp's pages as alice, from the AuthnRequest URL `url`: the
+/// `SAMLResponse` and `RelayState` its page would post to `acs`, or the page it showed
+/// instead (an error).
+pub(crate) async fn idp_login(url: &str, acs: &str) -> Result<(String, String), String> {
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    // The IdP redirects to its login form (reqwest follows redirects within the IdP).
+    let login = browser.get(url).send().await.unwrap();
+    let login_url = login.url().clone();
+    let page = login.text().await.unwrap();
+    let Some(auth_state) = input(&page, "AuthState") else {
+        return Err(page);
+    };
+    let posted = browser
+        .post(login_url)
+        .form(&[
+            ("username", "alice@corp.test"),
+            ("password", "alice-pw"),
+            ("AuthState", auth_state.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The auto-submitting form that a browser would post to the ACS.
+    assert_eq!(form_action(&posted).as_deref(), Some(acs), "{posted}");
+    Ok((
+        input(&posted, "SAMLResponse").unwrap(),
+        input(&posted, "RelayState").unwrap(),
+    ))
 }
 
 /// The value of the form input `name` in `html`.
@@ -648,49 +729,10 @@ async fn signs_in_through_a_real_simplesamlphp_idp() {
     assert_eq!(r.status, 200, "{}", r.text);
     add_user(&a.data_dir, "acme", "alice@corp.test", false, false);
 
-    let r = a
-        .post_json(
-            "/sso/sso_url",
-            None,
-            &json!({"Username": "alice@corp.test", "CallbackUrl": CALLBACK}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let identifier = r.json()["Identifier"].as_str().unwrap().to_string();
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    // The IdP redirects to its login form (reqwest follows redirects within the IdP).
-    let login = browser
-        .get(r.json()["Url"].as_str().unwrap())
-        .send()
+    let (identifier, url) = alice_sso_url(&a).await;
+    let (saml_response, relay) = idp_login(&url, &acs(&a))
         .await
-        .unwrap();
-    let login_url = login.url().clone();
-    let page = login.text().await.unwrap();
-    let auth_state = input(&page, "AuthState").unwrap_or_else(|| panic!("no login form: {page}"));
-    let posted = browser
-        .post(login_url)
-        .form(&[
-            ("username", "alice@corp.test"),
-            ("password", "alice-pw"),
-            ("AuthState", auth_state.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    // The auto-submitting form that a browser would post to the ACS.
-    assert_eq!(
-        form_action(&posted).as_deref(),
-        Some(acs(&a).as_str()),
-        "{posted}"
-    );
-    let saml_response = input(&posted, "SAMLResponse").unwrap();
-    let relay = input(&posted, "RelayState").unwrap();
+        .unwrap_or_else(|page| panic!("no login at the IdP: {page}"));
     let (code, _) = redirect_code(&post_acs(&a, &saml_response, Some(&relay)).await);
     let jwt = authenticate(&a, &identifier, &code).await;
     assert_eq!(jwt.status, 200, "{}", jwt.text);

@@ -79,8 +79,10 @@ export function provision() {
   return dataDir;
 }
 
-export async function startAgent(dataDir) {
-  return spawnListening(agentBin(), ['serve', '--addr', '127.0.0.1:0', '--data-dir', dataDir], {}, 'agent');
+export async function startAgent(dataDir, env = {}) {
+  return spawnListening(agentBin(), ['serve', '--addr', '127.0.0.1:0', '--data-dir', dataDir],
+    // No policy file unless a test gives one: the machine's must not leak in.
+    { env: { ...process.env, AMOVE_AGENT_POLICY: join(dataDir, 'no-policy.json'), ...env } }, 'agent');
 }
 
 /** Starts the real OpenID Provider with one web client whose redirect URIs are given.

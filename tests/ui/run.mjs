@@ -3,7 +3,7 @@
 // tests/idp/oidc for SSO. Prints "N passed, N failed"; exits non-zero on any failure.
 import { execFileSync, spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -161,15 +161,51 @@ test('saml: bad certificate shown next to Certificate, then create; ACS URL and 
   assert((await text('#saml-Certificate-error')).startsWith('Certificate'), 'Certificate error');
   await page.fill('#saml-Certificate', pem);
   await page.fill('#saml-GroupsAttribute', 'Department Groups');
+  await page.check('#saml-SignAuthnRequests');
   await page.click('#saml-save');
   await waitText(page, '#form-saml .status', (t) => t === 'Created.');
   assert((await text('#saml-acs')).endsWith('/sso/saml/acs'), 'ACS URL shown');
   assert((await page.inputValue('#saml-Certificate')).includes('BEGIN CERTIFICATE'), 'certificate viewable');
   await waitText(page, '#saml-metadata', (t) => t.length > 0);
+  // Signing on: the metadata shown publishes the agent's signing certificate.
+  await waitText(page, '#saml-metadata', (t) => t.includes('AuthnRequestsSigned="true"') && t.includes('KeyDescriptor use="signing"'));
   await page.reload();
   await page.waitForSelector('#view-admin:not([hidden])');
   await openTab('saml');
   await waitValue(page, '#saml-GroupsAttribute', (v) => v === 'Department Groups');
+  assert(await page.isChecked('#saml-SignAuthnRequests'), 'SignAuthnRequests kept');
+  // The IdP certificate in use with its expiry; the agent's own two, then a rotation.
+  await waitText(page, '#saml-idp-certs', (t) => /days left/.test(t));
+  await waitText(page, '#saml-sp-keys', (t) => /signing/.test(t) && /encryption/.test(t) && /Amove agent SP/.test(t));
+  await page.click('#saml-sp-rotate');
+  await page.click('#confirm-ok');
+  await waitText(page, '#saml-sp-status', (t) => t === 'New keys published.');
+  eq(await page.locator('#saml-sp-keys li').count(), 4, 'old and new keys listed');
+  assert(await page.isVisible('#saml-sp-finish'), 'finish offered during the rotation');
+  await page.click('#saml-sp-finish');
+  await page.click('#confirm-ok');
+  await waitText(page, '#saml-sp-status', (t) => t === 'Previous keys retired.');
+  eq(await page.locator('#saml-sp-keys li').count(), 2, 'old keys retired');
+});
+
+test('saml: pasted IdP metadata fills the SSO URL, the entity ID and the certificate', async () => {
+  const dir = tempDir('amove-cert-');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=idp.pasted', '-days', '90',
+    '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')], { stdio: 'pipe' });
+  const pem = readFileSync(join(dir, 'c.pem'), 'utf8');
+  await openTab('saml');
+  const b64 = pem.replace(/-----[^-]+-----|\s/g, '');
+  const xml = `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="https://idp.pasted.example/metadata"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>${b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.pasted.example/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>`;
+  await page.fill('#saml-IdPSSOURL', '');
+  await page.fill('#saml-IdPEntityId', '');
+  await page.fill('#saml-Certificate', '');
+  await page.fill('#saml-IdPMetadataXML', xml);
+  await page.click('#saml-save');
+  await waitText(page, '#form-saml .status', (t) => t === 'Saved.');
+  await waitValue(page, '#saml-IdPSSOURL', (v) => v === 'https://idp.pasted.example/sso');
+  await waitValue(page, '#saml-IdPEntityId', (v) => v === 'https://idp.pasted.example/metadata');
+  assert((await page.inputValue('#saml-Certificate')).includes('BEGIN CERTIFICATE'), 'certificate from the metadata');
+  eq(await page.inputValue('#saml-IdPMetadataXML'), '', 'pasted XML not kept');
 });
 
 test('callback allow-list: a non-https URL is refused next to the field, an https one saved', async () => {
@@ -212,6 +248,24 @@ test('tabs work from the keyboard', async () => {
   await page.keyboard.press('ArrowRight');
   await until(async () => (await page.evaluate(() => document.activeElement.id)) === 'tab-entraId');
   eq(await page.getAttribute('#tab-entraId', 'aria-selected'), 'true', 'selected');
+});
+
+test('network: a bad proxy URL is refused next to the field; a saved one shows its password masked', async () => {
+  await openTab('network');
+  await page.fill('#network-proxy', 'socks5://p:1080');
+  await page.click('#network-form button[type=submit]');
+  await waitText(page, '#network-proxy-error', (t) => t.startsWith('ProxyURL must be http://'));
+  await page.fill('#network-proxy', 'http://corp:ui-proxy-pw@proxy.corp.example:3128');
+  await page.click('#network-form button[type=submit]');
+  await waitText(page, '#network-form .status', (t) => t === 'Saved.');
+  await waitValue(page, '#network-proxy', (v) => v === 'http://corp:********@proxy.corp.example:3128/');
+  await waitText(page, '#network-effective', (t) => t.includes('setting'));
+  assert(!(await page.content()).includes('ui-proxy-pw'), 'the password is not in the page');
+  // Cleared again: the environment's proxy (none here) applies.
+  await page.fill('#network-proxy', '');
+  await page.click('#network-form button[type=submit]');
+  await waitText(page, '#network-form .status', (t) => t === 'Saved.');
+  await waitText(page, '#network-effective', (t) => t.includes('none'));
 });
 
 test('a standard user is told they are not an admin', async () => {
@@ -614,6 +668,49 @@ test('import in the desktop window: explains, and opens the browser UI through t
   await waitText(p, '#import-status', (t) => t.startsWith('Opened in your browser'));
   assert((await p.evaluate(() => window.__invoked)).includes('open_import_in_browser'), 'asked the shell');
   await ctx.close();
+});
+
+test('settings the policy file manages are read-only, with the reason', async () => {
+  const policyFile = join(tempDir('amove-ui-policy-'), 'policy.json');
+  writeFileSync(policyFile, JSON.stringify({
+    Account: { Identifier: 'acme' }, Saml: null, CallbackUrls: ['https://tools.acme.example/sso'],
+    Okta: { ClientId: '0oa-fleet', OpenIdURL: 'https://corp.okta.example/.well-known/openid-configuration', Active: true },
+    Network: { ProxyURL: 'http://corp:ui-policy-pw@proxy.acme.example:3128' },
+  }), { mode: 0o644 });
+  const managed = await startAgent(provision(), { AMOVE_AGENT_POLICY: policyFile });
+  const ctx = await browser.newContext();
+  const p = watch(await ctx.newPage());
+  try {
+    await p.goto(`${managed.url.replace('localhost', '127.0.0.1')}/ui/`);
+    await p.fill('#login-username', ADMIN);
+    await p.fill('#login-password', ADMIN_PASSWORD);
+    await p.click('#login-form button[type=submit]');
+    await p.waitForSelector('#view-admin:not([hidden])');
+    await openTab('okta', p);
+    eq(await p.inputValue('#okta-ClientId'), '0oa-fleet', 'the managed value shown');
+    assert(await p.getAttribute('#okta-ClientId', 'readonly') !== null, 'read-only');
+    assert(await p.isDisabled('#okta-save') && await p.isDisabled('#okta-delete'), 'no save, no delete');
+    assert(await p.isEnabled('#okta-test'), 'test connection changes nothing: still offered');
+    assert((await p.innerText('#form-okta .managed-note')).includes(policyFile), 'the reason names the file');
+    await openTab('saml', p);
+    assert((await p.innerText('#form-saml .managed-note')).includes('which allows none'), 'null: none allowed');
+    assert(await p.isDisabled('#saml-save'), 'no SAML can be created');
+    await openTab('entraId', p);
+    assert(await p.isHidden('#form-entraId .managed-note') && await p.isEnabled('#entraId-save'), 'not managed: the admins\' own');
+    await openTab('callbacks', p);
+    eq(await p.inputValue('#callbacks-urls'), 'https://tools.acme.example/sso', 'the managed list');
+    assert(await p.getAttribute('#callbacks-urls', 'readonly') !== null && await p.isDisabled('#callbacks-form button[type=submit]'), 'read-only');
+    await openTab('network', p);
+    eq(await p.inputValue('#network-proxy'), '', 'no proxy stored here');
+    await waitText(p, '#network-effective', (t) => t.includes('http://corp:********@proxy.acme.example:3128/') && t.includes('policy'));
+    assert(!(await p.innerText('#panel-network')).includes('ui-policy-pw'), 'the policy\'s proxy password is not shown');
+    assert(await p.getAttribute('#network-proxy', 'readonly') !== null && await p.getAttribute('#network-noproxy', 'readonly') !== null, 'read-only');
+    assert(await p.isDisabled('#network-form button[type=submit]'), 'Save stays off after the tab loaded');
+    assert((await p.innerText('#network-form .managed-note')).includes(policyFile), 'the reason names the file');
+  } finally {
+    await ctx.close();
+    managed.child.kill('SIGTERM');
+  }
 });
 
 test('no console errors or CSP violations', async () => {

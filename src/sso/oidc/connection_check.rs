@@ -39,9 +39,16 @@ impl Check {
 }
 
 impl Oidc {
-    /// A dry run of a configuration: discovery, issuer, endpoints, algorithms, JWKS.
+    /// A dry run of a configuration: discovery, issuer, endpoints (with the client
+    /// authentication a client with or without a secret would use), algorithms, JWKS.
     /// Uses no cache and changes nothing.
-    pub async fn check_connection(&self, openid_url: &str, kind: Kind, now: i64) -> Vec<Check> {
+    pub async fn check_connection(
+        &self,
+        openid_url: &str,
+        kind: Kind,
+        has_secret: bool,
+        now: i64,
+    ) -> Vec<Check> {
         const DOC: &str = "Discovery document";
         const ISSUER: &str = "Issuer";
         const ENDPOINTS: &str = "Endpoints";
@@ -92,15 +99,17 @@ impl Oidc {
                 return checks;
             }
         }
-        let d = match discovery::parse(&bytes, &doc_url, kind == Kind::Entra, now) {
-            Ok(d) => {
+        let parsed = discovery::parse(&bytes, &doc_url, kind == Kind::Entra, now)
+            .and_then(|d| d.client_auth(has_secret).map(|auth| (d, auth)));
+        let d = match parsed {
+            Ok((d, auth)) => {
                 checks.push(Check::pass(
                     ENDPOINTS,
                     format!(
                         "authorization {}, token {} ({})",
                         d.metadata.authorization_endpoint().as_str(),
                         d.token_endpoint,
-                        d.auth_method.as_str()
+                        auth.as_str()
                     ),
                 ));
                 d

@@ -89,15 +89,27 @@ pub struct Discovered {
     pub token_endpoint: Url,
     /// The JWKS.
     pub jwks_uri: Url,
-    /// How the agent authenticates at the token endpoint.
-    pub auth_method: ClientAuth,
     /// When it was fetched (agent clock).
     pub fetched_at: i64,
+}
+
+impl Discovered {
+    /// How a client with (`has_secret`) or without a secret authenticates at this IdP's
+    /// token endpoint: see [`choose_auth`].
+    pub fn client_auth(&self, has_secret: bool) -> Result<ClientAuth> {
+        choose_auth(
+            self.metadata.token_endpoint_auth_methods_supported(),
+            has_secret,
+        )
+    }
 }
 
 /// Client authentication at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth {
+    /// A public client (`none`, RFC 8252 §8.5): `client_id` in the body, the PKCE verifier
+    /// its proof.
+    None,
     /// HTTP Basic (`client_secret_basic`).
     Basic,
     /// In the form body (`client_secret_post`).
@@ -108,15 +120,24 @@ impl ClientAuth {
     /// The discovery name.
     pub fn as_str(self) -> &'static str {
         match self {
+            ClientAuth::None => "none",
             ClientAuth::Basic => "client_secret_basic",
             ClientAuth::Post => "client_secret_post",
         }
     }
 }
 
-/// Picks the client authentication: `client_secret_basic` when offered (and by default, as
-/// the spec says when the list is absent), else `client_secret_post`.
-pub fn choose_auth(methods: Option<&Vec<CoreClientAuthMethod>>) -> Result<ClientAuth> {
+/// Picks the client authentication. Without a secret: `none`, whatever the document lists
+/// (Entra ID serves public clients but does not list `none`; an IdP that refuses says so at
+/// the token endpoint). With one: `client_secret_basic` when offered (and by default, as the
+/// spec says when the list is absent), else `client_secret_post`.
+pub fn choose_auth(
+    methods: Option<&Vec<CoreClientAuthMethod>>,
+    has_secret: bool,
+) -> Result<ClientAuth> {
+    if !has_secret {
+        return Ok(ClientAuth::None);
+    }
     let Some(methods) = methods else {
         return Ok(ClientAuth::Basic);
     };
@@ -131,7 +152,8 @@ pub fn choose_auth(methods: Option<&Vec<CoreClientAuthMethod>>) -> Result<Client
             .collect();
         Err(Error::Sso(format!(
             "the IdP's token endpoint supports neither client_secret_basic nor \
-             client_secret_post (it offers {})",
+             client_secret_post (it offers {}); register the application as a public client \
+             and remove its ClientSecret, or allow one of them",
             offered.join(", ")
         )))
     }
@@ -172,14 +194,12 @@ pub fn parse(
         }
     };
     let jwks_uri = endpoint("jwks_uri", metadata.jwks_uri().as_str())?;
-    let auth_method = choose_auth(metadata.token_endpoint_auth_methods_supported())?;
     Ok(Discovered {
         document_url: doc_url.clone(),
         issuer,
         metadata,
         token_endpoint,
         jwks_uri,
-        auth_method,
         fetched_at: now,
     })
 }
@@ -232,16 +252,32 @@ mod tests {
 
     #[test]
     fn basic_is_preferred_and_the_default() -> Result<()> {
-        assert_eq!(choose_auth(None)?, ClientAuth::Basic);
+        assert_eq!(choose_auth(None, true)?, ClientAuth::Basic);
         let both = vec![
             CoreClientAuthMethod::ClientSecretPost,
             CoreClientAuthMethod::ClientSecretBasic,
         ];
-        assert_eq!(choose_auth(Some(&both))?, ClientAuth::Basic);
+        assert_eq!(choose_auth(Some(&both), true)?, ClientAuth::Basic);
         let post = vec![CoreClientAuthMethod::ClientSecretPost];
-        assert_eq!(choose_auth(Some(&post))?, ClientAuth::Post);
+        assert_eq!(choose_auth(Some(&post), true)?, ClientAuth::Post);
         let jwt = vec![CoreClientAuthMethod::PrivateKeyJwt];
-        assert!(choose_auth(Some(&jwt)).is_err());
+        assert!(choose_auth(Some(&jwt), true).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn a_client_without_a_secret_is_public_whatever_the_idp_lists() -> Result<()> {
+        // Entra ID's documents list only secret and JWT methods, yet serve public clients.
+        let entra = vec![
+            CoreClientAuthMethod::ClientSecretPost,
+            CoreClientAuthMethod::PrivateKeyJwt,
+            CoreClientAuthMethod::ClientSecretBasic,
+        ];
+        assert_eq!(choose_auth(Some(&entra), false)?, ClientAuth::None);
+        assert_eq!(choose_auth(None, false)?, ClientAuth::None);
+        let jwt = vec![CoreClientAuthMethod::PrivateKeyJwt];
+        assert_eq!(choose_auth(Some(&jwt), false)?, ClientAuth::None);
+        assert_eq!(ClientAuth::None.as_str(), "none");
         Ok(())
     }
 }

@@ -3,8 +3,8 @@
 //! validated, Entra's tenant checked, the identity read.
 
 use oauth2::basic::{
-    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
-    BasicTokenType,
+    BasicErrorResponse, BasicErrorResponseType as BasicErrorType, BasicRevocationErrorResponse,
+    BasicTokenIntrospectionResponse, BasicTokenType,
 };
 use oauth2::{
     AuthType, AuthorizationCode, ClientId, ClientSecret, EndpointNotSet, EndpointSet,
@@ -57,8 +57,9 @@ pub struct CodeExchange<'a> {
     pub kind: Kind,
     /// Our client id.
     pub client_id: &'a str,
-    /// Our client secret.
-    pub client_secret: &'a Secret,
+    /// Our client secret; `None` for a public client (`token_endpoint_auth_method` `none`:
+    /// `client_id` in the body, the PKCE verifier its proof).
+    pub client_secret: Option<&'a Secret>,
     /// The authorization code.
     pub code: &'a Secret,
     /// The PKCE verifier.
@@ -133,23 +134,27 @@ impl Oidc {
     ) -> Result<(Secret, Secret)> {
         let redirect = RedirectUrl::new(x.redirect_uri.to_string())
             .map_err(|e| Error::invalid(format!("CallbackUrl is not a valid URL: {e}")))?;
-        let client: TokenClient = oauth2::Client::new(ClientId::new(x.client_id.to_string()))
-            .set_client_secret(ClientSecret::new(x.client_secret.expose().to_string()))
+        let auth = d.client_auth(x.client_secret.is_some())?;
+        let mut client: TokenClient = oauth2::Client::new(ClientId::new(x.client_id.to_string()))
             .set_token_uri(TokenUrl::from_url(d.token_endpoint.clone()))
             .set_redirect_uri(redirect)
-            .set_auth_type(match d.auth_method {
+            .set_auth_type(match auth {
                 discovery::ClientAuth::Basic => AuthType::BasicAuth,
-                discovery::ClientAuth::Post => AuthType::RequestBody,
+                // Without a secret oauth2 sends `client_id` in the body and nothing else.
+                discovery::ClientAuth::Post | discovery::ClientAuth::None => AuthType::RequestBody,
             });
+        if let Some(secret) = x.client_secret {
+            client = client.set_client_secret(ClientSecret::new(secret.expose().to_string()));
+        }
         let resp = client
             .exchange_code(AuthorizationCode::new(x.code.expose().to_string()))
             .set_pkce_verifier(PkceCodeVerifier::new(x.pkce_verifier.expose().to_string()))
             .request_async(&http::CappedClient {
-                http: &self.http,
+                http: &self.http(),
                 limit: MAX_TOKEN_RESPONSE_BYTES,
             })
             .await
-            .map_err(|e| self.token_error(e))?;
+            .map_err(|e| self.token_error(e, auth))?;
         let id_token = resp.extra_fields().id_token.clone().ok_or_else(|| {
             Error::Sso("the IdP's token response has no id_token (is the openid scope allowed for this application?)".into())
         })?;
@@ -159,17 +164,34 @@ impl Oidc {
         ))
     }
 
-    fn token_error(&self, e: RequestTokenError<http::BodyError, BasicErrorResponse>) -> Error {
+    fn token_error(
+        &self,
+        e: RequestTokenError<http::BodyError, BasicErrorResponse>,
+        auth: discovery::ClientAuth,
+    ) -> Error {
         let msg = match e {
             RequestTokenError::ServerResponse(r) => {
                 let code = idp_text(r.error().as_ref());
-                match r.error_description() {
+                let mut msg = match r.error_description() {
                     Some(d) => format!(
                         "the IdP refused the authorization code: {code} ({})",
                         idp_text(d)
                     ),
                     None => format!("the IdP refused the authorization code: {code}"),
+                };
+                if auth == discovery::ClientAuth::None
+                    && matches!(
+                        r.error(),
+                        BasicErrorType::InvalidClient | BasicErrorType::UnauthorizedClient
+                    )
+                {
+                    msg.push_str(
+                        "; the agent signs in as a public client (no ClientSecret is configured): \
+                         register the application at the IdP as a native/public app, or set its \
+                         ClientSecret",
+                    );
                 }
+                msg
             }
             RequestTokenError::Request(http::BodyError::Http(e)) => {
                 describe_http_error(&e, "token endpoint", self.settings.timeout)

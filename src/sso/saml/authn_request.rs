@@ -1,8 +1,17 @@
 //! The AuthnRequest the agent sends: a POST to the ACS asked for, encoded for the
-//! HTTP-Redirect binding.
+//! HTTP-Redirect binding, signed with the agent's key when the configuration says so.
 
+use std::io::Write;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use flate2::Compression;
+use flate2::write::DeflateEncoder;
+use openssl::pkey::{PKey, Private};
 use samael::schema::{AuthnRequest, Issuer, NameIdPolicy};
+use samael::traits::ToXml;
 
+use super::sp_keys::{signed_query, unsigned_query};
 use super::{HTTP_POST_BINDING, NAMEID_EMAIL, SpConfig};
 
 /// An AuthnRequest ready for the browser.
@@ -15,11 +24,13 @@ pub struct RedirectRequest {
 }
 
 /// Builds an AuthnRequest asking for a POST to the ACS, encoded for the HTTP-Redirect binding
-/// (deflate, base64, url-encode) with `relay_state`.
+/// (deflate, base64, url-encode) with `relay_state`; with `signing_key`, the query carries
+/// `SigAlg` and `Signature` (bindings §3.4.4.1) and the XML no enveloped signature.
 pub fn redirect_request(
     sp: &SpConfig,
     relay_state: &str,
     now: i64,
+    signing_key: Option<&PKey<Private>>,
 ) -> Result<RedirectRequest, String> {
     let id = format!(
         "_{}",
@@ -45,12 +56,31 @@ pub fn redirect_request(
         }),
         ..AuthnRequest::default()
     };
-    let url = request
-        .redirect(relay_state)
-        .map_err(|e| format!("could not encode the AuthnRequest: {e}"))?
-        .ok_or("the AuthnRequest has no destination")?;
+    let xml = request
+        .to_string()
+        .map_err(|e| format!("could not encode the AuthnRequest: {e}"))?;
+    let mut deflated = DeflateEncoder::new(Vec::new(), Compression::default());
+    deflated
+        .write_all(xml.as_bytes())
+        .map_err(|e| format!("could not encode the AuthnRequest: {e}"))?;
+    let encoded = STANDARD.encode(
+        deflated
+            .finish()
+            .map_err(|e| format!("could not encode the AuthnRequest: {e}"))?,
+    );
+    let query = match signing_key {
+        Some(key) => signed_query(&encoded, relay_state, key)?,
+        None => unsigned_query(&encoded, relay_state),
+    };
+    // An SSO URL with a query of its own (Google's `?idpid=…`) keeps it; only the three
+    // parameters are signed.
+    let sep = if sp.idp_sso_url.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
     Ok(RedirectRequest {
         id,
-        url: url.to_string(),
+        url: format!("{}{sep}{query}", sp.idp_sso_url),
     })
 }

@@ -34,15 +34,17 @@ pub(super) struct Envelope {
     pub(super) issuer: Option<String>,
     /// `Response/@IssueInstant`.
     pub(super) issue_instant: Option<String>,
+    /// Whether the one assertion is an `EncryptedAssertion`.
+    pub(super) encrypted: bool,
 }
 
 /// The SAML success status.
 const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
 
 /// Reads the Response envelope and refuses any document that is not one Response holding
-/// exactly one Assertion. More assertions (or encrypted ones, or responses nested anywhere)
-/// are what XML signature wrapping attacks are made of; an IdP answering one AuthnRequest
-/// sends one.
+/// exactly one Assertion or one EncryptedAssertion. More assertions (or one of each, or
+/// responses nested anywhere) are what XML signature wrapping attacks are made of; an IdP
+/// answering one AuthnRequest sends one.
 pub(super) fn read_envelope(xml: &str) -> Result<Envelope, String> {
     let mut reader = quick_xml::NsReader::from_str(xml);
     let (mut responses, mut assertions, mut encrypted) = (0, 0, 0);
@@ -166,14 +168,10 @@ pub(super) fn read_envelope(xml: &str) -> Result<Envelope, String> {
             assertions + encrypted
         ));
     }
-    if encrypted > 0 {
-        return Err(
-            "encrypted assertions are not supported; configure the IdP to sign, not encrypt".into(),
-        );
-    }
-    if assertions == 0 {
+    if assertions + encrypted == 0 {
         return Err("the response contains no Assertion".into());
     }
+    env.encrypted = encrypted == 1;
     Ok(env)
 }
 

@@ -6,23 +6,70 @@ use base64::engine::general_purpose::STANDARD;
 use samael::key_info::{KeyInfo, X509Data};
 use samael::metadata::{EntityDescriptor, IdpSsoDescriptor, KeyDescriptor};
 
-use super::{HTTP_POST_BINDING, NAMEID_EMAIL};
+use super::{HTTP_POST_BINDING, NAMEID_EMAIL, xmlenc};
+
+/// What the SP metadata says of the agent.
+#[derive(Debug, Clone, Default)]
+pub struct SpMetadata {
+    /// The agent's entity id.
+    pub entity_id: String,
+    /// The ACS (HTTP-POST binding).
+    pub acs_url: String,
+    /// Whether AuthnRequests are signed (`AuthnRequestsSigned`).
+    pub authn_requests_signed: bool,
+    /// Certificates (PEM) of the keys that sign AuthnRequests: during a rotation, the active
+    /// one and the one retiring.
+    pub signing_certificates: Vec<String>,
+    /// Certificates (PEM) of the keys assertions may be encrypted to: the active one first,
+    /// then one retiring after a rotation (both decrypt).
+    pub encryption_certificates: Vec<String>,
+}
 
 /// The SP metadata XML admins register at their IdP.
-pub fn sp_metadata(sp_entity_id: &str, acs_url: &str) -> String {
+pub fn sp_metadata(m: &SpMetadata) -> String {
     let esc = |s: &str| html_escape::encode_double_quoted_attribute(s).into_owned();
+    let mut keys = String::new();
+    for pem in &m.signing_certificates {
+        key_descriptor(&mut keys, "signing", pem, &[]);
+    }
+    let methods: Vec<&str> = xmlenc::DATA_ALGORITHMS
+        .iter()
+        .chain(xmlenc::KEY_ALGORITHMS)
+        .copied()
+        .collect();
+    for pem in &m.encryption_certificates {
+        key_descriptor(&mut keys, "encryption", pem, &methods);
+    }
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{entity}">
-  <md:SPSSODescriptor AuthnRequestsSigned="false" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
-    <md:NameIDFormat>{NAMEID_EMAIL}</md:NameIDFormat>
+  <md:SPSSODescriptor AuthnRequestsSigned="{signed}" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+{keys}    <md:NameIDFormat>{NAMEID_EMAIL}</md:NameIDFormat>
     <md:AssertionConsumerService Binding="{HTTP_POST_BINDING}" Location="{acs}" index="0" isDefault="true"/>
   </md:SPSSODescriptor>
 </md:EntityDescriptor>
 "#,
-        entity = esc(sp_entity_id),
-        acs = esc(acs_url),
+        entity = esc(&m.entity_id),
+        acs = esc(&m.acs_url),
+        signed = m.authn_requests_signed,
     )
+}
+
+/// Appends a `KeyDescriptor` of `key_use` carrying the certificate `pem` (its base64 body:
+/// the agent's own certificates, PEM it wrote itself) and the `EncryptionMethod`s accepted.
+fn key_descriptor(out: &mut String, key_use: &str, pem: &str, methods: &[&str]) {
+    let body: String = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .map(str::trim)
+        .collect();
+    out.push_str(&format!(
+        "    <md:KeyDescriptor use=\"{key_use}\">\n      <ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">\n        <ds:X509Data><ds:X509Certificate>{body}</ds:X509Certificate></ds:X509Data>\n      </ds:KeyInfo>\n"
+    ));
+    for m in methods {
+        out.push_str(&format!("      <md:EncryptionMethod Algorithm=\"{m}\"/>\n"));
+    }
+    out.push_str("    </md:KeyDescriptor>\n");
 }
 
 /// The IdP as samael needs it to check a response: its entity id and signing certificates.

@@ -5,11 +5,15 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use quick_xml::events::Event;
-use samael::crypto::AllowedSignatureAlgorithm;
+use samael::crypto::{
+    AllowedSignatureAlgorithm, CertificateDer, Crypto, CryptoProvider, ReduceMode,
+};
 use samael::service_provider::ServiceProvider;
 
 use super::envelope::{check_envelope, read_envelope};
 use super::metadata::idp_metadata;
+use super::testing::strip_xml_decl;
+use super::xmlenc::{self, NOT_OURS, Node, parse_tree};
 use super::{CLOCK_SKEW_SECS, MAX_RESPONSE_BYTES, SpConfig};
 
 /// The identity a valid response asserts.
@@ -67,6 +71,10 @@ fn refuse_other_encodings(xml: &str) -> Result<(), String> {
     }
 }
 
+/// The refusal when no valid signature by a configured IdP certificate covers the assertion.
+pub const SIGNATURE_INVALID: &str =
+    "the signature is missing, invalid, or not made by the configured IdP certificate";
+
 /// How old a Response may be (its IssueInstant), besides the skew.
 pub const MAX_ISSUE_DELAY_SECS: i64 = 300;
 
@@ -109,6 +117,22 @@ pub fn validate_response(
     if sp.certificates.is_empty() {
         return Err("no IdP certificate is configured".into());
     }
+    if sp.require_encrypted_assertions && !envelope.encrypted {
+        return Err(
+            "the assertion is not encrypted, and this IdP's configuration requires \
+             encrypted assertions (RequireEncryptedAssertions)"
+                .into(),
+        );
+    }
+    // An encrypted assertion is decrypted into the document first; a valid signature must
+    // still cover what was decrypted (the Response's, over the ciphertext, or the assertion's
+    // own, checked below as for a plain assertion).
+    let (document, trust) = if envelope.encrypted {
+        decrypted_document(xml, sp)?
+    } else {
+        (xml.to_string(), Trust::SamaelVerifies)
+    };
+    let xml = document.as_str();
     // With no IdPEntityId configured the Issuer is not checked (SPEC); samael compares it to
     // its metadata's entity id, so give it the document's own. This can only refuse more: the
     // signature is verified against the configured certificates regardless.
@@ -116,26 +140,31 @@ pub fn validate_response(
         Some(id) => id.clone(),
         None => assertion_issuer(xml).ok_or("the response has no assertion Issuer")?,
     };
+    // samael verifies the signatures against the certificates of its IdP metadata; with none
+    // it verifies nothing, which is right only for a document built from what a verified
+    // Response signature covered (`Trust::ResponseVerified`).
+    let certificates: &[Vec<u8>] = match trust {
+        Trust::SamaelVerifies => &sp.certificates,
+        Trust::ResponseVerified => &[],
+    };
     let provider = ServiceProvider {
         entity_id: Some(sp.sp_entity_id.clone()),
         acs_url: Some(sp.acs_url.clone()),
-        idp_metadata: idp_metadata(&expected_issuer, &sp.certificates),
+        idp_metadata: idp_metadata(&expected_issuer, certificates),
         allow_idp_initiated: false,
         max_clock_skew: chrono::Duration::seconds(CLOCK_SKEW_SECS),
         max_issue_delay: chrono::Duration::seconds(MAX_ISSUE_DELAY_SECS),
-        allowed_signature_algorithms: Some(vec![
-            AllowedSignatureAlgorithm::RsaSha256,
-            AllowedSignatureAlgorithm::RsaSha384,
-            AllowedSignatureAlgorithm::RsaSha512,
-            AllowedSignatureAlgorithm::EcdsaSha256,
-            AllowedSignatureAlgorithm::EcdsaSha384,
-            AllowedSignatureAlgorithm::EcdsaSha512,
-        ]),
+        allowed_signature_algorithms: Some(SIGNATURE_ALGORITHMS.to_vec()),
         ..ServiceProvider::default()
     };
     let assertion = provider
         .parse_xml_response(xml, Some(&[request_id]))
         .map_err(describe_samael_error)?;
+    // An `EncryptedID` in place of the NameID: decrypted from the signed content.
+    let encrypted_name_id = match assertion.subject.as_ref().map(|s| s.name_id.is_none()) {
+        Some(true) => Some(decrypt_name_id(xml, sp, trust)?),
+        _ => None,
+    };
 
     // What samael leaves to the caller, checked with the agent's clock.
     let conditions = assertion
@@ -223,11 +252,11 @@ pub fn validate_response(
     if assertion.id.trim().is_empty() {
         return Err("the assertion has no ID".into());
     }
-    let name_id = subject
-        .name_id
-        .as_ref()
-        .ok_or("the assertion has no NameID")?;
-    let name_id_value = name_id.value.trim().to_string();
+    let (name_id_value, name_id_format) = match (&subject.name_id, encrypted_name_id) {
+        (Some(n), _) => (n.value.trim().to_string(), n.format.clone()),
+        (None, Some(n)) => n,
+        (None, None) => return Err("the assertion has no NameID".into()),
+    };
     if name_id_value.is_empty() {
         return Err("the assertion's NameID is empty".into());
     }
@@ -245,7 +274,7 @@ pub fn validate_response(
         .collect();
     // The NameID is an email only when its Format says so: a persistent or unspecified NameID
     // that happens to look like one is an opaque id (the link's subject), never a match key.
-    let email_format = name_id.format.as_deref() == Some(super::NAMEID_EMAIL);
+    let email_format = name_id_format.as_deref() == Some(super::NAMEID_EMAIL);
     let email = if email_format && looks_like_email(&name_id_value) {
         Some(name_id_value.to_lowercase())
     } else {
@@ -261,13 +290,137 @@ pub fn validate_response(
     Ok(SamlIdentity {
         issuer,
         name_id: name_id_value,
-        name_id_format: name_id.format.clone(),
+        name_id_format,
         assertion_id: assertion.id.clone(),
         replayable_until: until.saturating_add(CLOCK_SKEW_SECS),
         email,
         attributes,
         session_not_on_or_after,
     })
+}
+
+/// The signature algorithms accepted (no SHA-1).
+const SIGNATURE_ALGORITHMS: &[AllowedSignatureAlgorithm] = &[
+    AllowedSignatureAlgorithm::RsaSha256,
+    AllowedSignatureAlgorithm::RsaSha384,
+    AllowedSignatureAlgorithm::RsaSha512,
+    AllowedSignatureAlgorithm::EcdsaSha256,
+    AllowedSignatureAlgorithm::EcdsaSha384,
+    AllowedSignatureAlgorithm::EcdsaSha512,
+];
+
+/// Who vouches for the document samael reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    /// samael verifies its signatures (and reduces it to what they cover).
+    SamaelVerifies,
+    /// It was built from the content a verified Response signature covers, the ciphertext
+    /// of its assertion included: nothing unsigned is in it.
+    ResponseVerified,
+}
+
+/// What a verified signature covers in `xml`: the document reduced by xmlsec, or `None` when
+/// no signature verifies against the configured certificates.
+fn signed_content(xml: &str, sp: &SpConfig) -> Option<String> {
+    let certs: Vec<CertificateDer> = sp
+        .certificates
+        .iter()
+        .map(|d| CertificateDer::from(d.clone()))
+        .collect();
+    Crypto::reduce_xml_to_signed_with_allowed_algorithms(
+        xml,
+        &certs,
+        ReduceMode::default(),
+        Some(SIGNATURE_ALGORITHMS),
+    )
+    .ok()
+}
+
+/// The Response with its `EncryptedAssertion` replaced by the assertion it hides. When a
+/// valid Response signature covers the encrypted assertion, the document is built from that
+/// signed content (and samael need not verify again); otherwise the decrypted assertion must
+/// carry its own valid signature, which samael checks as for a plain one.
+fn decrypted_document(xml: &str, sp: &SpConfig) -> Result<(String, Trust), String> {
+    let verified = signed_content(xml, sp).filter(|reduced| {
+        parse_tree(reduced).is_ok_and(|t| {
+            t.name == "Response" && t.children_named("EncryptedAssertion").count() == 1
+        })
+    });
+    let (source, trust) = match verified {
+        Some(reduced) => (reduced, Trust::ResponseVerified),
+        None => (xml.to_string(), Trust::SamaelVerifies),
+    };
+    let tree = parse_tree(&source)?;
+    let enc = tree
+        .children_named("EncryptedAssertion")
+        .next()
+        .ok_or("the response's EncryptedAssertion is not a child of the Response")?;
+    let assertion = decrypt_to_element(enc, sp, "Assertion")?;
+    let mut nested = Vec::new();
+    assertion.1.find_all("Assertion", &mut nested);
+    assertion.1.find_all("Response", &mut nested);
+    if nested.len() != 1 {
+        return Err(
+            "the encrypted assertion holds more than one Assertion (signature \
+             wrapping refused)"
+                .into(),
+        );
+    }
+    let document = format!(
+        "{}{}{}",
+        &source[..enc.span.0],
+        assertion.0,
+        &source[enc.span.1..]
+    );
+    Ok((document, trust))
+}
+
+/// Decrypts `enc` with the agent's keys into one element named `want`: (its XML, its tree).
+/// Every way the plaintext can be wrong reads as a failure to decrypt (no oracle).
+fn decrypt_to_element(enc: &Node, sp: &SpConfig, want: &str) -> Result<(String, Node), String> {
+    let keys: Vec<_> = sp.decryption_keys.iter().collect();
+    let plain = xmlenc::decrypt(enc, &keys)?;
+    let text = std::str::from_utf8(&plain).map_err(|_| NOT_OURS)?;
+    if refuse_other_encodings(text).is_err() || refuse_dtd(text).is_err() {
+        return Err(NOT_OURS.into());
+    }
+    let body = strip_xml_decl(text);
+    let tree = parse_tree(&body).map_err(|_| NOT_OURS)?;
+    if tree.name != want {
+        return Err(format!(
+            "the {} does not hold {want} (it holds {})",
+            enc.name,
+            super::envelope::printable(&tree.name, 60)
+        ));
+    }
+    Ok((body, tree))
+}
+
+/// The NameID (value, Format) hidden in the signed assertion's `Subject/EncryptedID`.
+fn decrypt_name_id(
+    xml: &str,
+    sp: &SpConfig,
+    trust: Trust,
+) -> Result<(String, Option<String>), String> {
+    let signed = match trust {
+        Trust::ResponseVerified => xml.to_string(),
+        Trust::SamaelVerifies => signed_content(xml, sp).ok_or("the assertion has no NameID")?,
+    };
+    let tree = parse_tree(&signed)?;
+    let assertion = match tree.name.as_str() {
+        "Assertion" => Some(&tree),
+        _ => tree.child("Assertion"),
+    };
+    let ids: Vec<&Node> = assertion
+        .and_then(|a| a.child("Subject"))
+        .map(|s| s.children_named("EncryptedID").collect())
+        .unwrap_or_default();
+    let [enc] = ids.as_slice() else {
+        return Err("the assertion has no NameID".into());
+    };
+    let (_, name_id) = decrypt_to_element(enc, sp, "NameID")?;
+    let value = name_id.text.trim().to_string();
+    Ok((value, name_id.attr("Format").map(str::to_string)))
 }
 
 fn looks_like_email(s: &str) -> bool {
@@ -329,9 +482,7 @@ fn assertion_issuer(xml: &str) -> Option<String> {
 fn describe_samael_error(e: samael::service_provider::Error) -> String {
     use samael::service_provider::Error as E;
     match e {
-        E::FailedToValidateSignature => {
-            "the signature is missing, invalid, or not made by the configured IdP certificate".into()
-        }
+        E::FailedToValidateSignature => SIGNATURE_INVALID.into(),
         E::DestinationValidationError { .. } => "the response's Destination is not this agent's ACS URL".into(),
         E::AssertionRecipientMismatch { .. } => "the assertion's Recipient is not this agent's ACS URL".into(),
         E::ResponseInResponseToInvalid { .. } | E::AssertionInResponseToInvalid { .. } => {
@@ -355,7 +506,7 @@ fn describe_samael_error(e: samael::service_provider::Error) -> String {
             "the assertion has no bearer SubjectConfirmation".into()
         }
         E::EncryptedAssertionsNotYetSupported | E::MissingPrivateKeySP => {
-            "encrypted assertions are not supported; configure the IdP to sign, not encrypt".into()
+            "an encrypted assertion reached the validator undecrypted".into()
         }
         other => format!("the response is not a valid SAML response ({other})"),
     }

@@ -5,7 +5,21 @@ use base64::engine::general_purpose::STANDARD;
 use samael::crypto::{Crypto, CryptoProvider};
 use samael::idp::{CertificateParams, IdentityProvider, KeyType, Rsa};
 
-use super::NAMEID_EMAIL;
+use super::{NAMEID_EMAIL, SpConfig};
+
+/// The agent's side of a test sign-in: `sp_entity_id`, `acs_url`, the IdP `issuer` and its
+/// certificate; no decryption key, plain assertions accepted.
+pub fn sp_config(idp: &TestIdp, sp_entity_id: &str, acs_url: &str, issuer: &str) -> SpConfig {
+    SpConfig {
+        sp_entity_id: sp_entity_id.into(),
+        acs_url: acs_url.into(),
+        idp_sso_url: "https://idp.corp.test/sso".into(),
+        idp_entity_id: Some(issuer.into()),
+        certificates: vec![idp.cert_der.clone()],
+        decryption_keys: Vec::new(),
+        require_encrypted_assertions: false,
+    }
+}
 
 /// A signing IdP: key and self-signed certificate.
 pub struct TestIdp {
@@ -264,4 +278,121 @@ pub fn strip_xml_decl(xml: &str) -> String {
 /// Base64 of `xml`, as a SAMLResponse form field.
 pub fn encode(xml: &str) -> String {
     STANDARD.encode(xml.as_bytes())
+}
+
+/// How a test IdP encrypts an assertion: the data and key-transport algorithms (URIs).
+#[derive(Debug, Clone)]
+pub struct Encryption {
+    /// `EncryptedData`'s algorithm (e.g. `…xmlenc11#aes256-gcm`).
+    pub data: String,
+    /// `EncryptedKey`'s algorithm (e.g. `…xmlenc#rsa-oaep-mgf1p`, `…#rsa-1_5`).
+    pub key: String,
+    /// The xmlenc11 OAEP `DigestMethod`/`MGF` (e.g. sha256 and mgf1sha256), when given.
+    pub oaep_sha256: bool,
+    /// Put the `EncryptedKey` beside the `EncryptedData` (Shibboleth's layout) rather than in
+    /// its `KeyInfo`.
+    pub key_beside: bool,
+}
+
+impl Encryption {
+    /// AES-256-GCM with RSA-OAEP (MGF1-SHA1): what most IdPs send.
+    pub fn gcm() -> Self {
+        Self {
+            data: "http://www.w3.org/2009/xmlenc11#aes256-gcm".into(),
+            key: "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p".into(),
+            oaep_sha256: false,
+            key_beside: false,
+        }
+    }
+}
+
+/// Encrypts the element `plain_xml` to the certificate `cert_pem` as `<saml:{wrapper}>`
+/// (`EncryptedAssertion` or `EncryptedID`), the way IdPs do (XML Encryption, Type Element).
+pub fn encrypt_element(
+    plain_xml: &str,
+    cert_pem: &str,
+    wrapper: &str,
+    how: &Encryption,
+) -> Result<String, String> {
+    use openssl::pkey_ctx::PkeyCtx;
+    use openssl::rsa::Padding;
+    use openssl::symm::{Cipher, encrypt_aead};
+    let e = |err: openssl::error::ErrorStack| err.to_string();
+    let cert = openssl::x509::X509::from_pem(cert_pem.as_bytes()).map_err(e)?;
+    let public = cert.public_key().map_err(e)?;
+    let (cipher, key_len, gcm) = match how.data.rsplit('#').next().unwrap_or("") {
+        "aes128-gcm" => (Cipher::aes_128_gcm(), 16, true),
+        "aes256-gcm" => (Cipher::aes_256_gcm(), 32, true),
+        "aes128-cbc" => (Cipher::aes_128_cbc(), 16, false),
+        "aes256-cbc" => (Cipher::aes_256_cbc(), 32, false),
+        other => return Err(format!("test encryptor: no cipher {other}")),
+    };
+    let cek = crate::crypto::random_bytes::<32>().map_err(|x| x.to_string())?;
+    let cek = &cek[..key_len];
+    let mut value = Vec::new();
+    if gcm {
+        let iv = crate::crypto::random_bytes::<12>().map_err(|x| x.to_string())?;
+        let mut tag = [0u8; 16];
+        let ct =
+            encrypt_aead(cipher, cek, Some(&iv), &[], plain_xml.as_bytes(), &mut tag).map_err(e)?;
+        value.extend_from_slice(&iv);
+        value.extend_from_slice(&ct);
+        value.extend_from_slice(&tag);
+    } else {
+        // XML Encryption's padding: arbitrary bytes, the last one counting them.
+        let iv = crate::crypto::random_bytes::<16>().map_err(|x| x.to_string())?;
+        let mut padded = plain_xml.as_bytes().to_vec();
+        let pad = 16 - padded.len() % 16;
+        padded.extend(std::iter::repeat_n(0xA5u8, pad - 1));
+        padded.push(u8::try_from(pad).unwrap_or(16));
+        let mut c =
+            openssl::symm::Crypter::new(cipher, openssl::symm::Mode::Encrypt, cek, Some(&iv))
+                .map_err(e)?;
+        c.pad(false);
+        let mut ct = vec![0u8; padded.len() + 16];
+        let mut n = c.update(&padded, &mut ct).map_err(e)?;
+        n += c.finalize(&mut ct[n..]).map_err(e)?;
+        ct.truncate(n);
+        value.extend_from_slice(&iv);
+        value.extend_from_slice(&ct);
+    }
+    let mut ctx = PkeyCtx::new(&public).map_err(e)?;
+    ctx.encrypt_init().map_err(e)?;
+    let oaep = how.key.ends_with("rsa-oaep-mgf1p") || how.key.ends_with("xmlenc11#rsa-oaep");
+    if oaep {
+        ctx.set_rsa_padding(Padding::PKCS1_OAEP).map_err(e)?;
+        if how.oaep_sha256 {
+            ctx.set_rsa_oaep_md(openssl::md::Md::sha256()).map_err(e)?;
+            ctx.set_rsa_mgf1_md(openssl::md::Md::sha256()).map_err(e)?;
+        }
+    } else {
+        ctx.set_rsa_padding(Padding::PKCS1).map_err(e)?;
+    }
+    let mut wrapped = Vec::new();
+    ctx.encrypt_to_vec(cek, &mut wrapped).map_err(e)?;
+    let params = if how.oaep_sha256 {
+        r#"<ds:DigestMethod xmlns:ds="http://www.w3.org/2000/09/xmldsig#" Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><xenc11:MGF xmlns:xenc11="http://www.w3.org/2009/xmlenc11#" Algorithm="http://www.w3.org/2009/xmlenc11#mgf1sha256"/>"#
+    } else {
+        ""
+    };
+    let encrypted_key = format!(
+        r#"<xenc:EncryptedKey xmlns:xenc="http://www.w3.org/2001/04/xmlenc#"><xenc:EncryptionMethod Algorithm="{alg}">{params}</xenc:EncryptionMethod><xenc:CipherData><xenc:CipherValue>{wrapped}</xenc:CipherValue></xenc:CipherData></xenc:EncryptedKey>"#,
+        alg = how.key,
+        wrapped = STANDARD.encode(&wrapped),
+    );
+    let (inside, beside) = if how.key_beside {
+        (String::new(), encrypted_key)
+    } else {
+        (
+            format!(
+                r#"<ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#">{encrypted_key}</ds:KeyInfo>"#
+            ),
+            String::new(),
+        )
+    };
+    Ok(format!(
+        r#"<saml:{wrapper}><xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#" Type="http://www.w3.org/2001/04/xmlenc#Element"><xenc:EncryptionMethod Algorithm="{data}"/>{inside}<xenc:CipherData><xenc:CipherValue>{value}</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData>{beside}</saml:{wrapper}>"#,
+        data = how.data,
+        value = STANDARD.encode(&value),
+    ))
 }

@@ -5,6 +5,7 @@
 //
 // Binds 127.0.0.1 only. When it accepts connections it prints exactly one line
 //   listening on http://127.0.0.1:PORT
+// (with `tls` and `host` in the config: listening on https://HOST:PORT)
 // to stdout and never writes to stdout again (diagnostics go to stderr).
 // See README.md for the config format and the HTTP steps of a login.
 
@@ -16,6 +17,7 @@ console.info = (...args) => console.error(...args);
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -77,6 +79,19 @@ try {
 }
 
 // ---------------------------------------------------------------- config
+// Optional TLS (`tls: {cert, key}`, PEM) and the host name the issuer names (`host`, default
+// 127.0.0.1): a test can serve the OP as https://idp.corp.test:PORT, a name only its proxy
+// resolves, while the server still listens on 127.0.0.1.
+const tls = config.tls ?? null;
+if (tls !== null && (typeof tls.cert !== 'string' || typeof tls.key !== 'string')) {
+  fail('config.tls must be {"cert": PEM, "key": PEM}');
+}
+const publicHost = config.host ?? HOST;
+if (typeof publicHost !== 'string' || !/^[A-Za-z0-9.-]+$/.test(publicHost)) {
+  fail(`config.host must be a host name: ${JSON.stringify(publicHost)}`);
+}
+const scheme = tls ? 'https' : 'http';
+
 function normalizeIssuerPath(p) {
   if (p === undefined || p === null || p === '') return '';
   if (typeof p !== 'string' || !p.startsWith('/') || /[?#]/.test(p)) {
@@ -374,7 +389,7 @@ function interactionHandler(provider, directory) {
 
 // ---------------------------------------------------------------- server
 let dispatch = null;
-const server = http.createServer((req, res) => {
+const handler = (req, res) => {
   if (!dispatch) {
     res.writeHead(503, { 'Content-Type': 'text/plain' });
     res.end('starting\n');
@@ -385,7 +400,9 @@ const server = http.createServer((req, res) => {
     if (!res.headersSent) send(res, 500, page('Error', '<h1>Internal error</h1>'));
     else res.destroy();
   });
-});
+};
+const server = tls ? https.createServer({ cert: tls.cert, key: tls.key }, handler)
+  : http.createServer(handler);
 server.keepAliveTimeout = 5000;
 
 function makeDispatch(provider, directory) {
@@ -452,7 +469,7 @@ if (args['exit-with-stdin']) {
 server.on('error', (err) => fail(`cannot listen on ${HOST}:${port}: ${err.message}`));
 server.listen(port, HOST, async () => {
   const actualPort = server.address().port;
-  const origin = `http://${HOST}:${actualPort}`;
+  const origin = `${scheme}://${publicHost}:${actualPort}`;
   const issuer = `${origin}${issuerPath}`;
   let provider;
   let directory;

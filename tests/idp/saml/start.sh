@@ -17,6 +17,14 @@
 #   --users FILE       JSON list of users (see README); default: alice@corp.test
 #   --idp-entity-id ID default http://127.0.0.1:PORT/saml2/idp/metadata.php
 #   --slo-url URL      optional SP SingleLogoutService URL (HTTP-Redirect)
+#   --sp-signing-cert-file FILE
+#                      AuthnRequests must be signed (validate.authnrequest) by
+#                      the SP certificate (PEM) in FILE, read on every request
+#   --sp-encryption-cert-file FILE
+#                      assertions are encrypted (assertion.encryption) to the SP
+#                      certificate (PEM) in FILE, read on every request
+#   --unsigned-response
+#                      sign only the assertion, not the Response
 #   --timeout S        how long to wait for the server to answer (default 30)
 #
 # Runs in the foreground: after the config is written the script execs php, so
@@ -34,7 +42,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 die() { echo "start.sh: ERROR: $*" >&2; exit 1; }
 
-WORKDIR= PORT= SP_ENTITY_ID= ACS_URL= USERS_FILE= IDP_ENTITY_ID= SLO_URL= TIMEOUT=30
+WORKDIR= PORT= SP_ENTITY_ID= ACS_URL= USERS_FILE= IDP_ENTITY_ID= SLO_URL= SP_SIGNING_CERT_FILE= SP_ENCRYPTION_CERT_FILE= UNSIGNED_RESPONSE= TIMEOUT=30
 while [ $# -gt 0 ]; do
     case "$1" in
         --workdir) WORKDIR=${2:?}; shift 2 ;;
@@ -44,8 +52,11 @@ while [ $# -gt 0 ]; do
         --users) USERS_FILE=${2:?}; shift 2 ;;
         --idp-entity-id) IDP_ENTITY_ID=${2:?}; shift 2 ;;
         --slo-url) SLO_URL=${2:?}; shift 2 ;;
+        --sp-signing-cert-file) SP_SIGNING_CERT_FILE=${2:?}; shift 2 ;;
+        --sp-encryption-cert-file) SP_ENCRYPTION_CERT_FILE=${2:?}; shift 2 ;;
+        --unsigned-response) UNSIGNED_RESPONSE=1; shift ;;
         --timeout) TIMEOUT=${2:?}; shift 2 ;;
-        -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
 done
@@ -115,7 +126,9 @@ fi
 
 # --- SimpleSAMLphp configuration (values escaped with var_export) ------------
 export GEN_WORKDIR="$WORKDIR" GEN_BASE_URL="$BASE_URL" GEN_IDP_ENTITY_ID="$IDP_ENTITY_ID" \
-    GEN_SP_ENTITY_ID="$SP_ENTITY_ID" GEN_ACS_URL="$ACS_URL" GEN_SLO_URL="$SLO_URL" GEN_PORT="$PORT"
+    GEN_SP_ENTITY_ID="$SP_ENTITY_ID" GEN_ACS_URL="$ACS_URL" GEN_SLO_URL="$SLO_URL" GEN_PORT="$PORT" \
+    GEN_SP_SIGNING_CERT_FILE="$SP_SIGNING_CERT_FILE" GEN_SP_ENCRYPTION_CERT_FILE="$SP_ENCRYPTION_CERT_FILE" \
+    GEN_UNSIGNED_RESPONSE="$UNSIGNED_RESPONSE"
 php "$HERE/write-config.php" || die "writing the SimpleSAMLphp configuration failed"
 
 # --- start ---------------------------------------------------------------------

@@ -183,7 +183,12 @@ $idp = [
         ],
     ],
 ];
-$write("$dir/metadata/saml20-idp-hosted.php", '$metadata[' . export($idpEntityId) . '] = ' . export($idp) . ";\n");
+// DIR/idp-overrides.json, read on every request (no opcache in the way), overrides keys of
+// the hosted IdP: a test rolls the IdP's key over with it ("new_certificate", then
+// "certificate"/"privatekey").
+$write("$dir/metadata/saml20-idp-hosted.php", '$metadata[' . export($idpEntityId) . '] = ' . export($idp) . ";\n"
+    . '$overrides = json_decode((string) @file_get_contents(' . export("$dir/idp-overrides.json") . '), true);' . "\n"
+    . 'if (is_array($overrides)) { $metadata[' . export($idpEntityId) . '] = array_merge($metadata[' . export($idpEntityId) . '], $overrides); }' . "\n");
 
 /* ---- metadata/saml20-sp-remote.php ------------------------------------- */
 $sp = [
@@ -210,4 +215,32 @@ if ($sloUrl !== '') {
         'Location' => $sloUrl,
     ]];
 }
-$write("$dir/metadata/saml20-sp-remote.php", '$metadata[' . export($spEntityId) . '] = ' . export($sp) . ";\n");
+$spRemote = '$metadata[' . export($spEntityId) . '] = ' . export($sp) . ";\n";
+// --sp-signing-cert-file: AuthnRequests must be signed by the certificate in that file (PEM);
+// --sp-encryption-cert-file: assertions are encrypted to the certificate in that file. Both
+// are read on every request, so a test can write them once the SP has made its keys.
+$spSigningCertFile = env('GEN_SP_SIGNING_CERT_FILE');
+$spEncryptionCertFile = env('GEN_SP_ENCRYPTION_CERT_FILE');
+$m = '$metadata[' . export($spEntityId) . ']';
+$readCert = function (string $file): string {
+    return "preg_replace('/-----[A-Z ]+-----|\\s/', '', (string) @file_get_contents(" . export($file) . "))";
+};
+$keys = [];
+if ($spSigningCertFile !== '') {
+    $spRemote .= $m . "['validate.authnrequest'] = true;\n";
+    $keys[] = "['signing' => true, 'encryption' => false, 'type' => 'X509Certificate', 'X509Certificate' => "
+        . $readCert($spSigningCertFile) . "]";
+}
+if ($spEncryptionCertFile !== '') {
+    $spRemote .= $m . "['assertion.encryption'] = true;\n";
+    $keys[] = "['signing' => false, 'encryption' => true, 'type' => 'X509Certificate', 'X509Certificate' => "
+        . $readCert($spEncryptionCertFile) . "]";
+}
+if ($keys) {
+    $spRemote .= $m . "['keys'] = [" . implode(", ", $keys) . "];\n";
+}
+// --unsigned-response: only the assertion is signed (as Entra ID does by default).
+if (env('GEN_UNSIGNED_RESPONSE') !== '') {
+    $spRemote .= $m . "['saml20.sign.response'] = false;\n";
+}
+$write("$dir/metadata/saml20-sp-remote.php", $spRemote);
