@@ -5,8 +5,11 @@
 //! every count, `PROPTEST_CASES=N` sets them all (docs/testing.md).
 
 mod inputs;
+mod metadata;
 mod oidc;
+mod policy;
 mod saml;
+mod xmlenc;
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -52,4 +55,91 @@ pub(crate) fn flipped(text: &str, (i, bit): (usize, u8)) -> Option<String> {
     let mut b = text.as_bytes().to_vec();
     b[i] ^= 1 << bit;
     String::from_utf8(b).ok()
+}
+
+/// Byte ranges of the elements named `names` (qualified, as written) in `xml`, each
+/// occurrence, for mutations that duplicate or exchange whole elements.
+pub(crate) fn spans(xml: &str, names: &[&str]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    for name in names {
+        let open = format!("<{name}");
+        let close = format!("</{name}>");
+        let mut from = 0;
+        while let Some(at) = xml[from..].find(&open).map(|i| i + from) {
+            let next = xml.as_bytes().get(at + open.len()).copied();
+            from = at + open.len();
+            if !matches!(next, Some(b' ' | b'>' | b'/')) {
+                continue;
+            }
+            let tag_end = xml[at..].find('>').map(|i| i + at + 1).unwrap_or(xml.len());
+            let end = if xml[..tag_end].ends_with("/>") {
+                tag_end
+            } else {
+                xml[at..]
+                    .find(&close)
+                    .map(|i| i + at + close.len())
+                    .unwrap_or(xml.len())
+            };
+            out.push((at, end));
+        }
+    }
+    out
+}
+
+/// `xml` with a copy of the element at `copy` inserted right after the one at `after`.
+pub(crate) fn duplicate(xml: &str, copy: (usize, usize), after: (usize, usize)) -> String {
+    let mut out = xml.to_string();
+    out.insert_str(after.1, &xml[copy.0..copy.1]);
+    out
+}
+
+/// `xml` with the elements at `a` and `b` exchanged, when they do not overlap.
+pub(crate) fn swap(xml: &str, a: (usize, usize), b: (usize, usize)) -> Option<String> {
+    let (x, y) = (a.min(b), a.max(b));
+    (x.1 <= y.0).then(|| {
+        format!(
+            "{}{}{}{}{}",
+            &xml[..x.0],
+            &xml[y.0..y.1],
+            &xml[x.1..y.0],
+            &xml[x.0..x.1],
+            &xml[y.1..]
+        )
+    })
+}
+
+/// A change to a valid document.
+#[derive(Debug, Clone)]
+pub(crate) enum Mutation {
+    /// Flip bit `.1` of byte `.0`.
+    Flip(usize, u8),
+    /// Keep the first `.0` bytes.
+    Truncate(usize),
+    /// Insert a copy of element `.0` right after element `.1`.
+    Duplicate(usize, usize),
+    /// Exchange two elements that do not overlap.
+    Swap(usize, usize),
+}
+
+/// Mutations of a document of `len` bytes with `n` elements (see [`spans`]).
+pub(crate) fn mutation(len: usize, n: usize) -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        flip(len).prop_map(|(i, b)| Mutation::Flip(i, b)),
+        (0..len).prop_map(Mutation::Truncate),
+        (0..n, 0..n).prop_map(|(a, b)| Mutation::Duplicate(a, b)),
+        (0..n, 0..n).prop_map(|(a, b)| Mutation::Swap(a, b)),
+    ]
+}
+
+impl Mutation {
+    /// `xml` (whose elements are at `spans`) so changed; `None` when the change is no
+    /// document (not UTF-8, overlapping elements).
+    pub(crate) fn apply(&self, xml: &str, spans: &[(usize, usize)]) -> Option<String> {
+        match *self {
+            Mutation::Flip(i, bit) => flipped(xml, (i, bit)),
+            Mutation::Truncate(n) => xml.get(..n).map(str::to_string),
+            Mutation::Duplicate(a, b) => Some(duplicate(xml, spans[a], spans[b])),
+            Mutation::Swap(a, b) => swap(xml, spans[a], spans[b]),
+        }
+    }
 }

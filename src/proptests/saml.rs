@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use proptest::prelude::*;
 
-use super::{config, flip, flipped};
+use super::{Mutation, config};
 use crate::sso::saml::testing::{ResponseSpec, TestIdp, encode, sp_config, strip_xml_decl};
 use crate::sso::saml::{SpConfig, validate_response};
 
@@ -76,7 +76,7 @@ fn fixture() -> &'static Fixture {
             .trim_end()
             .to_string();
         let sp = sp_config(&idp, SP, ACS, ISSUER);
-        let spans = spans(&xml);
+        let spans = super::spans(&xml, ELEMENTS);
         Fixture {
             sp,
             xml,
@@ -84,33 +84,6 @@ fn fixture() -> &'static Fixture {
             spans,
         }
     })
-}
-
-fn spans(xml: &str) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    for name in ELEMENTS {
-        let open = format!("<{name}");
-        let close = format!("</{name}>");
-        let mut from = 0;
-        while let Some(at) = xml[from..].find(&open).map(|i| i + from) {
-            let next = xml.as_bytes().get(at + open.len()).copied();
-            from = at + open.len();
-            if !matches!(next, Some(b' ' | b'>' | b'/')) {
-                continue;
-            }
-            let tag_end = xml[at..].find('>').map(|i| i + at + 1).unwrap_or(xml.len());
-            let end = if xml[..tag_end].ends_with("/>") {
-                tag_end
-            } else {
-                xml[at..]
-                    .find(&close)
-                    .map(|i| i + at + close.len())
-                    .unwrap_or(xml.len())
-            };
-            out.push((at, end));
-        }
-    }
-    out
 }
 
 /// `sig` with the base64 of its `SignatureValue` and `DigestValue` decoded as xmlsec decodes
@@ -147,7 +120,7 @@ fn decoded_values(sig: &str) -> String {
 /// signatures themselves (their values decoded). Moving a signature among its siblings changes neither: the 100x run
 /// found that such a move is accepted, as XML signature defines, and it is no change to
 /// anything the agent reads.
-fn signed_content(xml: &str) -> (String, Vec<String>) {
+pub(super) fn signed_content(xml: &str) -> (String, Vec<String>) {
     let (open, close) = ("<ds:Signature", "</ds:Signature>");
     let (mut rest, mut out, mut sigs) = (xml, String::new(), Vec::new());
     while let Some(at) = rest.find(open) {
@@ -168,53 +141,14 @@ fn check(xml: &str) -> Result<String, String> {
     validate_response(&f.sp, &encode(xml), REQ, f.now).map(|id| id.name_id)
 }
 
-#[derive(Debug, Clone)]
-enum Mutation {
-    Flip(usize, u8),
-    Truncate(usize),
-    /// Insert a copy of element `.0` right after element `.1`.
-    Duplicate(usize, usize),
-    /// Exchange two elements that do not overlap.
-    Swap(usize, usize),
-}
-
 fn mutation() -> impl Strategy<Value = Mutation> {
     let f = fixture();
-    let (len, n) = (f.xml.len(), f.spans.len());
-    prop_oneof![
-        flip(len).prop_map(|(i, b)| Mutation::Flip(i, b)),
-        (0..len).prop_map(Mutation::Truncate),
-        (0..n, 0..n).prop_map(|(a, b)| Mutation::Duplicate(a, b)),
-        (0..n, 0..n).prop_map(|(a, b)| Mutation::Swap(a, b)),
-    ]
+    super::mutation(f.xml.len(), f.spans.len())
 }
 
 fn apply(m: &Mutation) -> Option<String> {
     let f = fixture();
-    let xml = &f.xml;
-    match *m {
-        Mutation::Flip(i, bit) => flipped(xml, (i, bit)),
-        Mutation::Truncate(n) => xml.get(..n).map(str::to_string),
-        Mutation::Duplicate(a, b) => {
-            let (copy, (_, after)) = (f.spans[a], f.spans[b]);
-            let mut out = xml.clone();
-            out.insert_str(after, &xml[copy.0..copy.1]);
-            Some(out)
-        }
-        Mutation::Swap(a, b) => {
-            let (x, y) = (f.spans[a].min(f.spans[b]), f.spans[a].max(f.spans[b]));
-            (x.1 <= y.0).then(|| {
-                format!(
-                    "{}{}{}{}{}",
-                    &xml[..x.0],
-                    &xml[y.0..y.1],
-                    &xml[x.1..y.0],
-                    &xml[x.0..x.1],
-                    &xml[y.1..]
-                )
-            })
-        }
-    }
+    m.apply(&f.xml, &f.spans)
 }
 
 /// Pieces of SAML-ish XML, hostile ones included, for soup.

@@ -273,3 +273,15 @@ fn an_encrypted_name_id_in_a_signed_assertion_is_decrypted() {
         NOT_OURS,
     );
 }
+
+#[test]
+fn a_payload_that_is_not_an_assertion_reads_as_undecryptable_naming_nothing_of_it() {
+    let idp = TestIdp::new().unwrap();
+    let (key, cert) = sp_key();
+    let s = spec();
+    let other =
+        r#"<saml:Secret xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">x</saml:Secret>"#;
+    let enc = encrypt_element(other, &cert, "EncryptedAssertion", &Encryption::gcm()).unwrap();
+    let r = check(&sp(&idp, &key), &s.build_with(&idp, None, &[enc]).unwrap());
+    assert_eq!(r.err().as_deref(), Some(NOT_OURS));
+}
