@@ -581,3 +581,89 @@ async fn configured_from_simplesamlphps_metadata_url_and_rolled_over_without_a_f
         t.text
     );
 }
+
+/// A crafted response for a fresh sign-in of alice, its assertion (signed per `sign`)
+/// encrypted by `how` to `cert`, posted to the ACS.
+async fn post_encrypted(
+    a: &Agent,
+    idp: &TestIdp,
+    cert: &str,
+    how: &Encryption,
+    sign: bool,
+) -> crate::common::Answer {
+    let (_, request_id, relay) = start(a, "alice@corp.test").await;
+    let mut spec = ResponseSpec::valid(&request_id, &acs(a), SP, ISSUER, "alice@corp.test", now());
+    spec.sign_assertion = sign;
+    let enc = encrypt_element(
+        &spec.signed_assertion(idp).unwrap(),
+        cert,
+        "EncryptedAssertion",
+        how,
+    )
+    .unwrap();
+    post_acs(
+        a,
+        &encode(&spec.build_with(idp, None, &[enc]).unwrap()),
+        Some(&relay),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn hostile_encrypted_responses_are_refused_at_the_acs_with_their_reason() {
+    let idp = TestIdp::new().unwrap();
+    let (a, admin) = agent_with_saml(&idp).await;
+    let keys = sp_keys(&a, &admin).await;
+    let cert = cert_of(&keys, "encryption", "active").to_string();
+    let rsa15 = Encryption {
+        key: "http://www.w3.org/2001/04/xmlenc#rsa-1_5".into(),
+        ..Encryption::gcm()
+    };
+    let refused = crate::saml::refused_page;
+    refused(
+        &post_encrypted(&a, &idp, &cert, &rsa15, true).await,
+        "rsa-1_5",
+    );
+    refused(
+        &post_encrypted(&a, &idp, &cert, &Encryption::gcm(), false).await,
+        "signature is missing",
+    );
+    let other = amove_agent::sso::saml::sp_keys::generate("other", now()).unwrap();
+    refused(
+        &post_encrypted(&a, &idp, &other.certificate_pem, &Encryption::gcm(), true).await,
+        "cannot be decrypted with this agent",
+    );
+    // RequireEncryptedAssertions: a plain (validly signed) assertion no longer signs in.
+    let mut cfg = a.get("/sso/get_saml", Some(&admin)).await.json();
+    cfg["RequireEncryptedAssertions"] = json!(true);
+    cfg.as_object_mut().unwrap().remove("IdPCertificates");
+    let r = a
+        .send(
+            a.http
+                .put(a.url("/sso/update_saml"))
+                .query(&[("token", &admin)])
+                .json(&cfg),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (_, request_id, relay) = start(&a, "alice@corp.test").await;
+    let plain = ResponseSpec::valid(&request_id, &acs(&a), SP, ISSUER, "alice@corp.test", now())
+        .build(&idp)
+        .unwrap();
+    refused(
+        &post_acs(&a, &encode(&plain), Some(&relay)).await,
+        "requires encrypted assertions",
+    );
+    assert_eq!(
+        post_encrypted(&a, &idp, &cert, &Encryption::gcm(), true)
+            .await
+            .status,
+        303
+    );
+    // Each refusal is in the audit trail with its reason.
+    let audit = a.get("/sso/audit", Some(&admin)).await.text;
+    assert!(
+        audit.contains("rsa-1_5") && audit.contains("requires encrypted assertions"),
+        "{audit}"
+    );
+}
