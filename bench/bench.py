@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark driver: starts the release agent and the hello-world baseline, measures them in the
-same run, and prints a Markdown table. Standard library + wrk only.
+same run, then the SAML ACS and sso_url next to BoxyHQ Jackson (saml_bench.py), and prints a
+Markdown table. Standard library + wrk (+ node for Jackson) only.
 
 Usage: bench/bench.py TARGET_DIR   (run by scripts/bench.sh after a release build)
 """
@@ -186,6 +187,9 @@ def main():
     stop(agent); stop(hello)
     shutil.rmtree(data, ignore_errors=True)
     os.unlink(lua.name)
+    print("measuring the SAML ACS and sso_url next to BoxyHQ Jackson", file=sys.stderr)
+    import saml_bench  # it imports this file's helpers, so not before they exist
+    rows.extend(saml_bench.run(TARGET, DURATION))
     print("measuring SAML validation and OIDC authenticate (cargo bench --bench sso)", file=sys.stderr)
     inproc = "".join(subprocess.run(["cargo", "bench", "--quiet", "--bench", "sso", "--", section],
                                     capture_output=True, text=True, check=True).stdout

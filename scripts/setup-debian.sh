@@ -2,7 +2,7 @@
 # Installs what the agent needs on Debian (bookworm or later).
 #   scripts/setup-debian.sh            build + run the agent
 #   scripts/setup-debian.sh --test     ... plus everything the tests start (IdPs, python)
-#   scripts/setup-debian.sh --bench    ... plus the benchmark's load generator
+#   scripts/setup-debian.sh --bench    ... plus the benchmark's load generator and BoxyHQ Jackson
 #   scripts/setup-debian.sh --desktop  ... plus the desktop app (WebKitGTK, appindicator) and its
 #                                      tests (Xvfb, dbus, chromium, xdg-utils, imagemagick)
 # Idempotent: a second run only checks.
@@ -26,7 +26,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 pkgs=(build-essential pkg-config libssl-dev libxmlsec1-dev libclang-dev ca-certificates curl)
 if [ "$want_test" = 1 ]; then pkgs+=(nodejs npm python3 python3-pip sqlite3); fi
-if [ "$want_bench" = 1 ]; then pkgs+=(wrk); fi
+if [ "$want_bench" = 1 ]; then pkgs+=(wrk nodejs npm); fi
 if [ "$want_desktop" = 1 ]; then
   # Build: Tauri v2 on WebKitGTK 4.1 with the tray. Run: xdg-utils (the deep-link plugin calls
   # xdg-mime), dbus (single-instance). Tests: Xvfb, a screenshot tool, Debian's chromium for the
@@ -109,5 +109,9 @@ if [ "$want_test" = 1 ]; then
       rm -rf "$cache"
     }
   fi
+fi
+if [ "$want_bench" = 1 ] && [ ! -d bench/jackson/node_modules/@boxyhq/saml-jackson ]; then
+  # BoxyHQ Jackson, measured next to the agent (pinned by bench/jackson/package-lock.json).
+  npm ci --prefix bench/jackson --no-audit --no-fund --loglevel=error
 fi
 echo "setup: done"

@@ -51,4 +51,22 @@ mod tests {
         db.write_blocking(|tx| remember(tx, "idp", "_a1", 300, 101))?;
         Ok(())
     }
+
+    #[test]
+    fn forgetting_expired_assertions_reads_the_expiry_index_not_the_whole_cache() -> Result<()> {
+        let db = Db::open_in_memory()?;
+        let plan: Vec<String> = db.read_blocking(|c| {
+            let mut st = c.prepare(
+                "EXPLAIN QUERY PLAN DELETE FROM saml_replay_cache WHERE expires_at <= ?1",
+            )?;
+            let rows = st.query_map([0], |r| r.get::<_, String>(3))?;
+            Ok(rows.collect::<std::result::Result<_, _>>()?)
+        })?;
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("INDEX saml_replay_cache_expiry")),
+            "{plan:?}"
+        );
+        Ok(())
+    }
 }

@@ -45,6 +45,15 @@ impl TestIdp {
             cert_der: cert.der_data().to_vec(),
         })
     }
+    /// The IdP whose private key (PKCS#1/PKCS#8 DER) and certificate (DER) these are, as
+    /// [`TestIdp::key_der`] and `cert_der` gave them (the benchmark keeps one across processes).
+    pub fn from_der(key_der: Vec<u8>, cert_der: Vec<u8>) -> Self {
+        Self { key_der, cert_der }
+    }
+    /// The private key (DER).
+    pub fn key_der(&self) -> &[u8] {
+        &self.key_der
+    }
     /// The certificate as PEM.
     pub fn cert_pem(&self) -> String {
         let b64 = STANDARD.encode(&self.cert_der);

@@ -1,0 +1,215 @@
+"""The SAML half of the benchmark: the agent's ACS and SAML `sso_url` next to BoxyHQ Jackson's
+(`bench/jackson/server.js`, its library controllers behind its own routes), in one run.
+
+Both sides do the same work: sign-ins opened through the SP (the agent's `POST /sso/sso_url`,
+Jackson's `GET /api/oauth/authorize`), one response per sign-in pre-signed by a test IdP
+(`saml_bodies`: signed assertion, RSA-2048, answering the request's ID and RelayState), each
+POSTed once to the ACS by `wrk -t2 -c64` through `bench/acs.lua`. Only 303 answers count as
+validated; anything else is a failure, and there must be none.
+"""
+import concurrent.futures, http.client, json, os, re, subprocess, sys, tempfile, urllib.parse, urllib.request
+
+from bench import PASSWORD, http_post, start, stop, wrk
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CALLBACK = "http://127.0.0.1:9/cb"
+USER = "admin@bench.test"
+IDP_ENTITY = "https://idp.bench.test"
+IDP_SSO = "http://localhost:9/sso"
+SP_ENTITY = "https://amove.bench.test/sp"
+JACKSON_AUDIENCE = "https://saml.boxyhq.com"  # Jackson's default samlAudience
+JACKSON_AUTHORIZE = ("/api/oauth/authorize?tenant=bench.test&product=amove-bench&response_type=code"
+                     f"&state=bench&redirect_uri={urllib.parse.quote(CALLBACK, safe='')}")
+# Sign-ins prepared per second of load (doubled and measured again if wrk runs out of them).
+AGENT_RATE = int(os.environ.get("BENCH_SAML_RATE", "4000"))
+JACKSON_RATE = int(os.environ.get("BENCH_JACKSON_RATE", "300"))
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def idp_metadata(cert_pem):
+    """The test IdP's metadata, as an admin would paste it into Jackson."""
+    b64 = "".join(l for l in cert_pem.splitlines() if "CERTIFICATE" not in l)
+    return ('<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" '
+            f'entityID="{IDP_ENTITY}"><md:IDPSSODescriptor '
+            'protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
+            '<md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#">'
+            f'<ds:X509Data><ds:X509Certificate>{b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>'
+            '</md:KeyDescriptor><md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress'
+            '</md:NameIDFormat><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" '
+            f'Location="{IDP_SSO}"/></md:IDPSSODescriptor></md:EntityDescriptor>')
+
+
+def open_sessions(base, n, one):
+    """`n` sign-ins, each opened by `one(connection)` -> the IdP redirect URL, on 4 connections."""
+    host, port = urllib.parse.urlsplit(base).netloc.split(":")
+
+    def worker(count):
+        c = http.client.HTTPConnection(host, int(port), timeout=30)
+        return [one(c) for _ in range(count)]
+
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        parts = list(ex.map(worker, [n // 4 + (i < n % 4) for i in range(4)]))
+    return [u for p in parts for u in p]
+
+
+def agent_sign_in(c):
+    c.request("POST", "/sso/sso_url", json.dumps({"Username": USER, "CallbackUrl": CALLBACK}),
+              {"Content-Type": "application/json"})
+    r = c.getresponse()
+    body = r.read()
+    assert r.status == 200, (r.status, body[:200])
+    return json.loads(body)["Url"]
+
+
+def jackson_sign_in(c):
+    c.request("GET", JACKSON_AUTHORIZE)
+    r = c.getresponse()
+    r.read()
+    assert r.status == 302, r.status
+    return r.getheader("Location")
+
+
+def bodies(tool, idp_dir, urls, acs, audience, encrypt_to=None):
+    out = tempfile.NamedTemporaryFile("w", suffix=".bodies", delete=False)
+    out.close()
+    cmd = [tool, "responses", idp_dir, acs, audience, IDP_ENTITY, USER] + ([encrypt_to] if encrypt_to else [])
+    with open(out.name, "w") as f:
+        subprocess.run(cmd, input="\n".join(urls) + "\n", stdout=f, text=True, check=True)
+    return out.name
+
+
+def acs_run(url, bodies_file, duration):
+    """POSTs each body once; returns (validated/s, p99 ms, failures, ran out of bodies)."""
+    cmd = ["wrk", "-t2", "-c64", f"-d{duration}s", "--timeout", "10s", "--latency",
+           "-s", os.path.join(HERE, "acs.lua"), url, "--", bodies_file, "2"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    m = re.search(r"ACS validated=(\d+) failed=(\d+) exhausted=(\d+) p99_us=([\d.]+) seconds=([\d.]+)", out)
+    assert m, out
+    ok, bad, exhausted, p99_us, secs = int(m[1]), int(m[2]), int(m[3]), float(m[4]), float(m[5])
+    return ok / secs, p99_us / 1000, bad, exhausted > 0
+
+
+def measure_acs(name, url, rate, duration, prepare):
+    """Prepares `rate * duration` sign-ins with `prepare(n) -> bodies file` and measures them,
+    with twice as many if wrk ran out before the end."""
+    n = rate * int(duration)
+    while True:
+        log(f"  {name}: preparing {n:,} signed responses")
+        f = prepare(n)
+        try:
+            rps, p99, bad, exhausted = acs_run(url, f, duration)
+        finally:
+            os.unlink(f)
+        if not exhausted:
+            break
+        n *= 2
+    assert bad == 0, f"{bad} answers other than 303 from {name}"
+    log(f"  {name}: {rps:,.0f} validated/s, p99 {p99:.2f} ms, failures {bad}")
+    return rps, p99
+
+
+def jackson_server(metadata_file):
+    jdir = os.path.join(HERE, "jackson")
+    return start(["node", os.path.join(jdir, "server.js"), metadata_file, CALLBACK],
+                 env=dict(os.environ, NODE_ENV="production"))
+
+
+def agent_server(agent, data, env):
+    subprocess.run([agent, "init", "--account", "bench", "--admin", USER, "--data-dir", data],
+                   env=env, check=True, stdout=subprocess.DEVNULL)
+    p, base = start([agent, "serve", "--addr", "127.0.0.1:0", "--data-dir", data], env=env)
+    token = http_post(base, "/sso/ttapi/2.0/authz/0/authn",
+                      urllib.parse.urlencode({"grant_type": "password", "username": "admin@bench", "password": PASSWORD}),
+                      "application/x-www-form-urlencoded")["access_token"]
+    return p, base, token
+
+
+def configure_saml(base, token, cert_pem, config_id=None, **flags):
+    body = {"Certificate": cert_pem, "SPEntityId": SP_ENTITY, "IdPSSOURL": IDP_SSO,
+            "IdPEntityId": IDP_ENTITY, "Active": True, "SignAuthnRequests": True, **flags}
+    if config_id is None:
+        return http_post(base, "/sso/setup_saml", json.dumps(body), "application/json", token)
+    body["Id"] = config_id
+    url = f"{base}/sso/update_saml?token={urllib.parse.quote(token)}"
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="PUT",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read())
+
+
+def get_json(base, path, token):
+    with urllib.request.urlopen(f"{base}{path}?token={urllib.parse.quote(token)}") as r:
+        return json.loads(r.read())
+
+
+def run(target, duration):
+    """Runs the SAML measures; returns the table rows (measure, result, target)."""
+    agent_bin = os.path.join(target, "amove-agent")
+    tool = os.path.join(target, "examples", "saml_bodies")
+    work = tempfile.mkdtemp(prefix="amove-saml-bench-")
+    subprocess.run([tool, "idp", work], check=True)
+    cert_pem = open(os.path.join(work, "idp.crt.pem")).read()
+    md = os.path.join(work, "idp-metadata.xml")
+    with open(md, "w") as f:
+        f.write(idp_metadata(cert_pem))
+
+    env = dict(os.environ, AMOVE_ADMIN_PASSWORD=PASSWORD, AMOVE_LOG="warn")
+    data = os.path.join(work, "agent")
+    os.mkdir(data)
+    agent, base, token = agent_server(agent_bin, data, env)
+    cfg = configure_saml(base, token, cert_pem)
+    with urllib.request.urlopen(f"{base}/sso/saml/metadata?account=bench") as r:
+        acs = re.search(r'Location="([^"]*/sso/saml/acs)"', r.read().decode())[1]
+    jackson, jbase = jackson_server(md)
+    jacs = jbase + "/api/oauth/saml"
+    try:
+        log("measuring the SAML ACS: agent, then Jackson")
+        a_rps, a_p99 = measure_acs("agent ACS, signed assertion", base + "/sso/saml/acs", AGENT_RATE, duration,
+                                   lambda n: bodies(tool, work, open_sessions(base, n, agent_sign_in), acs, SP_ENTITY))
+        j_rps, j_p99 = measure_acs("Jackson ACS, signed assertion", jacs, JACKSON_RATE, duration,
+                                   lambda n: bodies(tool, work, open_sessions(jbase, n, jackson_sign_in), jacs,
+                                                    JACKSON_AUDIENCE))
+        keys = get_json(base, "/sso/saml/sp_keys", token)["Keys"]
+        enc = next(k["Certificate"] for k in keys if k["Use"] == "encryption" and k["Status"] == "active")
+        enc_file = os.path.join(work, "sp-encryption.crt.pem")
+        with open(enc_file, "w") as f:
+            f.write(enc)
+        configure_saml(base, token, cert_pem, cfg["Id"], RequireEncryptedAssertions=True)
+        e_rps, e_p99 = measure_acs("agent ACS, encrypted assertion", base + "/sso/saml/acs", AGENT_RATE, duration,
+                                   lambda n: bodies(tool, work, open_sessions(base, n, agent_sign_in), acs, SP_ENTITY,
+                                                    enc_file))
+        log("measuring SAML sso_url (signed AuthnRequests) and Jackson's /authorize")
+        lua = os.path.join(work, "sso_url.lua")
+        with open(lua, "w") as f:
+            f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                    f'wrk.body = \'{json.dumps({"Username": USER, "CallbackUrl": CALLBACK})}\'\n')
+        s_rps, s_p99, bad = wrk(base + "/sso/sso_url", script=lua, duration=duration)
+        assert bad == 0, f"{bad} non-2xx answers from sso_url"
+        ja_rps, ja_p99, bad = wrk(jbase + JACKSON_AUTHORIZE, duration=duration)
+        assert bad == 0, f"{bad} non-2xx/3xx answers from Jackson's authorize"
+        log(f"  sso_url {s_rps:,.0f} req/s p99 {s_p99:.2f} ms; Jackson authorize {ja_rps:,.0f} req/s p99 {ja_p99:.2f} ms")
+    finally:
+        stop(agent)
+        stop(jackson)
+        subprocess.run(["rm", "-rf", work])
+    return [
+        ("SAML ACS, signed assertion (RSA-2048), 64 connections: agent / Jackson",
+         f"{a_rps:,.0f} / {j_rps:,.0f} validated/s (**{a_rps / j_rps:.0f}×**), p99 {a_p99:.2f} / {j_p99:.1f} ms, 0 failures",
+         "≥ 25× Jackson, ≥ 2,500/s, p99 < 20 ms"),
+        ("SAML ACS, encrypted assertion (AES-256-GCM, RSA-OAEP), agent, 64 connections",
+         f"{e_rps:,.0f} validated/s, p99 {e_p99:.2f} ms, 0 failures", "≥ 1,500/s, p99 < 20 ms"),
+        ("SAML `sso_url` (signed AuthnRequest) / Jackson `/authorize` (signs), 64 connections",
+         f"{s_rps:,.0f} / {ja_rps:,.0f} req/s (**{s_rps / ja_rps:.0f}×**), p99 {s_p99:.2f} / {ja_p99:.1f} ms",
+         "≥ 50× Jackson"),
+    ]
+
+
+if __name__ == "__main__":
+    target = sys.argv[1] if len(sys.argv) > 1 else "target/release"
+    rows = run(target, os.environ.get("BENCH_SECONDS", "5"))
+    print("\n| measure | result | target |\n| --- | --- | --- |")
+    for what, value, tgt in rows:
+        print(f"| {what} | {value} | {tgt} |")
