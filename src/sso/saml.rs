@@ -19,6 +19,7 @@ mod response;
 pub mod sp_keys;
 pub mod testing;
 pub mod xmlenc;
+pub mod xmltree;
 
 pub use authn_request::{RedirectRequest, redirect_request};
 pub use idp_metadata::{IdpMetadata, parse_idp_metadata};

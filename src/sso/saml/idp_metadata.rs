@@ -7,7 +7,7 @@
 //! admin got it (an https URL of their IdP, or text they pasted).
 
 use super::HTTP_REDIRECT_BINDING;
-use super::xmlenc::{Node, parse_tree};
+use super::xmltree::{Node, parse_tree};
 use crate::sso::cert;
 
 /// Largest metadata document read (Entra ID's and ADFS's are a few tens of KiB).

@@ -13,7 +13,8 @@ use samael::service_provider::ServiceProvider;
 use super::envelope::{check_envelope, read_envelope};
 use super::metadata::idp_metadata;
 use super::testing::strip_xml_decl;
-use super::xmlenc::{self, NOT_OURS, Node, parse_tree};
+use super::xmlenc::{self, NOT_OURS};
+use super::xmltree::{Node, parse_tree};
 use super::{CLOCK_SKEW_SECS, MAX_RESPONSE_BYTES, SpConfig};
 
 /// The identity a valid response asserts.
