@@ -3,6 +3,7 @@
 //! validate through the same functions, so both accept and refuse exactly the same input.
 
 pub mod idp;
+pub mod signin;
 
 use crate::error::{Error, Result};
 use crate::login::callback_url::{MAX_URLS, validate_allowed};

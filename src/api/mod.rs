@@ -17,6 +17,7 @@ pub mod policy;
 pub mod routing;
 pub mod saml;
 pub mod session;
+pub mod signin_settings;
 pub mod tokens;
 pub mod ttapi;
 pub mod ui;
@@ -63,6 +64,7 @@ pub fn routes() -> Routes {
         .merge(audit::routes())
         .merge(login::routes())
         .merge(callback_urls::routes())
+        .merge(signin_settings::routes())
         .merge(network::routes())
         .merge(saml::routes())
         .merge(import::routes())

@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi};
 use crate::api::routing::Routes;
 use crate::api::{
     audit, callback_urls, health, idp, idp_view, import, links, login, network, policy, saml,
-    session, tokens, ttapi, ui,
+    session, signin_settings, tokens, ttapi, ui,
 };
 use crate::error::Problem;
 
@@ -48,6 +48,7 @@ answer 499 with a problem body and an `error-code` header; 500 has no body.",
         login::post_sso_url, login::post_authenticate, login::get_callback,
         login::post_test_connection,
         callback_urls::get_callback_urls, callback_urls::put_callback_urls,
+        signin_settings::get_signin_settings, signin_settings::put_signin_settings,
         saml::post_acs, saml::get_metadata, saml::refresh_metadata,
         saml::get_sp_keys, saml::rotate_sp_keys, saml::finish_sp_key_rotation,
         network::get_network, network::put_network,

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::state::AppState;
 use crate::store::cache::GenCache;
 use crate::store::idp::{self, IdpConfig};
-use crate::store::{transactions, users};
+use crate::store::{signin_settings, transactions, users};
 
 /// An account's active configuration and callback allow-list, as [`LoginCache`] keeps them.
 pub(crate) type AccountLogin = (Option<Arc<IdpConfig>>, Arc<Vec<String>>);
@@ -17,7 +17,8 @@ pub(crate) type AccountLogin = (Option<Arc<IdpConfig>>, Arc<Vec<String>>);
 /// What every `sso_url` reads — the account of a username, and the account's active
 /// configuration and callback allow-list — cached exactly for [`Db::epoch`]: only this
 /// process writes configurations and allow-lists, and a user's account never changes.
-/// Unknown usernames are not cached (the CLI may add them at any time).
+/// Unknown usernames are not cached (the CLI may add them at any time); one the account
+/// auto-provisions ([`signin_settings::account_auto_provisioning`]) is routed to it.
 ///
 /// [`Db::epoch`]: crate::store::Db::epoch
 #[derive(Default)]
@@ -53,7 +54,8 @@ impl LoginCache {
     }
 }
 
-/// The account of `username` (lowercased), its active configuration and allow-list.
+/// The account of `username` (lowercased) — its user's, else the one account auto-provisioning
+/// its domain — with the account's active configuration and allow-list.
 pub(crate) async fn login_context(
     state: &AppState,
     username: &str,
@@ -65,13 +67,28 @@ pub(crate) async fn login_context(
         Some(a) => a,
         None => {
             let lookup = username.to_string();
-            let Some(user) = state.db.read(move |c| users::by_email(c, &lookup)).await? else {
+            let found = state
+                .db
+                .read(move |c| {
+                    if let Some(user) = users::by_email(c, &lookup)? {
+                        return Ok(Some((user.account_id, true)));
+                    }
+                    // No such user: the one account that auto-provisions its domain, if any.
+                    let Some(domain) = crate::admin::signin::email_domain(&lookup) else {
+                        return Ok(None);
+                    };
+                    Ok(signin_settings::account_auto_provisioning(c, &domain)?.map(|a| (a, false)))
+                })
+                .await?;
+            let Some((account_id, is_user)) = found else {
                 return Ok(None);
             };
-            cache
-                .accounts_of
-                .put(username.to_string(), epoch, user.account_id);
-            user.account_id
+            if is_user {
+                cache
+                    .accounts_of
+                    .put(username.to_string(), epoch, account_id);
+            }
+            account_id
         }
     };
     if let Some((config, allowed)) = cache.accounts.get(&account_id, epoch) {

@@ -1,21 +1,27 @@
 //! Who signs in (SPEC "Who signs in"): the local user of an IdP identity, found through its
 //! link or — on the first sign-in — by a verified email within the account and then linked;
-//! one link per user and provider kind; inactive users refused; IdP group memberships brought
-//! up to date in the same write transaction, which the audit trail records.
+//! one link per user and provider kind; inactive users refused; an unknown identity created
+//! when the account auto-provisions its verified email's domain; IdP group memberships and the
+//! AdminGroups rule brought up to date in the same write transaction, which the audit trail
+//! records.
 
 use crate::error::{Error, Result};
 use crate::login::AUDIT_SIGNIN;
+use crate::login::access;
 use crate::login::groups::GroupUpdate;
 use crate::sso::oidc::IdpIdentity;
 use crate::state::AppState;
 use crate::store::audit::{self, NewEvent};
 use crate::store::groups as group_store;
+use crate::store::signin_settings::{self, SigninSettings};
 use crate::store::users::{Status, User};
 use crate::store::{links, users};
 
 /// Finds the local user of an IdP identity: through its link, or — on the first login
-/// through this issuer — by email within the account, then links them; then brings their
-/// IdP group memberships up to date. One write transaction, recorded in the audit trail.
+/// through this issuer — by email within the account (or, when the account auto-provisions the
+/// email's domain, a new standard user), then links them; then brings their IdP group
+/// memberships and their AdminGroups role up to date. One write transaction, recorded in the
+/// audit trail.
 pub(crate) async fn link_user(
     state: &AppState,
     account_id: i64,
@@ -26,7 +32,8 @@ pub(crate) async fn link_user(
     state
         .db
         .write(move |tx| {
-            let (user, mut detail) = find_or_link(tx, account_id, &who, now)?;
+            let settings = signin_settings::get(tx, account_id)?;
+            let (user, mut detail) = find_or_link(tx, account_id, &who, &settings, now)?;
             if let Some(refs) = &groups.groups {
                 let mut ids = Vec::with_capacity(refs.len());
                 for r in refs {
@@ -40,6 +47,8 @@ pub(crate) async fn link_user(
             if let Some(note) = &groups.note {
                 detail.push_str(&format!("; {note}"));
             }
+            let via = who.provider.label();
+            let user = access::apply_admin_groups(tx, &settings, user, &groups, via, now)?;
             audit::record(
                 tx,
                 &NewEvent::ok(Some(account_id), &user.email, AUDIT_SIGNIN, detail),
@@ -55,6 +64,7 @@ fn find_or_link(
     tx: &rusqlite::Connection,
     account_id: i64,
     who: &IdpIdentity,
+    settings: &SigninSettings,
     now: i64,
 ) -> Result<(User, String)> {
     let label = who.provider.label();
@@ -78,13 +88,16 @@ fn find_or_link(
             who.label
         ))
     })?;
-    let user = users::by_email(tx, email)?
-        .filter(|u| u.account_id == account_id)
-        .ok_or_else(|| {
-            Error::Auth(format!(
+    let user = match users::by_email(tx, email)? {
+        Some(u) if u.account_id == account_id => u,
+        Some(_) => {
+            return Err(Error::Auth(format!(
                 "{email} signed in at {label} but is not a user of this account; {ask} to add you"
-            ))
-        })?;
+            )));
+        }
+        // No user of the agent has it: one only AutoProvision may create.
+        None => access::provision(tx, account_id, settings, who, email, now)?,
+    };
     // One link per user and provider kind: an identity of another tenant, authorization
     // server or IdP never links a user who is linked already, whatever email it carries.
     if let Some(existing) = links::for_user(tx, user.id, who.provider)?

@@ -17,6 +17,7 @@
 //! - [`check`]: the `test_connection` dry run;
 //! - [`cache`] and [`idp_config`]: what sign-in reads, cached or opened.
 
+pub mod access;
 pub mod acs;
 pub mod cache;
 pub mod callback;

@@ -1,8 +1,9 @@
 //! Applying a validated policy to the database, in one write transaction: the account (created
 //! if missing), the provider configurations it declares (`null`: deleted), the callback
-//! allow-list and the access token lifetime. A setting already as declared is left untouched,
+//! allow-list, the access token lifetime and the sign-in settings. A setting already as declared is left untouched,
 //! so re-reading an unchanged file writes nothing (and invalidates no pending login).
 
+use crate::admin::signin::{SIGNIN_AUDIT, signin_summary};
 use crate::crypto::seal::Sealer;
 use crate::domain::Kind;
 use crate::error::Result;
@@ -12,6 +13,7 @@ use crate::policy::{Declared, IdpPolicy, Policy};
 use crate::secret::Secret;
 use crate::store::audit::{self, NewEvent};
 use crate::store::idp::{self, IdpConfig};
+use crate::store::signin_settings;
 use crate::store::{Db, accounts, callback_urls};
 
 /// Who the audit trail says acted.
@@ -174,6 +176,13 @@ pub async fn apply(
                 None => "access tokens now last until revoked".to_string(),
             };
             audit(aid, "token.policy", detail)?;
+        }
+
+        let current = signin_settings::get(tx, aid)?;
+        let declared = p.signin.lay_over(current.clone());
+        if declared != current {
+            signin_settings::save(tx, aid, &declared, now)?;
+            audit(aid, SIGNIN_AUDIT, signin_summary(&declared))?;
         }
         publish(Some(aid));
         Ok(Applied {

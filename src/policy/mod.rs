@@ -115,6 +115,68 @@ impl NetworkPolicy {
     }
 }
 
+/// The account's sign-in settings the policy declares (`AutoProvision`,
+/// `AutoProvisionDomains`, `AdminGroups`, `SessionLifetimeDays`), each managed on its own.
+/// `null` is the setting's "none": off, an empty list, the default lifetime.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SigninPolicy {
+    /// `AutoProvision`.
+    pub auto_provision: Declared<bool>,
+    /// `AutoProvisionDomains`, validated and sorted.
+    pub auto_provision_domains: Declared<Vec<String>>,
+    /// `AdminGroups`, validated and sorted.
+    pub admin_groups: Declared<Vec<String>>,
+    /// `SessionLifetimeDays`.
+    pub session_lifetime_days: Declared<i64>,
+}
+
+impl SigninPolicy {
+    /// `current` with what the policy declares laid over it.
+    pub fn lay_over(
+        &self,
+        mut current: crate::store::signin_settings::SigninSettings,
+    ) -> crate::store::signin_settings::SigninSettings {
+        fn set<T: Clone>(d: &Declared<T>, none: T, into: &mut T) {
+            match d {
+                Declared::Absent => {}
+                Declared::Null => *into = none,
+                Declared::Value(v) => *into = v.clone(),
+            }
+        }
+        set(&self.auto_provision, false, &mut current.auto_provision);
+        set(
+            &self.auto_provision_domains,
+            Vec::new(),
+            &mut current.auto_provision_domains,
+        );
+        set(&self.admin_groups, Vec::new(), &mut current.admin_groups);
+        set(
+            &self.session_lifetime_days,
+            crate::store::signin_settings::DEFAULT_SESSION_LIFETIME_DAYS,
+            &mut current.session_lifetime_days,
+        );
+        current
+    }
+
+    /// The keys it declares.
+    pub fn managed_keys(&self) -> impl Iterator<Item = ManagedKey> {
+        [
+            (self.auto_provision.is_declared(), ManagedKey::AutoProvision),
+            (
+                self.auto_provision_domains.is_declared(),
+                ManagedKey::AutoProvisionDomains,
+            ),
+            (self.admin_groups.is_declared(), ManagedKey::AdminGroups),
+            (
+                self.session_lifetime_days.is_declared(),
+                ManagedKey::SessionLifetime,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(declared, k)| declared.then_some(k))
+    }
+}
+
 /// A parsed, validated policy file.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -132,6 +194,8 @@ pub struct Policy {
     pub access_token_lifetime: Declared<i64>,
     /// `Network`.
     pub network: NetworkPolicy,
+    /// The sign-in settings.
+    pub signin: SigninPolicy,
 }
 
 impl Policy {
@@ -153,6 +217,7 @@ impl Policy {
         if self.access_token_lifetime.is_declared() {
             keys.push(ManagedKey::AccessTokenLifetime);
         }
+        keys.extend(self.signin.managed_keys());
         if self.network.proxy_url.is_declared() {
             keys.push(ManagedKey::ProxyUrl);
         }
@@ -174,6 +239,14 @@ pub enum ManagedKey {
     CallbackUrls,
     /// `AccessTokenLifetimeSeconds`.
     AccessTokenLifetime,
+    /// `AutoProvision`.
+    AutoProvision,
+    /// `AutoProvisionDomains`.
+    AutoProvisionDomains,
+    /// `AdminGroups`.
+    AdminGroups,
+    /// `SessionLifetimeDays`.
+    SessionLifetime,
     /// `Network.ProxyURL`.
     ProxyUrl,
     /// `Network.CaFile`.
@@ -190,19 +263,27 @@ impl ManagedKey {
             ManagedKey::Idp(Kind::Saml) => "Saml",
             ManagedKey::CallbackUrls => "CallbackUrls",
             ManagedKey::AccessTokenLifetime => "AccessTokenLifetimeSeconds",
+            ManagedKey::AutoProvision => "AutoProvision",
+            ManagedKey::AutoProvisionDomains => "AutoProvisionDomains",
+            ManagedKey::AdminGroups => "AdminGroups",
+            ManagedKey::SessionLifetime => "SessionLifetimeDays",
             ManagedKey::ProxyUrl => "Network.ProxyURL",
             ManagedKey::CaFile => "Network.CaFile",
         }
     }
 
     /// Every key, in the file's order.
-    pub const ALL: [ManagedKey; 8] = [
+    pub const ALL: [ManagedKey; 12] = [
         ManagedKey::Account,
         ManagedKey::Idp(Kind::Okta),
         ManagedKey::Idp(Kind::Entra),
         ManagedKey::Idp(Kind::Saml),
         ManagedKey::CallbackUrls,
         ManagedKey::AccessTokenLifetime,
+        ManagedKey::AutoProvision,
+        ManagedKey::AutoProvisionDomains,
+        ManagedKey::AdminGroups,
+        ManagedKey::SessionLifetime,
         ManagedKey::ProxyUrl,
         ManagedKey::CaFile,
     ];

@@ -6,21 +6,26 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::admin;
+use crate::admin::signin;
 use crate::domain::Kind;
 use crate::error::Error;
 use crate::fields::{Fields, check_text, json_type};
-use crate::policy::{AccountPolicy, Declared, IdpPolicy, NetworkPolicy, Policy};
+use crate::policy::{AccountPolicy, Declared, IdpPolicy, NetworkPolicy, Policy, SigninPolicy};
 use crate::sso::net::ProxyUrl;
 
 /// The top-level keys a policy may hold (keys starting with `_`, such as `_comment`, are
 /// ignored).
-pub const KEYS: [&str; 7] = [
+pub const KEYS: [&str; 11] = [
     "Account",
     "Okta",
     "EntraId",
     "Saml",
     "CallbackUrls",
     "AccessTokenLifetimeSeconds",
+    signin::AUTO_PROVISION,
+    signin::AUTO_PROVISION_DOMAINS,
+    signin::ADMIN_GROUPS,
+    signin::SESSION_LIFETIME,
     "Network",
 ];
 
@@ -148,11 +153,13 @@ pub fn parse(
         },
     };
     let network = network(&f, &mut problems);
+    let signin = signin_settings(&f, &mut problems);
 
-    let scoped: Vec<&str> = KEYS[1..6]
+    // Everything but the account itself and the machine's network belongs to an account.
+    let scoped: Vec<&str> = KEYS
         .iter()
         .copied()
-        .filter(|k| f.declared(k).is_some())
+        .filter(|k| *k != "Account" && *k != "Network" && f.declared(k).is_some())
         .collect();
     if account.is_none() && f.declared("Account").is_none() && !scoped.is_empty() {
         problems.push(format!(
@@ -172,7 +179,50 @@ pub fn parse(
         callback_urls,
         access_token_lifetime,
         network,
+        signin,
     })
+}
+
+/// `AutoProvision`, `AutoProvisionDomains`, `AdminGroups`, `SessionLifetimeDays`: each absent,
+/// `null`, or a value the API's own check accepts.
+fn signin_settings(f: &Fields, problems: &mut Vec<String>) -> SigninPolicy {
+    // The API reads one key of a body; a body of that key alone is what the policy hands it.
+    let one = |key: &str| -> Option<Fields> {
+        let v = f.declared(key)?.clone();
+        let mut o = serde_json::Map::new();
+        o.insert(key.to_string(), v);
+        Fields::from_object(o).ok()
+    };
+    let mut p = SigninPolicy::default();
+    let mut take =
+        |key: &str, pick: &dyn Fn(admin::signin::SigninChange, &mut SigninPolicy)| match f
+            .declared(key)
+        {
+            None => {}
+            Some(Value::Null) => pick(admin::signin::SigninChange::default(), &mut p),
+            Some(_) => match one(key).map(|o| admin::signin::change(&o)) {
+                Some(Ok(c)) => pick(c, &mut p),
+                Some(Err(e)) => problems.push(named(key, &e.to_string())),
+                None => {}
+            },
+        };
+    // A change of `null` (nothing given) is the setting's none.
+    fn declared<T>(v: Option<T>) -> Declared<T> {
+        v.map_or(Declared::Null, Declared::Value)
+    }
+    take(signin::AUTO_PROVISION, &|c, p| {
+        p.auto_provision = declared(c.auto_provision)
+    });
+    take(signin::AUTO_PROVISION_DOMAINS, &|c, p| {
+        p.auto_provision_domains = declared(c.auto_provision_domains)
+    });
+    take(signin::ADMIN_GROUPS, &|c, p| {
+        p.admin_groups = declared(c.admin_groups)
+    });
+    take(signin::SESSION_LIFETIME, &|c, p| {
+        p.session_lifetime_days = declared(c.session_lifetime_days)
+    });
+    p
 }
 
 /// The messages of an error, one per problem.

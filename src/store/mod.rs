@@ -31,6 +31,7 @@ mod migrations;
 pub mod replay;
 pub mod sessions;
 pub mod settings;
+pub mod signin_settings;
 pub mod sp_keys;
 pub mod tokens;
 pub mod transactions;

@@ -216,3 +216,22 @@ pub fn set_status(conn: &Connection, id: i64, status: Status, now: i64) -> Resul
         params![id, status.as_str(), now],
     )? == 1)
 }
+
+/// Sets a user's role; `by_rule` records that the AdminGroups rule set it (only such roles
+/// does the rule take back).
+pub fn set_role(conn: &Connection, id: i64, role: Role, by_rule: bool, now: i64) -> Result<bool> {
+    Ok(conn.execute(
+        "UPDATE users SET role = ?2, role_source = ?3, updated_at = ?4 WHERE id = ?1",
+        params![id, role.as_str(), by_rule.then_some("admin_groups"), now],
+    )? == 1)
+}
+
+/// Whether the AdminGroups rule made the user's role what it is.
+pub fn role_by_rule(conn: &Connection, id: i64) -> Result<bool> {
+    let source: Option<Option<String>> = conn
+        .query_row("SELECT role_source FROM users WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(source.flatten().as_deref() == Some("admin_groups"))
+}

@@ -129,6 +129,16 @@ pub fn add_user(data_dir: &Path, ident: &str, email: &str, admin: bool, password
     assert!(ok, "user add failed: {err}");
 }
 
+/// `amove-agent user VERB --account acme --email EMAIL` (`disable`, `enable`), which must succeed.
+pub fn user_cli(data_dir: &Path, verb: &str, email: &str) {
+    let (ok, _, err) = cli(
+        data_dir,
+        &["user", verb, "--account", "acme", "--email", email],
+        &[],
+    );
+    assert!(ok, "user {verb} failed: {err}");
+}
+
 impl Agent {
     /// Starts an agent on a fresh temporary data directory.
     pub async fn start() -> Agent {
@@ -311,6 +321,19 @@ impl Agent {
             .as_str()
             .expect("access_token")
             .to_string()
+    }
+
+    /// A session JWT for a local password (`POST /sso/session`).
+    pub async fn session_jwt(&self, username: &str, password: &str) -> String {
+        let r = self
+            .post_json(
+                "/sso/session",
+                None,
+                &serde_json::json!({"Username": username, "Password": password}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json().as_str().expect("a JSON string").to_string()
     }
 
     /// The access token of `admin@acme.test` (see [`Agent::with_account`]).

@@ -195,6 +195,40 @@ impl TestAgent {
         assert_eq!(a.status, 200, "setup_{kind}: {}", a.text);
     }
 
+    /// The session-token grant of the token exchange: a long-lived access token for `jwt`.
+    pub async fn session_token_grant(&self, jwt: &str) -> String {
+        let form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "urn:ssocircle:api:sessiontoken")
+            .append_pair("password", jwt)
+            .finish();
+        let a = self
+            .send(
+                self.http
+                    .post(format!("{}/sso/ttapi/2.0/authz/0/authn", self.base))
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(form),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        a.json()["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// A sign-in typed as `typed`, completed by `login` at the real OP (through the agent's
+    /// own callback): the `authenticate` answer.
+    pub async fn sign_in_at(&self, typed: &str, login: &str, password: &str) -> Answer {
+        let cb = self.own_callback();
+        let a = self.sso_url(typed, &cb).await;
+        assert_eq!(a.status, 200, "sso_url {typed}: {}", a.text);
+        let url = a.json()["Url"].as_str().unwrap().to_string();
+        let back = Browser::new().login(&url, login, password, &cb).await;
+        self.authenticate(
+            a.json()["Identifier"].as_str().unwrap(),
+            &param(&back, "code").unwrap(),
+            &cb,
+        )
+        .await
+    }
+
     /// `POST /sso/sso_url`.
     pub async fn sso_url(&self, username: &str, callback: &str) -> Answer {
         self.post_json(
@@ -585,12 +619,18 @@ pub struct RealOp {
 
 impl RealOp {
     pub async fn start(config: &Value) -> RealOp {
+        Self::start_on(config, 0).await
+    }
+
+    /// [`start`](Self::start) on `port` (0: any free one): a provider started again on the
+    /// port of one that stopped has the same issuer, with what the new `config` says.
+    pub async fn start_on(config: &Value, port: u16) -> RealOp {
         ensure_node_modules();
         let mut file = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut file, config.to_string().as_bytes()).unwrap();
         let mut child = Command::new("node")
             .arg(op_dir().join("server.mjs"))
-            .args(["--port", "0", "--exit-with-stdin", "--config"])
+            .args(["--port", &port.to_string(), "--exit-with-stdin", "--config"])
             .arg(file.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -620,6 +660,13 @@ impl RealOp {
             origin,
             _config: file,
         }
+    }
+}
+
+impl RealOp {
+    /// Its discovery URL (issuer path `""`).
+    pub fn openid_url(&self) -> String {
+        format!("{}/.well-known/openid-configuration", self.origin)
     }
 }
 

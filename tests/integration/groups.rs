@@ -249,12 +249,7 @@ async fn okta_groups_claim_from_the_real_openid_provider() {
     .await;
     agent.add_user(ANN, "Ann Example");
     agent
-        .setup_oidc(
-            "okta",
-            CLIENT_ID,
-            "real-secret",
-            &format!("{}/.well-known/openid-configuration", op.origin),
-        )
+        .setup_oidc("okta", CLIENT_ID, "real-secret", &op.openid_url())
         .await;
     let a = agent.sso_url(ANN, &cb).await;
     assert_eq!(a.status, 200, "{}", a.text);

@@ -4,6 +4,7 @@
 // A test that cannot set itself up should stop right there, loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access;
 mod common;
 mod config_api;
 mod directory;

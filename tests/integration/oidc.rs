@@ -1265,21 +1265,7 @@ async fn okta_shaped_sign_in_end_to_end_against_the_real_provider() {
     assert_eq!(me["Account"], "acme");
 
     // The session token is accepted by the token exchange's session-token grant.
-    let form = form_urlencoded::Serializer::new(String::new())
-        .append_pair("grant_type", "urn:ssocircle:api:sessiontoken")
-        .append_pair("password", &jwt)
-        .finish();
-    let a = agent
-        .send(
-            agent
-                .http
-                .post(format!("{}/sso/ttapi/2.0/authz/0/authn", agent.base))
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(form),
-        )
-        .await;
-    assert_eq!(a.status, 200, "{}", a.text);
-    let access = a.json()["access_token"].as_str().unwrap().to_string();
+    let access = agent.session_token_grant(&jwt).await;
     assert_eq!(whoami(&agent, &access).await["Username"], ALICE);
 
     // A second login (the provider remembers Alice: no form) uses the same link.
@@ -1439,18 +1425,8 @@ async fn a_public_configuration_for_a_confidential_app_says_how_to_fix_it() {
 async fn unverified_okta_email_from_the_real_provider_is_refused() {
     let (agent, _op) = real("okta", "", "client_secret_basic").await;
     agent.add_user("bob@example.com", "Bob Example");
-    let cb = agent.own_callback();
-    let a = agent.sso_url("bob@example.com", &cb).await;
-    let url = a.json()["Url"].as_str().unwrap().to_string();
-    let back = Browser::new()
-        .login(&url, "bob@example.com", "bob-password", &cb)
-        .await;
     agent
-        .authenticate(
-            a.json()["Identifier"].as_str().unwrap(),
-            &param(&back, "code").unwrap(),
-            &cb,
-        )
+        .sign_in_at("bob@example.com", "bob@example.com", "bob-password")
         .await
         .assert_problem(401, "AUTH", "did not provide a verified email");
 }

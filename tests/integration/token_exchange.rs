@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::common::{
-    ADMIN_PASSWORD, Agent, USER_PASSWORD, add_user, cli, files_containing, user_token,
+    ADMIN_PASSWORD, Agent, USER_PASSWORD, add_user, files_containing, user_cli, user_token,
 };
 
 fn form(pairs: &[(&str, &str)]) -> String {
@@ -213,19 +213,7 @@ async fn users_without_password_and_inactive_users_get_no_token() {
         .await;
     assert_eq!(r.json()["error"], "invalid_grant");
     let token = user_token(&a, "ivy@acme.test").await;
-    let (ok, _, err) = cli(
-        &a.data_dir,
-        &[
-            "user",
-            "disable",
-            "--account",
-            "acme",
-            "--email",
-            "ivy@acme.test",
-        ],
-        &[],
-    );
-    assert!(ok, "{err}");
+    user_cli(&a.data_dir, "disable", "ivy@acme.test");
     let r = a
         .authn_form(&form(&[
             ("grant_type", "password"),
@@ -544,15 +532,7 @@ async fn password_tokens_keep_the_account_policy() {
 #[tokio::test]
 async fn the_web_ui_signs_in_with_a_session_not_a_permanent_token() {
     let a = Agent::with_account().await;
-    let r = a
-        .post_json(
-            "/sso/session",
-            None,
-            &json!({"Username": "admin@acme.test", "Password": ADMIN_PASSWORD}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let jwt = r.json().as_str().unwrap().to_string();
+    let jwt = a.session_jwt("admin@acme.test", ADMIN_PASSWORD).await;
     assert_eq!(jwt.split('.').count(), 3, "not a session JWT: {jwt}");
     let me = a.get("/sso/whoami", Some(&jwt)).await;
     assert_eq!(me.status, 200, "{}", me.text);
