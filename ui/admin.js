@@ -3,7 +3,7 @@
 import { api } from './api.js';
 import { $, $$, el, setBusy, setWho, show } from './dom.js';
 
-const TABS = ['okta', 'entraId', 'saml', 'import', 'callbacks', 'tokens', 'audit', 'network'];
+const TABS = ['okta', 'entraId', 'saml', 'import', 'callbacks', 'access', 'tokens', 'audit', 'network'];
 const loaders = {};
 
 /** Sets what opening tab `name` loads into its panel. */

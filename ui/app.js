@@ -10,10 +10,12 @@
 //   import.js     the Import tab
 //   network.js    the Network tab (the proxy of IdP requests)
 //   callbacks.js  the callback URL allow-list
+//   access.js     the sign-in settings (AutoProvision, AdminGroups, session lifetime)
 //   tokens.js     access tokens and the audit trail
 import {
   ApiError, IMPORT_KEY, SSO_KEY, TAURI, answers, pendingTrip, setAgentUrl, token,
 } from './api.js';
+import { wireAccess } from './access.js';
 import { enterAdmin, wireTabs } from './admin.js';
 import { wireCallbacks } from './callbacks.js';
 import { $, $$, current, show } from './dom.js';
@@ -27,6 +29,7 @@ import { wireAudit } from './tokens.js';
 for (const b of $$('.close-window')) b.addEventListener('click', closeWindow);
 wireSignIn();
 wireCallbacks();
+wireAccess();
 wireNetwork();
 wireAudit();
 wireImport();

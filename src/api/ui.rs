@@ -56,6 +56,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../ui/callbacks.js"),
     ),
     (
+        "access.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/access.js"),
+    ),
+    (
         "network.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../ui/network.js"),

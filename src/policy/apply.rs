@@ -297,6 +297,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn sign_in_settings_follow_the_policy_and_keep_what_it_leaves_out() -> Result<()> {
+        let db = Db::open_in_memory()?;
+        let sealer = Sealer::from_key(&[7; 32]);
+        let p = policy(serde_json::json!({"Account": {"Identifier": "corp"}}));
+        let aid = apply(&db, &sealer, &p, 10, |_| {})
+            .await?
+            .account_id
+            .unwrap_or_default();
+        let admins = signin_settings::SigninSettings {
+            admin_groups: vec!["Admins".into()],
+            ..Default::default()
+        };
+        let saved = admins.clone();
+        db.write(move |tx| signin_settings::save(tx, aid, &saved, 10))
+            .await?;
+        let p = policy(serde_json::json!({"Account": {"Identifier": "corp"},
+            "SessionLifetimeDays": 7, "AutoProvision": null}));
+        let r = apply(&db, &sealer, &p, 20, |_| {}).await?;
+        assert_eq!(r.changes.len(), 1, "{:?}", r.changes);
+        assert!(r.changes[0].starts_with("signin_settings.update"));
+        let now = db.read(move |c| signin_settings::get(c, aid)).await?;
+        assert_eq!(
+            (now.session_lifetime_days, now.admin_groups),
+            (7, admins.admin_groups)
+        );
+        // The same file again changes nothing.
+        assert!(
+            apply(&db, &sealer, &p, 30, |_| {})
+                .await?
+                .changes
+                .is_empty()
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn the_policys_active_provider_deactivates_an_admins() -> Result<()> {
         let db = Db::open_in_memory()?;
         let sealer = Sealer::from_key(&[7; 32]);

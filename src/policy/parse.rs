@@ -446,6 +446,56 @@ mod tests {
     }
 
     #[test]
+    fn sign_in_settings_are_checked_like_the_apis_and_managed_one_by_one() {
+        let p = parsed(serde_json::json!({
+            "Account": {"Identifier": "corp"}, "autoprovision": true,
+            "AutoProvisionDomains": ["Corp.Example"], "AdminGroups": null
+        }))
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(p.signin.auto_provision, Declared::Value(true));
+        assert_eq!(
+            p.signin.auto_provision_domains,
+            Declared::Value(vec!["corp.example".to_string()])
+        );
+        assert_eq!(p.signin.admin_groups, Declared::Null);
+        assert_eq!(p.signin.session_lifetime_days, Declared::Absent);
+        let labels: Vec<&str> = p.managed_keys().iter().map(|k| k.label()).collect();
+        assert_eq!(
+            labels,
+            [
+                "Account",
+                "AutoProvision",
+                "AutoProvisionDomains",
+                "AdminGroups"
+            ]
+        );
+        let e = parsed(serde_json::json!({
+            "Account": {"Identifier": "corp"}, "AutoProvision": "yes",
+            "AutoProvisionDomains": ["*.corp.example"], "AdminGroups": ["a", "A"],
+            "SessionLifetimeDays": 366
+        }))
+        .err()
+        .unwrap_or_default();
+        for needle in [
+            "AutoProvision must be true or false",
+            "AutoProvisionDomains: '*.corp.example' is a wildcard",
+            "AdminGroups names 'A' twice",
+            "SessionLifetimeDays must be from 1 to 365",
+        ] {
+            assert!(
+                e.iter().any(|m| m.starts_with(needle)),
+                "no {needle:?} in {e:?}"
+            );
+        }
+        let e = parsed(serde_json::json!({"SessionLifetimeDays": 7}))
+            .err()
+            .unwrap_or_default();
+        assert!(
+            e[0].starts_with("Account is required when the policy manages SessionLifetimeDays")
+        );
+    }
+
+    #[test]
     fn accepts_the_byte_order_mark_windows_powershell_writes() {
         let with_bom = b"\xEF\xBB\xBF{\"Account\": {\"Identifier\": \"corp\"}}";
         let p = parse(Path::new("policy.json"), with_bom, 0, false);

@@ -498,3 +498,141 @@ fn policy_check_accepts_a_good_file_and_names_each_problem_of_a_bad_one() {
     let (ok, _, err) = check(&path);
     assert!(!ok && err.contains("world-writable"), "{err}");
 }
+
+#[tokio::test]
+async fn sign_in_settings_are_managed_key_by_key() {
+    let (_dir, path) = policy_dir();
+    write_json(
+        &path,
+        &json!({"Account": {"Identifier": "acme"}, "SessionLifetimeDays": 7,
+                "AdminGroups": ["Fleet Admins"]}),
+    );
+    let a = start(&path).await;
+    let t = a.admin_token().await;
+    let file = path.display().to_string();
+    let v = eventually("the managed sign-in settings", || async {
+        let v = a.get("/sso/signin_settings", Some(&t)).await.json();
+        (v["Managed"] == true).then_some(v)
+    })
+    .await;
+    assert_eq!(v["SessionLifetimeDays"], 7);
+    assert_eq!(v["AdminGroups"], json!(["Fleet Admins"]));
+    assert_eq!(v["ManagedBy"], file.as_str());
+    assert_eq!(
+        v["ManagedKeys"],
+        json!(["AdminGroups", "SessionLifetimeDays"])
+    );
+    assert_eq!(v["AutoProvision"], false);
+
+    // A managed key may not change; the refusal names the file, and nothing is written.
+    for body in [
+        json!({"SessionLifetimeDays": 8}),
+        json!({"AutoProvision": true, "AdminGroups": []}),
+    ] {
+        let r = a.put_json("/sso/signin_settings", Some(&t), &body).await;
+        r.assert_problem(499, "ACCESS", "is managed by the policy file");
+        r.assert_problem(499, "ACCESS", &file);
+    }
+    let now = a.get("/sso/signin_settings", Some(&t)).await.json();
+    assert_eq!(
+        (
+            now["AutoProvision"].clone(),
+            now["SessionLifetimeDays"].clone()
+        ),
+        (json!(false), json!(7))
+    );
+    // Sent as it is in force, or left out, it is no change: the admins' keys are saved.
+    let r = a
+        .put_json(
+            "/sso/signin_settings",
+            Some(&t),
+            &json!({"SessionLifetimeDays": 7, "AdminGroups": ["Fleet Admins"],
+                    "AutoProvision": true, "AutoProvisionDomains": ["acme.example"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["AutoProvision"], true);
+    assert_eq!(r.json()["AutoProvisionDomains"], json!(["acme.example"]));
+
+    // The file no longer manages the lifetime: it is the admins' again, value kept.
+    write_json(
+        &path,
+        &json!({"Account": {"Identifier": "acme"}, "AdminGroups": ["Fleet Admins"]}),
+    );
+    eventually("the lifetime released", || async {
+        let v = a.get("/sso/signin_settings", Some(&t)).await.json();
+        (v["ManagedKeys"] == json!(["AdminGroups"])).then_some(())
+    })
+    .await;
+    let r = a
+        .put_json(
+            "/sso/signin_settings",
+            Some(&t),
+            &json!({"SessionLifetimeDays": 90}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["SessionLifetimeDays"], 90);
+}
+
+#[tokio::test]
+async fn sign_in_settings_refuse_bad_values_and_standard_users() {
+    let a = Agent::with_account().await;
+    let t = a.admin_token().await;
+    for (body, needle) in [
+        (
+            json!({"AutoProvisionDomains": ["*.acme.test"]}),
+            "AutoProvisionDomains: '*.acme.test' is a wildcard",
+        ),
+        (
+            json!({"AutoProvisionDomains": ["acme.test", "ACME.test"]}),
+            "names acme.test twice",
+        ),
+        (
+            json!({"AutoProvisionDomains": "acme.test"}),
+            "AutoProvisionDomains must be a list of strings",
+        ),
+        (
+            json!({"AdminGroups": ["ok", " "]}),
+            "AdminGroups must not be blank",
+        ),
+        (
+            json!({"SessionLifetimeDays": 0}),
+            "SessionLifetimeDays must be from 1 to 365",
+        ),
+        (
+            json!({"SessionLifetimeDays": "forever"}),
+            "SessionLifetimeDays must be an integer",
+        ),
+        (
+            json!({"AutoProvision": "yes"}),
+            "AutoProvision must be true or false",
+        ),
+    ] {
+        a.put_json("/sso/signin_settings", Some(&t), &body)
+            .await
+            .assert_problem(499, "DEFAULT", needle);
+    }
+    let v = a.get("/sso/signin_settings", Some(&t)).await.json();
+    assert_eq!(
+        v,
+        json!({"AutoProvision": false, "AutoProvisionDomains": [], "AdminGroups": [],
+               "SessionLifetimeDays": 30, "Managed": false, "ManagedKeys": []}),
+        "nothing written"
+    );
+    let user = crate::common::user_token(&a, "sam@acme.test").await;
+    for r in [
+        a.get("/sso/signin_settings", Some(&user)).await,
+        a.put_json(
+            "/sso/signin_settings",
+            Some(&user),
+            &json!({"AutoProvision": true}),
+        )
+        .await,
+    ] {
+        r.assert_problem(499, "ACCESS", "is a standard user");
+    }
+    a.get("/sso/signin_settings", None)
+        .await
+        .assert_problem(401, "TOKEN", "a token is required");
+}

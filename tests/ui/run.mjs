@@ -222,6 +222,41 @@ test('callback allow-list: a non-https URL is refused next to the field, an http
   await waitValue(page, '#callbacks-urls', (v) => v.includes('https://app.example.com/cb'));
 });
 
+test('sign-in settings: bad values are refused next to their fields; the four settings saved through the form', async () => {
+  await openTab('access');
+  eq(await page.inputValue('#access-lifetime'), '30', 'the default lifetime');
+  assert(!(await page.isChecked('#access-autoprovision')), 'AutoProvision off by default');
+  await page.check('#access-autoprovision');
+  await page.fill('#access-domains', '*.example.com');
+  await page.click('#access-form button[type=submit]');
+  await waitText(page, '#access-AutoProvisionDomains-error', (t) => t.includes('wildcard'));
+  eq(await page.getAttribute('#access-domains', 'aria-invalid'), 'true', 'the field is marked');
+  await page.fill('#access-domains', 'Example.com\nbücher.example');
+  await page.fill('#access-groups', 'Amove Admins\n00000000-0000-0000-0000-0000000000a1');
+  await page.fill('#access-lifetime', '400');
+  await page.click('#access-form button[type=submit]');
+  await waitText(page, '#access-SessionLifetimeDays-error', (t) => t.includes('from 1 to 365'));
+  await page.fill('#access-lifetime', '14');
+  await page.click('#access-form button[type=submit]');
+  await waitText(page, '#access-form .status', (t) => t === 'Saved.');
+  await page.reload();
+  await page.waitForSelector('#view-admin:not([hidden])');
+  await openTab('access');
+  assert(await page.isChecked('#access-autoprovision'), 'AutoProvision kept');
+  eq(await page.inputValue('#access-domains'), 'example.com\nxn--bcher-kva.example', 'lower-cased, IDNA');
+  eq(await page.inputValue('#access-groups'), '00000000-0000-0000-0000-0000000000a1\nAmove Admins', 'groups kept');
+  eq(await page.inputValue('#access-lifetime'), '14', 'lifetime kept');
+  const admin = await passwordToken(BASE, ADMIN, ADMIN_PASSWORD);
+  const api = await (await fetch(`${BASE}/sso/signin_settings`, { headers: { Authorization: `Bearer ${admin}` } })).json();
+  eq(JSON.stringify([api.AutoProvision, api.SessionLifetimeDays, api.Managed]), '[true,14,false]', 'as the API says');
+  // Back to the defaults, so the sign-ins of the later tests meet the account as it was.
+  const reset = await fetch(`${BASE}/sso/signin_settings`, {
+    method: 'PUT', headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ AutoProvision: false, AutoProvisionDomains: [], AdminGroups: [], SessionLifetimeDays: 30 }),
+  });
+  eq(reset.status, 200, 'reset');
+});
+
 test('access tokens: a user token is listed and revoked after confirmation; it stops working', async () => {
   const userToken = await passwordToken(BASE, USER, USER_PASSWORD);
   eq((await fetch(`${BASE}/sso/whoami`, { headers: { Authorization: `Bearer ${userToken}` } })).status, 200, 'works before');
@@ -676,6 +711,7 @@ test('settings the policy file manages are read-only, with the reason', async ()
     Account: { Identifier: 'acme' }, Saml: null, CallbackUrls: ['https://tools.acme.example/sso'],
     Okta: { ClientId: '0oa-fleet', OpenIdURL: 'https://corp.okta.example/.well-known/openid-configuration', Active: true },
     Network: { ProxyURL: 'http://corp:ui-policy-pw@proxy.acme.example:3128' },
+    SessionLifetimeDays: 7,
   }), { mode: 0o644 });
   const managed = await startAgent(provision(), { AMOVE_AGENT_POLICY: policyFile });
   const ctx = await browser.newContext();
@@ -707,6 +743,16 @@ test('settings the policy file manages are read-only, with the reason', async ()
     assert(await p.getAttribute('#network-proxy', 'readonly') !== null && await p.getAttribute('#network-noproxy', 'readonly') !== null, 'read-only');
     assert(await p.isDisabled('#network-form button[type=submit]'), 'Save stays off after the tab loaded');
     assert((await p.innerText('#network-form .managed-note')).includes(policyFile), 'the reason names the file');
+    // Sign-in settings: each key on its own; the one managed is read-only, the others saved.
+    await openTab('access', p);
+    eq(await p.inputValue('#access-lifetime'), '7', 'the managed lifetime');
+    assert(await p.getAttribute('#access-lifetime', 'readonly') !== null, 'lifetime read-only');
+    assert((await p.innerText('#access-SessionLifetimeDays-field .managed-note')).includes(policyFile), 'the reason names the file');
+    assert(await p.isHidden('#access-AdminGroups-field .managed-note') && await p.getAttribute('#access-groups', 'readonly') === null, 'AdminGroups the admins\' own');
+    await p.fill('#access-groups', 'Amove Admins');
+    await p.click('#access-form button[type=submit]');
+    await waitText(p, '#access-form .status', (t) => t === 'Saved.');
+    eq(await p.inputValue('#access-lifetime'), '7', 'still the policy\'s');
   } finally {
     await ctx.close();
     managed.child.kill('SIGTERM');
