@@ -748,6 +748,60 @@ async fn signs_in_through_a_real_simplesamlphp_idp() {
     );
 }
 
+/// The SAML shape of who may get in: SimpleSAMLphp asserts alice, whom the agent does not know;
+/// AutoProvision for her domain creates her, and her `groups` attribute value `admins`, listed in
+/// AdminGroups, makes her an admin.
+#[tokio::test]
+async fn a_real_simplesamlphp_user_is_auto_provisioned_and_made_admin_by_her_groups() {
+    let a = Agent::with_account().await;
+    let admin = a.admin_token().await;
+    let idp = start_simplesaml(&acs(&a));
+    let r = a
+        .post_json(
+            "/sso/setup_saml",
+            Some(&admin),
+            &json!({"Certificate": idp.cert, "SPEntityId": SP, "IdPSSOURL": idp.sso_url, "IdPEntityId": idp.entity_id, "Active": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = a
+        .put_json(
+            "/sso/signin_settings",
+            Some(&admin),
+            &json!({"AutoProvision": true, "AutoProvisionDomains": ["corp.test"],
+                    "AdminGroups": ["Admins"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let (identifier, url) = alice_sso_url(&a).await;
+    let (saml_response, relay) = idp_login(&url, &acs(&a))
+        .await
+        .unwrap_or_else(|page| panic!("no login at the IdP: {page}"));
+    let (code, _) = redirect_code(&post_acs(&a, &saml_response, Some(&relay)).await);
+    let jwt = authenticate(&a, &identifier, &code).await;
+    assert_eq!(jwt.status, 200, "{}", jwt.text);
+    let token = jwt.json().as_str().unwrap().to_string();
+    let me = a.get("/sso/whoami", Some(&token)).await.json();
+    assert_eq!(
+        (me["Username"].as_str(), me["Role"].as_str()),
+        (Some("alice@corp.test"), Some("admin"))
+    );
+    let r = a.get("/sso/signin_settings", Some(&token)).await;
+    assert_eq!(r.status, 200, "alice is an admin: {}", r.text);
+    let audit = a.get("/sso/audit", Some(&admin)).await.json();
+    let actions: Vec<&str> = audit["Items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["Action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"user.autoprovision") && actions.contains(&"user.role"),
+        "{actions:?}"
+    );
+}
+
 /// Signs alice in with a crafted response carrying `attributes`; returns the session JWT.
 async fn sign_in_with_attributes(
     a: &Agent,
