@@ -236,6 +236,43 @@ async fn entra_group_ids_are_named_through_graph_once() {
     assert_eq!(dir.requests.load(Ordering::SeqCst), calls);
 }
 
+/// AdminGroups for Entra ID count the object ids the token carries, never the display names
+/// Graph gives them: Entra group names are not unique, and users can create groups.
+#[tokio::test]
+async fn entra_admin_groups_match_object_ids_never_display_names() {
+    async fn role_with(agent: &TestAgent, idp: &FakeIdp, admin_groups: Value) -> Value {
+        let r = agent
+            .put_json(
+                "/sso/signin_settings",
+                Some(&agent.admin_token()),
+                &json!({ "AdminGroups": admin_groups }),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let jwt = sign_in(agent, idp, |n| {
+            entra_claims(idp, n, json!({"groups": ["00g-ops"]}))
+        })
+        .await;
+        assert_eq!(
+            whoami_groups(agent, &jwt).await,
+            ["ops"],
+            "named through Graph"
+        );
+        agent.get("/sso/whoami", Some(&jwt)).await.json()["Role"].clone()
+    }
+    let (agent, idp, _dir) = entra(FAKE_ACCESS_TOKEN).await;
+    assert_eq!(
+        role_with(&agent, &idp, json!(["ops"])).await,
+        "user",
+        "a display name grants nothing"
+    );
+    assert_eq!(
+        role_with(&agent, &idp, json!(["00G-OPS"])).await,
+        "admin",
+        "the object id (in any case) does"
+    );
+}
+
 #[tokio::test]
 async fn okta_groups_claim_from_the_real_openid_provider() {
     let agent = TestAgent::start(|_| {}).await;
