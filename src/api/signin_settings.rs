@@ -11,6 +11,7 @@ use crate::admin::signin::{self, SIGNIN_AUDIT, signin_summary};
 use crate::api::extract::{Admin, Fields};
 use crate::api::routing::Routes;
 use crate::error::Result;
+use crate::login::access;
 use crate::policy::{ManagedKey, PolicyState};
 use crate::state::AppState;
 use crate::store::audit::{self, NewEvent};
@@ -144,6 +145,9 @@ async fn put_signin_settings(
                     &NewEvent::ok(Some(aid), &actor, SIGNIN_AUDIT, signin_summary(&wanted)),
                     now,
                 )?;
+            }
+            if wanted.admin_groups != current.admin_groups {
+                access::recheck_rule_admins(tx, aid, &wanted, &actor, now)?;
             }
             Ok(wanted)
         })

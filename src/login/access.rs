@@ -150,3 +150,59 @@ pub(crate) fn apply_admin_groups(
     )?;
     Ok(User { role, ..user })
 }
+
+/// After the account's AdminGroups changed (an admin's save, a policy): each admin the rule made
+/// whose IdP group memberships — as their last sign-in or import left them — include none of
+/// the new AdminGroups is a standard user again at once, rather than at their next sign-in.
+/// Memberships are compared as a sign-in compares them: by the group's IdP id, and for Okta
+/// (whose sign-ins carry names) by name too. Audited as done by `actor`; returns who changed.
+pub fn recheck_rule_admins(
+    tx: &Connection,
+    account_id: i64,
+    settings: &SigninSettings,
+    actor: &str,
+    now: i64,
+) -> Result<Vec<String>> {
+    let okta = crate::store::idp::active(tx, account_id)?
+        .is_some_and(|c| c.kind == crate::domain::Kind::Okta);
+    let admins: Vec<(i64, String)> = tx
+        .prepare_cached(
+            "SELECT id, email FROM users WHERE account_id = ?1 AND role = 'admin' \
+             AND role_source = 'admin_groups' ORDER BY email",
+        )?
+        .query_map([account_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut memberships = tx.prepare_cached(
+        "SELECT g.name, g.external_id FROM group_members m JOIN groups g ON g.id = m.group_id \
+         WHERE m.user_id = ?1 AND g.external_id IS NOT NULL",
+    )?;
+    let mut demoted = Vec::new();
+    for (id, email) in admins {
+        let groups: Vec<(String, String)> = memberships
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let listed = |g: &str| settings.admin_groups.iter().any(|a| same_group(a, g));
+        if groups
+            .iter()
+            .any(|(name, external)| listed(external) || (okta && listed(name)))
+        {
+            continue;
+        }
+        users::set_role(tx, id, Role::User, false, now)?;
+        audit::record(
+            tx,
+            &NewEvent::ok(
+                Some(account_id),
+                actor,
+                AUDIT_ROLE,
+                format!(
+                    "{email} is now standard user: was admin by AdminGroups, and AdminGroups \
+                     changed to list none of its IdP groups"
+                ),
+            ),
+            now,
+        )?;
+        demoted.push(email);
+    }
+    Ok(demoted)
+}

@@ -183,6 +183,13 @@ pub async fn apply(
         if declared != current {
             signin_settings::save(tx, aid, &declared, now)?;
             audit(aid, SIGNIN_AUDIT, signin_summary(&declared))?;
+            if declared.admin_groups != current.admin_groups {
+                for email in
+                    crate::login::access::recheck_rule_admins(tx, aid, &declared, ACTOR, now)?
+                {
+                    changes.push(format!("user.role: {email} is now a standard user"));
+                }
+            }
         }
         publish(Some(aid));
         Ok(Applied {

@@ -465,3 +465,57 @@ async fn a_deactivated_users_session_and_access_token_are_refused_at_once() {
         assert_eq!(a.get("/sso/whoami", Some(t)).await.status, 200);
     }
 }
+
+#[tokio::test]
+async fn an_admin_group_taken_off_the_list_takes_the_role_away_at_once() {
+    let (agent, idp) = okta_fake().await;
+    agent.add_user("one@acme.test", "One Group");
+    agent.add_user("two@acme.test", "Two Groups");
+    let s = put_settings(
+        &agent,
+        json!({"AdminGroups": ["Amove Admins", "Ops Admins"]}),
+    )
+    .await;
+    assert_eq!(s.status, 200, "{}", s.text);
+    let one = jwt_of(
+        &fake_sign_in(
+            &agent,
+            &idp,
+            "one@acme.test",
+            "00u-one",
+            json!({"email": "one@acme.test", "email_verified": true, "groups": ["Amove Admins"]}),
+        )
+        .await,
+    );
+    let two = jwt_of(
+        &fake_sign_in(
+            &agent,
+            &idp,
+            "two@acme.test",
+            "00u-two",
+            json!({"email": "two@acme.test", "email_verified": true,
+                   "groups": ["Amove Admins", "ops admins"]}),
+        )
+        .await,
+    );
+    for t in [&one, &two] {
+        assert_eq!(agent.get(SETTINGS, Some(t)).await.status, 200);
+    }
+    // "Amove Admins" is taken off: One, in no other listed group, is a standard user at once —
+    // before any new sign-in; Two is still in "Ops Admins".
+    let s = put_settings(&agent, json!({"AdminGroups": ["Ops Admins"]})).await;
+    assert_eq!(s.status, 200, "{}", s.text);
+    agent
+        .get(SETTINGS, Some(&one))
+        .await
+        .assert_problem(499, "ACCESS", "is a standard user");
+    assert_eq!(agent.get(SETTINGS, Some(&two)).await.status, 200);
+    assert_eq!(role_of(&agent, "one@acme.test").as_deref(), Some("user"));
+    assert!(
+        audited(&agent, "user.role")[0].contains("one@acme.test is now standard user"),
+        "{:?}",
+        agent.audit()
+    );
+    // The owner, who made the change, is untouched.
+    assert_eq!(role_of(&agent, "admin@acme.test").as_deref(), Some("owner"));
+}
