@@ -7,6 +7,8 @@ use crate::fields::{Fields, check_text};
 use crate::sso::groups::MAX_GROUP_LEN;
 use crate::store::signin_settings::SigninSettings;
 
+/// Characters a domain name may have at most (RFC 1035, without the root's dot).
+const MAX_DOMAIN_LEN: usize = 253;
 /// Domains an account may auto-provision at most.
 pub const MAX_DOMAINS: usize = 100;
 /// Admin groups an account may name at most.
@@ -138,11 +140,17 @@ pub fn auto_provision_domains(raw: &[String]) -> Result<Vec<String>> {
 /// subdomains.
 pub fn domain(raw: &str) -> Result<String> {
     let d = raw.trim();
+    // A message names the value, but never more of it than a domain name may be long.
+    let shown: String = d.chars().take(MAX_DOMAIN_LEN).collect();
+    let cut = if shown.len() < d.len() { "…" } else { "" };
     let bad = |why: &str| {
         Err(Error::invalid(format!(
-            "{AUTO_PROVISION_DOMAINS}: '{d}' {why}"
+            "{AUTO_PROVISION_DOMAINS}: '{shown}{cut}' {why}"
         )))
     };
+    if d.chars().count() > MAX_DOMAIN_LEN {
+        return bad("is longer than a domain name may be (253 characters)");
+    }
     if d.is_empty() {
         return bad("is blank; give domain names such as example.com");
     }
@@ -247,10 +255,16 @@ mod tests {
             ("10.0.0.1", "not a domain name"),
             ("", "blank"),
             (&format!("{}.com", "a".repeat(64)), "not a domain name"),
+            (&"a.".repeat(200), "longer than a domain name may be"),
         ] {
             let e = domain(bad).map_err(|e| e.to_string());
             assert!(e.as_ref().is_err_and(|m| m.contains(why)), "{bad:?}: {e:?}");
         }
+        let long = domain(&"x".repeat(10_000)).map_err(|e| e.to_string());
+        assert!(
+            long.is_err_and(|m| m.len() < 400),
+            "the value is not echoed whole"
+        );
         let dup = auto_provision_domains(&list(&["example.com", "EXAMPLE.com"]));
         assert!(dup.is_err_and(|e| e.to_string().contains("twice")));
         let many: Vec<String> = (0..=MAX_DOMAINS).map(|i| format!("d{i}.test")).collect();
