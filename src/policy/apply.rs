@@ -260,6 +260,18 @@ mod tests {
             "OpenIdURL": "https://corp.okta.example/.well-known/openid-configuration"})
     }
 
+    /// A database whose account `corp` a policy created, the sealer, and the account's id.
+    async fn corp() -> Result<(Db, Sealer, i64)> {
+        let db = Db::open_in_memory()?;
+        let sealer = Sealer::from_key(&[7; 32]);
+        let p = policy(serde_json::json!({"Account": {"Identifier": "corp"}}));
+        let aid = apply(&db, &sealer, &p, 10, |_| {})
+            .await?
+            .account_id
+            .unwrap_or_default();
+        Ok((db, sealer, aid))
+    }
+
     #[tokio::test]
     async fn an_unchanged_policy_writes_nothing_and_null_deletes() -> Result<()> {
         let db = Db::open_in_memory()?;
@@ -305,13 +317,7 @@ mod tests {
 
     #[tokio::test]
     async fn sign_in_settings_follow_the_policy_and_keep_what_it_leaves_out() -> Result<()> {
-        let db = Db::open_in_memory()?;
-        let sealer = Sealer::from_key(&[7; 32]);
-        let p = policy(serde_json::json!({"Account": {"Identifier": "corp"}}));
-        let aid = apply(&db, &sealer, &p, 10, |_| {})
-            .await?
-            .account_id
-            .unwrap_or_default();
+        let (db, sealer, aid) = corp().await?;
         let admins = signin_settings::SigninSettings {
             admin_groups: vec!["Admins".into()],
             ..Default::default()
@@ -341,13 +347,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_policys_active_provider_deactivates_an_admins() -> Result<()> {
-        let db = Db::open_in_memory()?;
-        let sealer = Sealer::from_key(&[7; 32]);
-        let p = policy(serde_json::json!({"Account": {"Identifier": "corp"}}));
-        let aid = apply(&db, &sealer, &p, 10, |_| {})
-            .await?
-            .account_id
-            .unwrap_or_default();
+        let (db, sealer, aid) = corp().await?;
         // An admin's active SAML configuration (validated as the API would).
         let cert = crate::sso::saml::testing::TestIdp::new()
             .map_err(Error::internal)?

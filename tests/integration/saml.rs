@@ -714,8 +714,8 @@ fn form_action(html: &str) -> Option<String> {
     Some(html_escape::decode_html_entities(v).into_owned())
 }
 
-#[tokio::test]
-async fn signs_in_through_a_real_simplesamlphp_idp() {
+/// An agent whose account has the real SimpleSAMLphp IdP active; its admin's token and the IdP.
+async fn agent_with_simplesaml() -> (Agent, String, SimpleSaml) {
     let a = Agent::with_account().await;
     let admin = a.admin_token().await;
     let idp = start_simplesaml(&acs(&a));
@@ -727,16 +727,28 @@ async fn signs_in_through_a_real_simplesamlphp_idp() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    add_user(&a.data_dir, "acme", "alice@corp.test", false, false);
+    (a, admin, idp)
+}
 
-    let (identifier, url) = alice_sso_url(&a).await;
-    let (saml_response, relay) = idp_login(&url, &acs(&a))
+/// Alice signs in through SimpleSAMLphp: her session JWT, and the SAMLResponse and RelayState
+/// the IdP's page posted.
+async fn alice_signs_in_at_simplesaml(a: &Agent) -> (String, String, String) {
+    let (identifier, url) = alice_sso_url(a).await;
+    let (saml_response, relay) = idp_login(&url, &acs(a))
         .await
         .unwrap_or_else(|page| panic!("no login at the IdP: {page}"));
-    let (code, _) = redirect_code(&post_acs(&a, &saml_response, Some(&relay)).await);
-    let jwt = authenticate(&a, &identifier, &code).await;
+    let (code, _) = redirect_code(&post_acs(a, &saml_response, Some(&relay)).await);
+    let jwt = authenticate(a, &identifier, &code).await;
     assert_eq!(jwt.status, 200, "{}", jwt.text);
     let token = jwt.json().as_str().unwrap().to_string();
+    (token, saml_response, relay)
+}
+
+#[tokio::test]
+async fn signs_in_through_a_real_simplesamlphp_idp() {
+    let (a, _admin, _idp) = agent_with_simplesaml().await;
+    add_user(&a.data_dir, "acme", "alice@corp.test", false, false);
+    let (token, saml_response, relay) = alice_signs_in_at_simplesaml(&a).await;
     let me = a.get("/sso/whoami", Some(&token)).await.json();
     assert_eq!(me["Username"], "alice@corp.test");
     // Its `groups` attribute (one of the default names) became memberships.
@@ -753,17 +765,7 @@ async fn signs_in_through_a_real_simplesamlphp_idp() {
 /// AdminGroups, makes her an admin.
 #[tokio::test]
 async fn a_real_simplesamlphp_user_is_auto_provisioned_and_made_admin_by_her_groups() {
-    let a = Agent::with_account().await;
-    let admin = a.admin_token().await;
-    let idp = start_simplesaml(&acs(&a));
-    let r = a
-        .post_json(
-            "/sso/setup_saml",
-            Some(&admin),
-            &json!({"Certificate": idp.cert, "SPEntityId": SP, "IdPSSOURL": idp.sso_url, "IdPEntityId": idp.entity_id, "Active": true}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    let (a, admin, _idp) = agent_with_simplesaml().await;
     let r = a
         .put_json(
             "/sso/signin_settings",
@@ -774,14 +776,7 @@ async fn a_real_simplesamlphp_user_is_auto_provisioned_and_made_admin_by_her_gro
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 
-    let (identifier, url) = alice_sso_url(&a).await;
-    let (saml_response, relay) = idp_login(&url, &acs(&a))
-        .await
-        .unwrap_or_else(|page| panic!("no login at the IdP: {page}"));
-    let (code, _) = redirect_code(&post_acs(&a, &saml_response, Some(&relay)).await);
-    let jwt = authenticate(&a, &identifier, &code).await;
-    assert_eq!(jwt.status, 200, "{}", jwt.text);
-    let token = jwt.json().as_str().unwrap().to_string();
+    let (token, _, _) = alice_signs_in_at_simplesaml(&a).await;
     let me = a.get("/sso/whoami", Some(&token)).await.json();
     assert_eq!(
         (me["Username"].as_str(), me["Role"].as_str()),
