@@ -59,9 +59,16 @@ pub(crate) fn provision(
              add you"
         )));
     };
-    // The username is the email with its domain in the form that matched.
+    // The username is the email with its domain in the form that matched, and must be one a
+    // user could be added with (as an import checks the emails it creates).
     let local = email.rsplit_once('@').map_or(email, |(l, _)| l);
-    let username = format!("{local}@{domain}");
+    let username =
+        crate::bootstrap::validate_email(&format!("{local}@{domain}")).map_err(|_| {
+            Error::Auth(format!(
+                "{email} signed in at {label}, but it cannot be a username of this agent; ask an \
+             admin of your account to add you"
+            ))
+        })?;
     let id = users::insert(
         tx,
         &NewUser {

@@ -250,6 +250,9 @@ async fn autoprovision_takes_the_exact_domain_only() {
         // "acme" with a Cyrillic а: its own xn-- name.
         "ann@\u{0430}cme.test",
         "ann@acme.test@evil.test",
+        // Verified, listed domain, but no username: a quote, a space.
+        "\"ann\"@acme.test",
+        "ann lee@acme.test",
     ]
     .iter()
     .enumerate()
