@@ -29,6 +29,8 @@ pub struct LoginCache {
     pub(crate) ids: transactions::IdAllocator,
     /// The agent's opened SAML keys.
     pub(crate) sp_keys: crate::login::sp_keys::SpKeyCache,
+    /// Parsed IdP certificates (SAML).
+    pub(crate) certificates: crate::login::idp_config::CertCache,
     /// When each SAML configuration's metadata was last read.
     pub(crate) metadata_reads: crate::login::idp_metadata::RefreshTimes,
 }
