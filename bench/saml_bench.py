@@ -6,8 +6,15 @@ Jackson's `GET /api/oauth/authorize`), one response per sign-in pre-signed by a 
 (`saml_bodies`: signed assertion, RSA-2048, answering the request's ID and RelayState), each
 POSTed once to the ACS by `wrk -t2 -c64` through `bench/acs.lua`. Only 303 answers count as
 validated; anything else is a failure, and there must be none.
+
+Every measure also reports the server's CPU time per request (user + system, /proc/PID/stat
+before and after the load run; the agent's and Jackson's node process), and each ACS run the
+CPU of wrk itself: on a shared machine the rates move with everything else running, the CPU a
+request costs much less. Environment: BENCH_SECONDS (default 5), BENCH_SAML_JACKSON=0 (the
+agent alone), BENCH_SAML_PERF=PREFIX (a perf profile of the agent per load run, PREFIX.*.data),
+BENCH_SAML_RATE / BENCH_JACKSON_RATE (sign-ins prepared per second of load).
 """
-import concurrent.futures, http.client, json, os, re, subprocess, sys, tempfile, urllib.parse, urllib.request
+import concurrent.futures, http.client, json, os, re, resource, subprocess, sys, tempfile, urllib.parse, urllib.request
 
 from bench import PASSWORD, cpu_ticks, http_post, start, stop, wrk
 
@@ -111,14 +118,21 @@ def acs_run(url, bodies_file, duration, pid, name):
     of process `pid` per validated response)."""
     cmd = ["wrk", "-t2", "-c64", f"-d{duration}s", "--timeout", "10s", "--latency",
            "-s", os.path.join(HERE, "acs.lua"), url, "--", bodies_file, "2"]
-    before = cpu_ticks(pid)
+    before, wrk_before = cpu_ticks(pid), children_cpu_us()
     with profiled(pid, name):
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    cpu_us = (cpu_ticks(pid) - before) * TICK_US
+    cpu_us, wrk_us = (cpu_ticks(pid) - before) * TICK_US, children_cpu_us() - wrk_before
     m = re.search(r"ACS validated=(\d+) failed=(\d+) exhausted=(\d+) p99_us=([\d.]+) seconds=([\d.]+)", out)
     assert m, out
     ok, bad, exhausted, p99_us, secs = int(m[1]), int(m[2]), int(m[3]), float(m[4]), float(m[5])
+    log(f"    (wrk, the load generator on the same cores: {wrk_us / max(ok, 1):,.0f} µs CPU per response)")
     return ok / secs, p99_us / 1000, bad, exhausted > 0, cpu_us / max(ok, 1)
+
+
+def children_cpu_us():
+    """User + system CPU time of the finished child processes (wrk), µs."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (r.ru_utime + r.ru_stime) * 1e6
 
 
 def measure_acs(name, url, pid, rate, duration, prepare):
