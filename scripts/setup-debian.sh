@@ -26,7 +26,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 pkgs=(build-essential pkg-config libssl-dev libxmlsec1-dev libclang-dev ca-certificates curl)
 if [ "$want_test" = 1 ]; then pkgs+=(nodejs npm python3 python3-pip sqlite3); fi
-if [ "$want_bench" = 1 ]; then pkgs+=(wrk nodejs npm); fi
+# linux-perf: only for BENCH_SAML_PERF=PREFIX (a profile of each SAML load run; bench/saml_bench.py).
+if [ "$want_bench" = 1 ]; then pkgs+=(wrk nodejs npm linux-perf); fi
 if [ "$want_desktop" = 1 ]; then
   # Build: Tauri v2 on WebKitGTK 4.1 with the tray. Run: xdg-utils (the deep-link plugin calls
   # xdg-mime), dbus (single-instance). Tests: Xvfb, a screenshot tool, Debian's chromium for the

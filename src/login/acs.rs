@@ -8,6 +8,7 @@ use url::Url;
 
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::{Error, Result};
+use crate::login::cache::active_config;
 use crate::login::idp_config::{acs_url, sp_config};
 use crate::login::{audit_refusal, seal_context, sp_keys};
 use crate::secret::Secret;
@@ -84,14 +85,12 @@ async fn validate_and_issue(
             "this sign-in has expired (10 minutes); start again".into(),
         )));
     }
-    let aid = t.account_id;
-    let config = state
-        .db
-        .read(move |c| idp::get(c, aid, Kind::Saml))
+    // The account's active configuration (cached for the write epoch, as `sso_url` reads it)
+    // must be the very SAML configuration the sign-in started with.
+    let config = active_config(state, t.account_id)
         .await
         .map_err(fail)?
-        // The very configuration the sign-in started with, and still active.
-        .filter(|c| t.started_with(c) && c.active)
+        .filter(|c| c.kind == Kind::Saml && t.started_with(c) && c.active)
         .ok_or_else(|| {
             fail(Error::Sso(
                 "the SAML configuration changed since this sign-in started; start again".into(),
@@ -144,9 +143,11 @@ async fn validate_and_issue(
         identity.assertion_id.clone(),
         identity.replayable_until,
     );
+    // The replay cache and the login transaction are read by nothing cached in memory, so
+    // the write leaves the caches' epoch (and `sso_url`'s cached configurations) as they are.
     state
         .db
-        .write(move |tx| {
+        .write_uncached(move |tx| {
             replay::remember(tx, &issuer, &assertion_id, until, now)?;
             transactions::set_code(tx, &key, &code_hash, now + CODE_TTL_SECS, Some(&sealed))
         })

@@ -30,6 +30,8 @@ pub struct LoginCache {
     pub(crate) ids: transactions::IdAllocator,
     /// The agent's opened SAML keys.
     pub(crate) sp_keys: crate::login::sp_keys::SpKeyCache,
+    /// Parsed IdP certificates (SAML).
+    pub(crate) certificates: crate::login::idp_config::CertCache,
     /// When each SAML configuration's metadata was last read.
     pub(crate) metadata_reads: crate::login::idp_metadata::RefreshTimes,
 }
@@ -91,8 +93,27 @@ pub(crate) async fn login_context(
             account_id
         }
     };
-    if let Some((config, allowed)) = cache.accounts.get(&account_id, epoch) {
-        return Ok(Some((account_id, (config, allowed))));
+    Ok(Some((
+        account_id,
+        account_login(state, account_id, epoch).await?,
+    )))
+}
+
+/// The active configuration of account `account_id` (the ACS: the one a SAML sign-in
+/// started with must still be it), from the same cache as [`login_context`].
+pub(crate) async fn active_config(
+    state: &AppState,
+    account_id: i64,
+) -> Result<Option<Arc<IdpConfig>>> {
+    let epoch = i64::try_from(state.db.epoch()).unwrap_or(i64::MAX);
+    Ok(account_login(state, account_id, epoch).await?.0)
+}
+
+/// The account's active configuration and allow-list, exact for `epoch` (taken before).
+async fn account_login(state: &AppState, account_id: i64, epoch: i64) -> Result<AccountLogin> {
+    let cache = &state.login_cache;
+    if let Some(found) = cache.accounts.get(&account_id, epoch) {
+        return Ok(found);
     }
     let (config, allowed) = state
         .db
@@ -106,5 +127,5 @@ pub(crate) async fn login_context(
     cache
         .accounts
         .put(account_id, epoch, (config.clone(), allowed.clone()));
-    Ok(Some((account_id, (config, allowed))))
+    Ok((config, allowed))
 }

@@ -1,6 +1,9 @@
 //! What sign-in reads from a stored IdP configuration: the client secret (sealed at rest),
 //! the Microsoft Graph root a token may be sent to, and the SAML SP/IdP parameters.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::sso::{cert, saml, urls};
@@ -43,6 +46,33 @@ pub fn acs_url(state: &AppState) -> String {
     format!("{}/sso/saml/acs", state.base_url())
 }
 
+/// Parsed IdP certificates by their stored text. Every `sso_url` and every ACS response of a
+/// SAML configuration needs its certificates' DER, key size and expiry; parsing the same text
+/// gives the same result, so it is done once (the checks on the result still run each time,
+/// with the clock of the request).
+#[derive(Default)]
+pub struct CertCache(Mutex<HashMap<String, Arc<cert::CertInfo>>>);
+
+/// Distinct certificate texts kept (a configuration has at most two); emptied when full.
+const CERT_CACHE_MAX: usize = 64;
+
+impl CertCache {
+    /// [`cert::parse`] of `pem`, from the cache when it was parsed before.
+    fn parse(&self, field: &str, pem: &str) -> std::result::Result<Arc<cert::CertInfo>, String> {
+        let lock = || self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = lock().get(pem) {
+            return Ok(c.clone());
+        }
+        let parsed = Arc::new(cert::parse(field, pem)?);
+        let mut map = lock();
+        if map.len() >= CERT_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(pem.to_string(), parsed.clone());
+        Ok(parsed)
+    }
+}
+
 /// The SP side of a stored SAML configuration. Only certificates that may verify a response
 /// now are in it: a certificate that has expired since it was saved is left out (unless the
 /// admin allowed expired certificates for this IdP), and so is a weak one saved before the
@@ -56,7 +86,11 @@ pub fn sp_config(state: &AppState, config: &IdpConfig) -> Result<saml::SpConfig>
         ("NextCertificate", config.next_certificate.as_deref()),
     ] {
         let Some(pem) = pem else { continue };
-        let c = cert::parse(field, pem).map_err(Error::internal)?;
+        let c = state
+            .login_cache
+            .certificates
+            .parse(field, pem)
+            .map_err(Error::internal)?;
         if let Err(weak) = c.check_key(field) {
             refused.push(weak);
         } else if c.is_expired(now) && !config.allow_expired_certificate {
@@ -65,7 +99,7 @@ pub fn sp_config(state: &AppState, config: &IdpConfig) -> Result<saml::SpConfig>
                 crate::clock::rfc3339(c.not_after)
             ));
         } else {
-            certificates.push(c.der);
+            certificates.push(c.der.clone());
         }
     }
     if certificates.is_empty() {
@@ -93,4 +127,25 @@ pub fn sp_config(state: &AppState, config: &IdpConfig) -> Result<saml::SpConfig>
         decryption_keys: Vec::new(),
         require_encrypted_assertions: config.require_encrypted_assertions,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sso::saml::testing::TestIdp;
+
+    #[test]
+    fn the_certificate_cache_gives_each_text_its_own_certificate() {
+        let (a, b) = (TestIdp::new().unwrap(), TestIdp::new().unwrap());
+        let cache = CertCache::default();
+        for _ in 0..2 {
+            for idp in [&a, &b] {
+                let got = cache.parse("Certificate", &idp.cert_pem()).unwrap();
+                assert_eq!(got.der, idp.cert_der);
+                assert_eq!(*got, cert::parse("Certificate", &idp.cert_pem()).unwrap());
+            }
+        }
+        let refused = cache.parse("NextCertificate", "not a certificate");
+        assert!(refused.unwrap_err().contains("NextCertificate"));
+    }
 }

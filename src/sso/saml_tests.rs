@@ -101,6 +101,28 @@ fn refuses_signed_by_another_key() {
     refused(check(&idp, &spec().build(&other).unwrap()), "signature");
 }
 
+/// The key of each certificate is loaded once and kept (vendor/samael/PATCHES.md): a key
+/// kept for one IdP never verifies another's signature, whichever was used first, and a
+/// certificate stays usable after many verifications with it.
+#[test]
+fn a_kept_certificate_key_verifies_only_its_own_idps_signatures() {
+    let a = TestIdp::new().unwrap();
+    let b = TestIdp::new().unwrap();
+    let (by_a, by_b) = (spec().build(&a).unwrap(), spec().build(&b).unwrap());
+    for _ in 0..3 {
+        assert!(check(&a, &by_a).is_ok());
+        refused(check(&a, &by_b), "signature");
+        refused(check(&b, &by_a), "signature");
+        assert!(check(&b, &by_b).is_ok());
+    }
+    // Both configured: each signature verifies with its own certificate only.
+    let mut both = sp(&a);
+    both.certificates.push(b.cert_der.clone());
+    for xml in [&by_a, &by_b] {
+        assert!(validate_response(&both, &encode(xml), REQ, now()).is_ok());
+    }
+}
+
 #[test]
 fn refuses_content_changed_after_signing() {
     let idp = TestIdp::new().unwrap();

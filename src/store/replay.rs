@@ -16,14 +16,14 @@ pub fn remember(
     expires_at: i64,
     now: i64,
 ) -> Result<()> {
-    conn.execute(
-        "DELETE FROM saml_replay_cache WHERE expires_at <= ?1",
-        [now],
-    )?;
-    match conn.execute(
-        "INSERT INTO saml_replay_cache (assertion_id, issuer, expires_at) VALUES (?1, ?2, ?3)",
-        params![assertion_id, issuer, expires_at],
-    ) {
+    conn.prepare_cached("DELETE FROM saml_replay_cache WHERE expires_at <= ?1")?
+        .execute([now])?;
+    match conn
+        .prepare_cached(
+            "INSERT INTO saml_replay_cache (assertion_id, issuer, expires_at) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![assertion_id, issuer, expires_at])
+    {
         Ok(_) => Ok(()),
         Err(e) if is_unique_violation(&e) => Err(Error::Security(
             "this SAML assertion was already used (replay refused); sign in again".into(),

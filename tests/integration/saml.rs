@@ -875,6 +875,39 @@ async fn group_attribute_is_configurable_and_memberships_follow_each_sign_in() {
     assert_eq!(groups(jwt).await, json!(["ops"]));
 }
 
+/// The ACS reads the account's configuration through the sign-in cache (as `sso_url` does):
+/// a configuration changed or switched off after the sign-in started still refuses the
+/// answer, even right after a sign-in filled the cache.
+#[tokio::test]
+async fn an_answer_for_a_configuration_changed_since_the_sign_in_started_is_refused() {
+    let idp = TestIdp::new().unwrap();
+    let (a, admin) = agent_with_saml(&idp).await;
+    sign_in_with_attributes(&a, &idp, vec![]).await;
+    let answer = |request_id: &str| {
+        ResponseSpec::valid(request_id, &acs(&a), SP, ISSUER, "alice@corp.test", now())
+            .build(&idp)
+            .unwrap()
+    };
+    let mut update = a.get("/sso/get_saml", Some(&admin)).await.json();
+    let (_, request_id, relay) = start(&a, "alice@corp.test").await;
+    update["GroupsAttribute"] = json!("department");
+    let r = a.put_json("/sso/update_saml", Some(&admin), &update).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    refused_page(
+        &post_acs(&a, &encode(&answer(&request_id)), Some(&relay)).await,
+        "changed since this sign-in started",
+    );
+    sign_in_with_attributes(&a, &idp, vec![]).await;
+    let (_, request_id, relay) = start(&a, "alice@corp.test").await;
+    update["Active"] = json!(false);
+    let r = a.put_json("/sso/update_saml", Some(&admin), &update).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    refused_page(
+        &post_acs(&a, &encode(&answer(&request_id)), Some(&relay)).await,
+        "changed since this sign-in started",
+    );
+}
+
 #[tokio::test]
 async fn a_flood_of_garbage_acs_posts_adds_a_handful_of_audit_rows() {
     // The ACS is exempt from the Origin check (the IdP's page posts to it), so any web page
