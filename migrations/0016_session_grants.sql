@@ -36,3 +36,7 @@ CREATE TABLE pending_logouts (
     expires_at      INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX pending_logouts_request ON pending_logouts(request_id) WHERE request_id IS NOT NULL;
+
+-- SAML single logout: the IdP's SingleLogoutService (HTTP-Redirect), from its metadata or set
+-- by the admin (`IdPSLOURL`).
+ALTER TABLE idp_configs ADD COLUMN idp_slo_url TEXT;

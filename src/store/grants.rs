@@ -250,26 +250,42 @@ pub fn insert_logout(conn: &Connection, p: &PendingLogout, now: i64) -> Result<(
     Ok(())
 }
 
+const LOGOUT_COLUMNS: &str = "state_hash, account_id, provider, idp_config_id, request_id, \
+                              expires_at";
+
+fn logout_from_row(r: &Row<'_>) -> rusqlite::Result<PendingLogout> {
+    let provider: String = r.get(2)?;
+    Ok(PendingLogout {
+        state_hash: r.get(0)?,
+        account_id: r.get(1)?,
+        provider: Kind::parse(&provider).unwrap_or(Kind::Saml),
+        idp_config_id: r.get(3)?,
+        request_id: r.get(4)?,
+        expires_at: r.get(5)?,
+    })
+}
+
 /// Takes (deletes and returns) the unexpired pending sign-out of `state_hash`.
 pub fn take_logout(conn: &Connection, state_hash: &str, now: i64) -> Result<Option<PendingLogout>> {
-    let mut stmt = conn.prepare_cached(
-        "DELETE FROM pending_logouts WHERE state_hash = ?1 RETURNING state_hash, account_id, \
-         provider, idp_config_id, request_id, expires_at",
-    )?;
-    let p = stmt
-        .query_row([state_hash], |r| {
-            let provider: String = r.get(2)?;
-            Ok(PendingLogout {
-                state_hash: r.get(0)?,
-                account_id: r.get(1)?,
-                provider: Kind::parse(&provider).unwrap_or(Kind::Saml),
-                idp_config_id: r.get(3)?,
-                request_id: r.get(4)?,
-                expires_at: r.get(5)?,
-            })
-        })
-        .optional()?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "DELETE FROM pending_logouts WHERE state_hash = ?1 RETURNING {LOGOUT_COLUMNS}"
+    ))?;
+    let p = stmt.query_row([state_hash], logout_from_row).optional()?;
     Ok(p.filter(|p| p.expires_at > now))
+}
+
+/// The unexpired pending SAML sign-out whose LogoutRequest had ID `request_id`.
+pub fn logout_by_request(
+    conn: &Connection,
+    request_id: &str,
+    now: i64,
+) -> Result<Option<PendingLogout>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {LOGOUT_COLUMNS} FROM pending_logouts WHERE request_id = ?1 AND expires_at > ?2"
+    ))?;
+    Ok(stmt
+        .query_row(params![request_id, now], logout_from_row)
+        .optional()?)
 }
 
 #[cfg(test)]
