@@ -96,6 +96,11 @@ fn attr(xml: &str, name: &str) -> String {
 async fn the_slo_endpoint_accepts_only_the_signed_answer_to_its_own_logout_request() {
     let idp = TestIdp::new().unwrap();
     let (a, jwt) = signed_in_with(&idp).await;
+    // A SAML session cannot be renewed (SAML has no refresh token), and is not ended by trying.
+    a.send(a.http.post(a.url("/sso/refresh")).bearer_auth(&jwt))
+        .await
+        .assert_problem(401, "TOKEN", "SAML session cannot be renewed");
+    assert_eq!(a.get("/sso/whoami", Some(&jwt)).await.status, 200);
     let answer = logout(&a, &jwt).await;
     let url = answer["LogoutUrl"].as_str().unwrap().to_string();
     assert!(url.starts_with(&format!("{IDP_SLO}?SAMLRequest=")), "{url}");
