@@ -22,6 +22,7 @@ CREATE TABLE session_grants (
 );
 CREATE INDEX session_grants_subject ON session_grants(account_id, issuer, subject);
 CREATE INDEX session_grants_user ON session_grants(user_id);
+CREATE INDEX session_grants_expiry ON session_grants(jwt_expires_at);
 
 -- Sign-outs sent to the IdP and not yet back: the `state` (OIDC) or RelayState (SAML) the
 -- agent's signed-out page and SLO endpoint expect, as a hash, and for SAML the LogoutRequest's ID

@@ -202,12 +202,14 @@ pub fn take_by_subject(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Deletes grants whose JWT expired before `before` and that can no longer be renewed (no
-/// refresh token): nothing can use them any more.
-pub fn purge(conn: &Connection, before: i64) -> Result<usize> {
+/// Deletes grants whose JWT expired by `now` and that can no longer be renewed: without a
+/// refresh token, or (in account `account_id`) started before `started_before`, beyond the
+/// absolute lifetime. Nothing can use them any more.
+pub fn purge(conn: &Connection, now: i64, account_id: i64, started_before: i64) -> Result<usize> {
     Ok(conn.execute(
-        "DELETE FROM session_grants WHERE jwt_expires_at <= ?1 AND refresh_token_enc IS NULL",
-        [before],
+        "DELETE FROM session_grants WHERE jwt_expires_at <= ?1 AND (refresh_token_enc IS NULL \
+         OR (account_id = ?2 AND started_at <= ?3))",
+        params![now, account_id, started_before],
     )?)
 }
 
@@ -343,6 +345,23 @@ mod tests {
                 take_by_subject(tx, aid, "https://idp", "ann", None)?.len(),
                 1
             );
+            // Expired and beyond renewal (no refresh token, or started too long ago): purged.
+            let a = insert(tx, &grant(aid, uid, "j5", None))?;
+            let b = insert(tx, &grant(aid, uid, "j6", None))?;
+            for id in [a, b] {
+                let rt = Secrets {
+                    refresh_token_enc: Some("rt".into()),
+                    ..Secrets::default()
+                };
+                set_secrets(tx, id, &rt)?;
+            }
+            tx.execute(
+                "UPDATE session_grants SET started_at = 90 WHERE id = ?1",
+                [b],
+            )?;
+            assert_eq!(purge(tx, 100, aid, 5)?, 0);
+            assert_eq!(purge(tx, 100, aid, 50)?, 1);
+            assert!(by_jti(tx, "j5")?.is_none() && by_jti(tx, "j6")?.is_some());
             Ok(())
         })
     }
