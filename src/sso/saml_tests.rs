@@ -399,7 +399,7 @@ fn xsw8_signed_assertion_in_an_object_of_the_evil_signature() {
 fn redirect_request_is_deflated_and_names_issuer_and_acs() {
     use std::io::Read;
     let idp = TestIdp::new().unwrap();
-    let r = redirect_request(&sp(&idp), "relay-123", now(), None).unwrap();
+    let r = redirect_request(&sp(&idp), "relay-123", now(), None, false).unwrap();
     let url = url::Url::parse(&r.url).unwrap();
     assert!(r.url.starts_with("https://idp.corp.test/sso?"));
     let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
@@ -431,6 +431,14 @@ fn metadata_names_entity_and_acs() {
     );
     assert!(m.contains(ACS) && m.contains(NAMEID_EMAIL));
     assert!(m.contains(r#"AuthnRequestsSigned="false""#) && !m.contains("KeyDescriptor"));
+    assert!(!m.contains("SingleLogoutService"));
+    let m = sp_metadata(&SpMetadata {
+        entity_id: SP.into(),
+        acs_url: ACS.into(),
+        slo_url: "http://localhost:29123/sso/saml/slo".into(),
+        ..SpMetadata::default()
+    });
+    assert!(m.contains(r#"<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="http://localhost:29123/sso/saml/slo"/>"#), "{m}");
 }
 
 #[test]
@@ -444,6 +452,7 @@ fn metadata_of_a_signing_sp_publishes_its_certificates() {
     let m = sp_metadata(&SpMetadata {
         entity_id: SP.into(),
         acs_url: ACS.into(),
+        slo_url: String::new(),
         authn_requests_signed: true,
         signing_certificates: vec![a.clone(), b.clone()],
         encryption_certificates: vec![],
@@ -469,7 +478,7 @@ fn a_signed_redirect_request_keeps_the_sso_urls_own_query_and_signs_the_three_pa
     config.idp_sso_url = "https://idp.corp.test/sso?idpid=C0abc".into();
     let g = super::sp_keys::generate("t", now()).unwrap();
     let key = super::sp_keys::private_key(&g.private_pkcs8).unwrap();
-    let r = redirect_request(&config, "relay-123", now(), Some(&key)).unwrap();
+    let r = redirect_request(&config, "relay-123", now(), Some(&key), false).unwrap();
     let (base, query) = r.url.split_once("&SAMLRequest=").unwrap();
     assert_eq!(base, "https://idp.corp.test/sso?idpid=C0abc");
     let names: Vec<_> = form_urlencoded::parse(format!("SAMLRequest={query}").as_bytes())

@@ -24,7 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0013_agent_settings.sql"),
     include_str!("../../migrations/0014_saml_sp_keys.sql"),
     include_str!("../../migrations/0015_saml_replay_expiry.sql"),
-    // 0016 is the sessions' (issue 18); the two are ordered when both are merged.
+    include_str!("../../migrations/0016_session_grants.sql"),
     include_str!("../../migrations/0017_signin_settings.sql"),
 ];
 
