@@ -8,9 +8,9 @@ use amove_agent::config::{self, Settings};
 use amove_agent::{bootstrap, server};
 use tauri::{AppHandle, Manager};
 
-use crate::deep_link;
 use crate::state::Shell;
 use crate::windows::{self, View};
+use crate::{deep_link, notify};
 
 /// Settings from the same environment as `amove-agent serve`: `AMOVE_AGENT_ADDR`,
 /// `AMOVE_AGENT_DATA_DIR`, `AMOVE_SESSION_TTL_SECS`, `AMOVE_AGENT_POLICY`, and the network
@@ -49,6 +49,7 @@ pub fn spawn(app: AppHandle, settings: Settings) {
                 let msg = e.to_string();
                 tracing::error!("{msg}");
                 eprintln!("amove-desktop: {msg}");
+                notify::agent_failed(&app, &msg);
                 let waiting = shell.set_start_error(msg);
                 windows::open(&app, View::Error);
                 run_deferred(&app, waiting);

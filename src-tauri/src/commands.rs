@@ -11,19 +11,25 @@ use serde_json::{Value, json};
 use tauri::{AppHandle, State, WebviewWindow};
 use tauri_plugin_opener::OpenerExt;
 
+use crate::prefs::Prefs;
 use crate::session;
 use crate::state::Shell;
 
 /// What a window needs to draw itself.
 #[tauri::command]
-pub async fn app_state(window: WebviewWindow, shell: State<'_, Shell>) -> Result<Value, String> {
+pub async fn app_state(
+    window: WebviewWindow,
+    shell: State<'_, Shell>,
+    prefs: State<'_, Prefs>,
+) -> Result<Value, String> {
     let label = window.label().to_string();
     if let Some(ms) = shell.take_opened(&label) {
         // The page has loaded and asks what to show: the window is visible.
         tracing::info!("window {label} ready in {ms} ms");
     }
     let session = shell.session().map(|s| {
-        json!({ "username": s.username, "name": s.display_name, "account": s.account, "isAdmin": s.is_admin })
+        json!({ "username": s.username, "name": s.display_name, "account": s.account,
+                "isAdmin": s.is_admin, "until": s.until() })
     });
     Ok(json!({
         "view": label,
@@ -31,6 +37,8 @@ pub async fn app_state(window: WebviewWindow, shell: State<'_, Shell>) -> Result
         "needsSetup": shell.needs_setup(),
         "session": session,
         "agentUrl": shell.agent().ok().map(|s| s.base_url()),
+        "lastUsername": prefs.get().last_username,
+        "expired": shell.session_expired(),
     }))
 }
 

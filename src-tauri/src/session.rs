@@ -8,9 +8,10 @@ use serde_json::Value;
 use tauri::{AppHandle, Emitter, Manager};
 use tauri_plugin_opener::OpenerExt;
 
+use crate::prefs::Prefs;
 use crate::signin::{self, DesktopSession};
 use crate::state::{Session, Shell};
-use crate::windows;
+use crate::{autostart, certs, notify, windows};
 
 /// Event sent to the sign-in window when its login finished.
 pub const FINISHED_EVENT: &str = "signin-finished";
@@ -46,17 +47,29 @@ pub async fn start(app: &AppHandle, username: &str) -> Result<(), String> {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let outcome = match pending.wait().await {
-            Ok(ds) => Ok(signed_in(&app, ds).await),
+            Ok(ds) => signed_in(&app, ds).await,
             Err(e) => Err(e.user_text()),
         };
+        if let Err(m) = &outcome {
+            notify::refused(&app, m);
+        }
         finished(&app, outcome);
     });
     Ok(())
 }
 
-/// A completed login (from the waiter or a deep link): remember it (the tray follows).
-pub async fn signed_in(app: &AppHandle, ds: DesktopSession) -> Session {
+/// A completed login (from the waiter or a deep link): remember it (the tray follows), say so,
+/// turn Start at login on the first time, and check an admin's certificates.
+/// The second value says that Start at login was turned on by this sign-in.
+pub async fn signed_in(app: &AppHandle, ds: DesktopSession) -> Result<(Session, bool), String> {
     let shell = app.state::<Shell>();
+    // The agent's own token, just minted: its expiry arms the tray's timer.
+    let expires_at = shell
+        .agent()?
+        .auth
+        .verify_session(ds.token.expose())
+        .map_err(|e| e.user_text())?
+        .exp;
     let is_admin = whoami(&shell, &ds)
         .await
         .and_then(|v| v.get("IsAdmin").and_then(Value::as_bool))
@@ -67,6 +80,7 @@ pub async fn signed_in(app: &AppHandle, ds: DesktopSession) -> Session {
         display_name: ds.display_name,
         account: ds.account,
         is_admin,
+        expires_at,
     };
     tracing::info!(
         admin = is_admin,
@@ -74,8 +88,17 @@ pub async fn signed_in(app: &AppHandle, ds: DesktopSession) -> Session {
         s.username,
         s.account
     );
-    shell.set_session(Some(s.clone()));
-    s
+    if !shell.sign_in(s.clone()) {
+        return Ok((s, false));
+    }
+    app.state::<Prefs>()
+        .update(|v| v.last_username = Some(s.username.clone()));
+    let autostart_on = autostart::on_first_sign_in(app);
+    notify::signed_in(app, &s, autostart_on);
+    if is_admin {
+        certs::check_soon(app);
+    }
+    Ok((s, autostart_on))
 }
 
 async fn whoami(shell: &Shell, ds: &DesktopSession) -> Option<Value> {
@@ -91,11 +114,21 @@ async fn whoami(shell: &Shell, ds: &DesktopSession) -> Option<Value> {
 }
 
 /// Tells the sign-in window how its login ended; on success it closes shortly after.
-fn finished(app: &AppHandle, outcome: Result<Session, String>) {
+fn finished(app: &AppHandle, outcome: Result<(Session, bool), String>) {
     let payload = match &outcome {
-        Ok(s) => Finished {
+        Ok((s, autostart_on)) => Finished {
             ok: true,
-            message: format!("Signed in as {} — {}", s.display_name, s.account),
+            message: format!(
+                "Signed in as {} — {}, until {}.{}",
+                s.display_name,
+                s.account,
+                s.until(),
+                if *autostart_on {
+                    " Amove now starts when you log in (Start at login in the tray menu)."
+                } else {
+                    ""
+                }
+            ),
         },
         Err(m) => {
             tracing::warn!("sign-in failed: {m}");

@@ -20,7 +20,9 @@ export function test(name, fn) { tests.push({ name, fn }); }
 
 export async function runAll(cleanup) {
   let passed = 0, failed = 0;
-  for (const t of tests) {
+  // TEST_ONLY=regex runs the tests whose names match (a local shortcut; CI runs all).
+  const only = process.env.TEST_ONLY ? new RegExp(process.env.TEST_ONLY) : null;
+  for (const t of tests.filter((x) => !only || only.test(x.name))) {
     const t0 = Date.now();
     try {
       await t.fn();
