@@ -8,6 +8,9 @@ use std::time::Duration;
 pub const DEFAULT_ADDR: &str = "127.0.0.1:29123";
 /// How long a session JWT from sign-in lasts unless configured otherwise.
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+/// How long a session can be renewed (`/sso/refresh`) after its sign-in, unless configured
+/// otherwise: then the user signs in again.
+pub const DEFAULT_SESSION_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Largest JSON body the API reads.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 /// Largest SAML ACS form body (signed responses with many attributes are large).
@@ -35,6 +38,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Lifetime of session JWTs.
     pub session_ttl: Duration,
+    /// The absolute session lifetime: renewals end this long after the sign-in.
+    pub session_max_age: Duration,
     /// Largest JSON request body.
     pub body_limit: usize,
     /// Largest SAML ACS body.
@@ -69,6 +74,7 @@ impl Settings {
             addr,
             data_dir,
             session_ttl: DEFAULT_SESSION_TTL,
+            session_max_age: DEFAULT_SESSION_MAX_AGE,
             body_limit: DEFAULT_BODY_LIMIT,
             acs_body_limit: DEFAULT_ACS_BODY_LIMIT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,

@@ -54,6 +54,11 @@ enum Command {
         /// Lifetime of session JWTs from sign-in, in seconds.
         #[arg(long, env = "AMOVE_SESSION_TTL_SECS", default_value_t = 8 * 3600)]
         session_ttl_secs: u64,
+        /// The absolute session lifetime in days: a session is renewed (`/sso/refresh`) for at
+        /// most this long after its sign-in, then the user signs in again.
+        #[arg(long, env = "AMOVE_AGENT_SESSION_MAX_DAYS", default_value_t = 30,
+              value_parser = clap::value_parser!(u64).range(1..=3650))]
+        session_max_days: u64,
         /// TEST SETTING, never in production: let GraphURL name a loopback URL (a Microsoft
         /// Graph test double). The agent warns at start and audits such configurations.
         #[arg(long, env = "AMOVE_TEST_ALLOW_LOOPBACK_GRAPH", hide = true,
@@ -173,12 +178,15 @@ fn main() -> ExitCode {
             addr,
             data,
             session_ttl_secs,
+            session_max_days,
             test_allow_loopback_graph,
             policy,
             policy_poll_ms,
         } => {
             let mut settings = Settings::new(addr, data.path());
             settings.session_ttl = std::time::Duration::from_secs(session_ttl_secs.max(1));
+            settings.session_max_age =
+                std::time::Duration::from_secs(session_max_days.saturating_mul(24 * 3600));
             settings.loopback_graph = test_allow_loopback_graph;
             settings.net = match amove_agent::sso::net::NetSettings::from_env() {
                 Ok(n) => n,

@@ -113,6 +113,7 @@ pub fn build_state(
         desktop_logins: crate::login::DesktopLogins::default(),
         idp_cache: Default::default(),
         login_cache,
+        refresh_locks: Default::default(),
     });
     crate::login::network::apply_stored(&state);
     Ok(state)

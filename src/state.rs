@@ -43,6 +43,8 @@ pub struct Inner {
     pub login_cache: crate::login::LoginCache,
     /// The managed configuration: what the policy file manages, and why it is not applied.
     pub policy: crate::policy::PolicyState,
+    /// One lock per session grant, so concurrent renewals of a session redeem it once.
+    pub refresh_locks: crate::login::session::RefreshLocks,
 }
 
 impl std::ops::Deref for AppState {

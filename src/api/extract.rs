@@ -121,6 +121,17 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     }
 }
 
+/// The bearer token of a request, not yet checked (the handler decides how: a renewal
+/// accepts an expired session).
+pub struct BearerToken(pub crate::secret::Secret);
+
+impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
+    type Rejection = Error;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self> {
+        bearer_token(parts).map(|t| Self(crate::secret::Secret::new(t)))
+    }
+}
+
 /// The bearer token of a request: `?token=` (as the seed) or `Authorization: Bearer`.
 pub fn bearer_token(parts: &Parts) -> Result<String> {
     let query = QueryParams::parse(parts.uri.query())

@@ -58,6 +58,7 @@ impl<'a> From<&'a login::Started> for SsoUrlAnswer<'a> {
 async fn post_sso_url(State(state): State<AppState>, f: Fields) -> Result<Response> {
     let username = f.req_str("Username", MAX_USERNAME)?;
     let callback = f.req_str("CallbackUrl", MAX_URL)?;
+    let force_authn = f.opt_bool("ForceAuthn")?.unwrap_or(false);
     let started = login::start_login(
         &state,
         StartRequest {
@@ -67,6 +68,7 @@ async fn post_sso_url(State(state): State<AppState>, f: Fields) -> Result<Respon
             client: Client::Api,
             started_by_user_id: None,
             scopes: oidc::LOGIN_SCOPES,
+            force_authn,
         },
     )
     .await?;
@@ -147,6 +149,10 @@ pub struct SsoUrlRequest {
         example = "http://localhost:29123/sso/callback"
     )]
     pub callback_url: String,
+    /// Make the IdP ask for credentials again even when it has a session ("Sign in as
+    /// someone else…"): OIDC `prompt=login`, SAML `ForceAuthn="true"`. Default false.
+    #[serde(default)]
+    pub force_authn: Option<bool>,
 }
 
 /// The body of `POST /sso/authenticate` (OpenAPI schema).

@@ -58,22 +58,25 @@ pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
     resp
 }
 
-fn error_page(status: StatusCode, message: &str) -> Response {
+fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
     page(
         status,
-        "Sign-in failed",
+        title,
         &format!(
-            "<h1 class=\"err\">Sign-in failed</h1><p>{}</p><p>You can close this window and try \
+            "<h1 class=\"err\">{}</h1><p>{}</p><p>You can close this window and try \
              again.</p>",
+            esc(title),
             esc(message)
         ),
     )
 }
 
-/// A sign-in page's failure: the one place where an [`Error`] becomes a failure page.
+/// A sign-in (or sign-out) page's failure: the one place where an [`Error`] becomes a
+/// failure page.
 #[derive(Debug)]
 pub struct PageError {
     status: StatusCode,
+    title: &'static str,
     message: String,
 }
 
@@ -86,6 +89,21 @@ impl PageError {
         };
         Self {
             status,
+            title: "Sign-in failed",
+            message: e.user_text(),
+        }
+    }
+
+    /// A failure of the signed-out page or the SAML SLO endpoint: 400 for a malformed or
+    /// refused message, 500 for an internal fault.
+    pub fn sign_out(e: &Error) -> Self {
+        let status = match e {
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self {
+            status,
+            title: "Sign-out not confirmed",
             message: e.user_text(),
         }
     }
@@ -101,6 +119,7 @@ impl PageError {
         };
         Self {
             status,
+            title: "Sign-in failed",
             message: format!("The SAML response was refused: {}.", e.user_text()),
         }
     }
@@ -108,8 +127,18 @@ impl PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        error_page(self.status, &self.message)
+        error_page(self.status, self.title, &self.message)
     }
+}
+
+/// The page the IdP sends the browser to once it ended its session too.
+pub fn signed_out_page() -> Response {
+    page(
+        StatusCode::OK,
+        "Signed out",
+        "<h1 class=\"ok\">You are signed out</h1><p>You are signed out of Amove and of your \
+         identity provider.</p><p>You can close this window.</p>",
+    )
 }
 
 /// The callback page of a handled redirect.

@@ -171,6 +171,27 @@ impl AuthService {
         Ok(claims)
     }
 
+    /// The claims of a session JWT this agent signed and has not revoked, expired or not
+    /// (for a renewal, which its grant bounds); no database access.
+    pub fn session_claims_any_age(&self, token: &str) -> Result<SessionClaims> {
+        let token = token.trim();
+        if token.len() > 4096 || token.split('.').count() != 3 {
+            return Err(Error::Token("the session token is malformed".into()));
+        }
+        let claims = self.keys.verify_any_age(token)?;
+        if self
+            .revoked
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&claims.jti)
+        {
+            return Err(Error::Token(
+                "the session token has been revoked; sign in again".into(),
+            ));
+        }
+        Ok(claims)
+    }
+
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionClaims>> {
         self.verified.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -9,7 +9,7 @@ use crate::crypto::sha256_hex;
 use crate::error::{Error, Result};
 use crate::login::link::link_user;
 use crate::login::{audit_refusal, idp_config, seal_context};
-use crate::login::{callback, groups};
+use crate::login::{callback, groups, session};
 use crate::secret::Secret;
 use crate::sso::oidc::{self, CodeExchange, IdpIdentity};
 use crate::sso::saml;
@@ -182,14 +182,28 @@ async fn complete_transaction(
             )
         })?;
     // The IdP may cap the session it started (SAML SessionNotOnOrAfter).
-    let (who, groups, session_cap) = if kind.is_oidc() {
+    let (who, groups, session_cap, kept) = if kind.is_oidc() {
         let s = oidc_exchange(state, t, &config, code, now).await?;
         let g = groups::resolve(state, &config, &s.identity.groups, Some(&s.access_token)).await;
-        (s.identity, g, None)
+        let kept = session::Kept {
+            issuer: s.identity.issuer.clone(),
+            subject: s.identity.subject.clone(),
+            refresh_token: s.refresh_token,
+            id_token: Some(s.id_token),
+            saml: None,
+        };
+        (s.identity, g, None, kept)
     } else {
-        let (who, cap) = saml_identity(state, t, &config, code, now)?;
+        let (who, cap, saml_session) = saml_identity(state, t, &config, code, now)?;
         let g = groups::resolve(state, &config, &who.groups, None).await;
-        (who, g, cap)
+        let kept = session::Kept {
+            issuer: who.issuer.clone(),
+            subject: who.subject.clone(),
+            refresh_token: None,
+            id_token: None,
+            saml: Some(saml_session),
+        };
+        (who, g, cap, kept)
     };
     let user = link_user(state, t.account_id, who, groups, now).await?;
     let account_identifier = state
@@ -198,10 +212,11 @@ async fn complete_transaction(
         .await?
         .map(|a| a.identifier)
         .ok_or_else(|| Error::internal("account vanished"))?;
-    let (token, _) =
+    let (token, claims) =
         state
             .auth
             .mint_session_until(&user, &account_identifier, kind.as_str(), session_cap)?;
+    session::keep(state, &config, user.id, &claims, kept, now).await?;
     Ok(SignedIn {
         token: Secret::new(token),
         user,
@@ -234,10 +249,7 @@ pub(crate) async fn oidc_exchange(
         .as_deref()
         .ok_or_else(|| Error::internal("OIDC transaction without a nonce"))?;
     let secret = idp_config::client_secret(state, config)?;
-    let (client_id, openid_url) = match (&config.client_id, &config.openid_url) {
-        (Some(c), Some(u)) => (c.as_str(), u.as_str()),
-        _ => return Err(Error::internal("OIDC configuration incomplete")),
-    };
+    let (client_id, openid_url) = idp_config::oidc_client(config)?;
     let signed_in = state
         .oidc
         .sign_in(
@@ -259,16 +271,21 @@ pub(crate) async fn oidc_exchange(
 }
 
 /// Redeems the one-time code the SAML ACS issued for this transaction for the identity the
-/// ACS verified, and the session cap its AuthnStatement set.
+/// ACS verified, the session cap its AuthnStatement set and what single logout names.
 fn saml_identity(
     state: &AppState,
     t: &transactions::Transaction,
     config: &IdpConfig,
     code: &Secret,
     now: i64,
-) -> Result<(IdpIdentity, Option<i64>)> {
+) -> Result<(IdpIdentity, Option<i64>, session::SamlSession)> {
     let r = saml_result(state, t, code, now)?;
     let cap = r.session_not_on_or_after;
+    let saml_session = session::SamlSession {
+        name_id: r.name_id.clone(),
+        name_id_format: r.name_id_format.clone(),
+        session_index: r.session_index.clone(),
+    };
     let who = IdpIdentity {
         provider: Kind::Saml,
         label: r.name_id.clone(),
@@ -280,7 +297,7 @@ fn saml_identity(
         subject: r.name_id,
         email: r.email,
     };
-    Ok((who, cap))
+    Ok((who, cap, saml_session))
 }
 
 /// Redeems the one-time code the SAML ACS issued for this transaction for everything the

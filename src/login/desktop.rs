@@ -112,6 +112,18 @@ pub async fn start_desktop_login(
     username: &str,
     cb: DesktopCallback,
 ) -> Result<DesktopLogin> {
+    start_desktop_login_with(state, username, cb, false).await
+}
+
+/// [`start_desktop_login`], with `force_authn` ("Sign in as someone else…"): the IdP asks
+/// for credentials again even when its browser session would sign the previous user in
+/// silently (OIDC `prompt=login`, SAML `ForceAuthn="true"`).
+pub async fn start_desktop_login_with(
+    state: &AppState,
+    username: &str,
+    cb: DesktopCallback,
+    force_authn: bool,
+) -> Result<DesktopLogin> {
     let callback = desktop_callback_url(state, cb);
     let started = start_login(
         state,
@@ -122,6 +134,7 @@ pub async fn start_desktop_login(
             client: Client::Desktop,
             started_by_user_id: None,
             scopes: oidc::LOGIN_SCOPES,
+            force_authn,
         },
     )
     .await?;

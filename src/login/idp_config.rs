@@ -28,6 +28,14 @@ pub fn client_secret(state: &AppState, c: &IdpConfig) -> Result<Option<Secret>> 
         .transpose()
 }
 
+/// The client id and `OpenIdURL` of an OIDC configuration (both required on save).
+pub fn oidc_client(c: &IdpConfig) -> Result<(&str, &str)> {
+    match (&c.client_id, &c.openid_url) {
+        (Some(id), Some(url)) => Ok((id.as_str(), url.as_str())),
+        _ => Err(Error::internal("OIDC configuration incomplete")),
+    }
+}
+
 /// The configuration's Graph root, checked again where a token is about to be sent to it (a
 /// configuration saved before the host rule, or under the test setting since switched off,
 /// never receives one).

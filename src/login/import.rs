@@ -84,6 +84,7 @@ pub async fn start_import(
             client: Client::Api,
             started_by_user_id: Some(p.user.id),
             scopes,
+            force_authn: false,
         },
     )
     .await

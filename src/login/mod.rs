@@ -15,6 +15,8 @@
 //! - [`desktop`]: the desktop shell's awaited sign-ins and the deep link;
 //! - [`import`]: the admin's directory import (a sign-in asking for directory scopes);
 //! - [`check`]: the `test_connection` dry run;
+//! - [`session`]: a session after its sign-in — renewal (`/sso/refresh`), the absolute
+//!   lifetime ([`session_policy`]), sign-out at the IdP; [`slo`]: SAML single logout;
 //! - [`cache`] and [`idp_config`]: what sign-in reads, cached or opened.
 
 pub mod acs;
@@ -30,6 +32,9 @@ pub mod idp_metadata;
 pub mod import;
 pub mod link;
 pub mod network;
+pub mod session;
+pub mod session_policy;
+pub mod slo;
 pub mod sp_keys;
 pub mod start;
 
@@ -37,7 +42,7 @@ pub use cache::LoginCache;
 pub use complete::{SignedIn, authenticate};
 pub use desktop::{
     DesktopCallback, DesktopLogin, DesktopLogins, DesktopSession, complete_desktop_login,
-    complete_from_deep_link, desktop_callback_url, start_desktop_login,
+    complete_from_deep_link, desktop_callback_url, start_desktop_login, start_desktop_login_with,
 };
 pub use start::{StartRequest, Started, start_login};
 

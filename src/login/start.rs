@@ -40,8 +40,11 @@ pub struct StartRequest<'a> {
     pub client: Client,
     /// The admin starting an import.
     pub started_by_user_id: Option<i64>,
-    /// Scopes besides `openid`.
+    /// Scopes besides `openid` (a sign-in adds `offline_access` where the IdP offers it).
     pub scopes: &'a [&'a str],
+    /// Make the IdP authenticate the user again even when it has a session for them ("Sign
+    /// in as someone else…"): OIDC `prompt=login`, SAML `ForceAuthn="true"`.
+    pub force_authn: bool,
 }
 
 /// Starts a login for `req.username`: resolves the account and its active provider, checks
@@ -97,6 +100,7 @@ pub async fn start_login(state: &AppState, req: StartRequest<'_>) -> Result<Star
     let tx_state = transactions::handle::new(id)?;
     let nonce = random_token()?;
     let (challenge, verifier) = oidc::new_pkce();
+    let scopes = sign_in_scopes(req.scopes, req.purpose, config.kind, &discovered);
     let url = state.oidc.authorization_url(
         &discovered,
         AuthRequest {
@@ -107,7 +111,8 @@ pub async fn start_login(state: &AppState, req: StartRequest<'_>) -> Result<Star
             nonce: &nonce,
             pkce_challenge: challenge,
             login_hint: &username,
-            scopes: req.scopes,
+            scopes: &scopes,
+            prompt_login: req.force_authn,
         },
     )?;
     let pkce_verifier_enc = Some(
@@ -135,6 +140,26 @@ pub async fn start_login(state: &AppState, req: StartRequest<'_>) -> Result<Star
     .await
 }
 
+/// The scopes of an authorization request: `scopes`, and for a sign-in `offline_access`
+/// (a refresh token, so the session can be renewed: `login::session`) where the IdP offers
+/// it — listed in `scopes_supported` (Okta), or Entra ID, whose v2 endpoints grant it without
+/// listing it.
+fn sign_in_scopes<'a>(
+    scopes: &[&'a str],
+    purpose: Purpose,
+    kind: Kind,
+    d: &oidc::discovery::Discovered,
+) -> Vec<&'a str> {
+    let mut all = scopes.to_vec();
+    if purpose == Purpose::Login
+        && !all.contains(&oidc::OFFLINE_ACCESS)
+        && (kind == Kind::Entra || d.supports_scope(oidc::OFFLINE_ACCESS))
+    {
+        all.push(oidc::OFFLINE_ACCESS);
+    }
+    all
+}
+
 /// The SAML side of [`start_login`]: an AuthnRequest (HTTP-Redirect binding) whose ID the
 /// transaction keeps, with the transaction's `state` as `RelayState`.
 async fn start_saml_login(
@@ -155,9 +180,14 @@ async fn start_saml_login(
         true => Some(sp_keys::signing_key(state, account_id).await?),
         false => None,
     };
-    let request =
-        saml::redirect_request(&sp, &relay_state, now, key.as_deref().map(|k| &k.private))
-            .map_err(Error::internal)?;
+    let request = saml::redirect_request(
+        &sp,
+        &relay_state,
+        now,
+        key.as_deref().map(|k| &k.private),
+        req.force_authn,
+    )
+    .map_err(Error::internal)?;
     let url = Url::parse(&request.url).map_err(|_| Error::internal("AuthnRequest URL"))?;
     let protocol = ProtocolState {
         nonce: None,

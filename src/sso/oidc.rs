@@ -20,9 +20,12 @@ mod identity;
 pub mod jwks;
 pub mod tenant;
 
-pub use authorize::{AuthRequest, LOGIN_SCOPES, new_pkce};
+pub use authorize::{AuthRequest, LOGIN_SCOPES, OFFLINE_ACCESS, new_pkce};
 pub use connection_check::Check;
-pub use exchange::{CodeExchange, MAX_TOKEN_RESPONSE_BYTES, RawIdToken, SignedInAtIdp};
+pub use exchange::{
+    CodeExchange, MAX_TOKEN_RESPONSE_BYTES, RawIdToken, RefreshExchange, RefreshFailure, Refreshed,
+    SignedInAtIdp,
+};
 pub use identity::{IdpIdentity, identity};
 
 use std::collections::HashMap;
@@ -353,7 +356,7 @@ impl Oidc {
         kind: Kind,
         raw: &Secret,
         client_id: &str,
-        nonce: &str,
+        nonce: Option<&str>,
         access_token: Option<&Secret>,
         now: i64,
     ) -> Result<(Map<String, Value>, String)> {

@@ -377,7 +377,7 @@ fn xsw8_signed_assertion_in_an_object_of_the_evil_signature() {
 fn redirect_request_is_deflated_and_names_issuer_and_acs() {
     use std::io::Read;
     let idp = TestIdp::new().unwrap();
-    let r = redirect_request(&sp(&idp), "relay-123", now(), None).unwrap();
+    let r = redirect_request(&sp(&idp), "relay-123", now(), None, false).unwrap();
     let url = url::Url::parse(&r.url).unwrap();
     assert!(r.url.starts_with("https://idp.corp.test/sso?"));
     let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
@@ -447,7 +447,7 @@ fn a_signed_redirect_request_keeps_the_sso_urls_own_query_and_signs_the_three_pa
     config.idp_sso_url = "https://idp.corp.test/sso?idpid=C0abc".into();
     let g = super::sp_keys::generate("t", now()).unwrap();
     let key = super::sp_keys::private_key(&g.private_pkcs8).unwrap();
-    let r = redirect_request(&config, "relay-123", now(), Some(&key)).unwrap();
+    let r = redirect_request(&config, "relay-123", now(), Some(&key), false).unwrap();
     let (base, query) = r.url.split_once("&SAMLRequest=").unwrap();
     assert_eq!(base, "https://idp.corp.test/sso?idpid=C0abc");
     let names: Vec<_> = form_urlencoded::parse(format!("SAMLRequest={query}").as_bytes())

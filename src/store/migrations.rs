@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0013_agent_settings.sql"),
     include_str!("../../migrations/0014_saml_sp_keys.sql"),
     include_str!("../../migrations/0015_saml_replay_expiry.sql"),
+    include_str!("../../migrations/0016_session_grants.sql"),
 ];
 
 /// Applies every migration the database has not seen, each in its own transaction.

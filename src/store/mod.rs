@@ -23,6 +23,7 @@ pub mod audit;
 pub mod cache;
 pub mod callback_urls;
 mod checkpoint;
+pub mod grants;
 pub mod groups;
 pub mod idp;
 pub mod imports;

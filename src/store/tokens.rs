@@ -134,6 +134,15 @@ pub fn revoke_minted_by(conn: &Connection, jti: &str, now: i64) -> Result<Vec<i6
     Ok(ids.collect::<rusqlite::Result<_>>()?)
 }
 
+/// The access tokens minted from session `old_jti` now belong to its renewal `new_jti`
+/// (signing out of the renewed session revokes them).
+pub fn move_minted(conn: &Connection, old_jti: &str, new_jti: &str) -> Result<usize> {
+    Ok(conn.execute(
+        "UPDATE access_tokens SET session_jti = ?2 WHERE session_jti = ?1",
+        params![old_jti, new_jti],
+    )?)
+}
+
 /// Records a use of the token.
 pub fn touch(conn: &Connection, id: i64, now: i64) -> Result<()> {
     conn.execute(

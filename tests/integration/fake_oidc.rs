@@ -671,6 +671,27 @@ impl Browser {
     }
 
     pub async fn login(&self, start: &str, login: &str, password: &str, stop_at: &str) -> String {
+        self.walk(start, stop_at, |url, html| {
+            assert!(
+                !html.contains("id=\"error\""),
+                "login failed at {url}: {html}"
+            );
+            vec![
+                ("login", login.to_string()),
+                ("password", password.to_string()),
+            ]
+        })
+        .await
+    }
+
+    /// Follows redirects from `start`; on each page posts its form with the fields `fill`
+    /// makes of it, until the first redirect to `stop_at`, whose URL it returns.
+    pub async fn walk(
+        &self,
+        start: &str,
+        stop_at: &str,
+        fill: impl Fn(&Url, &str) -> Vec<(&'static str, String)>,
+    ) -> String {
         let mut url = Url::parse(start).unwrap();
         let mut resp = self.http.get(url.clone()).send().await.unwrap();
         for _ in 0..12 {
@@ -687,10 +708,7 @@ impl Browser {
             }
             let html = resp.text().await.unwrap();
             assert_eq!(status, 200, "unexpected page at {url}: {html}");
-            assert!(
-                !html.contains("id=\"error\""),
-                "login failed at {url}: {html}"
-            );
+            let fields = fill(&url, &html);
             let action = html
                 .split("action=\"")
                 .nth(1)
@@ -701,7 +719,7 @@ impl Browser {
             resp = self
                 .http
                 .post(url.clone())
-                .form(&[("login", login), ("password", password)])
+                .form(&fields)
                 .send()
                 .await
                 .unwrap();

@@ -17,5 +17,6 @@ mod openapi;
 mod policy;
 mod saml;
 mod saml_enterprise;
+mod sessions;
 mod storage;
 mod token_exchange;

@@ -1185,12 +1185,12 @@ async fn inactive_users_are_refused() {
 // ------------------------------------------------------------------------------------------
 // The real OpenID Provider
 
-const ALICE: &str = "alice@example.com";
-const ALICE_PASSWORD: &str = "alice-password";
+pub(crate) const ALICE: &str = "alice@example.com";
+pub(crate) const ALICE_PASSWORD: &str = "alice-password";
 const TENANT: &str = "11111111-1111-1111-1111-111111111111";
 const ALICE_OID: &str = "00000000-0000-0000-0000-0000000000a1";
 
-fn op_users() -> Value {
+pub(crate) fn op_users() -> Value {
     json!([{
         "accountId": ALICE_OID,
         "email": ALICE,

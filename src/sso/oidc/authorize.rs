@@ -13,6 +13,8 @@ use crate::secret::Secret;
 
 /// Scopes of a sign-in (SPEC: `openid email profile`).
 pub const LOGIN_SCOPES: &[&str] = &["email", "profile"];
+/// The scope that asks for a refresh token (OpenID Connect Core §11).
+pub const OFFLINE_ACCESS: &str = "offline_access";
 
 /// What an authorization request carries besides the discovery document.
 #[derive(Debug, Clone)]
@@ -33,6 +35,8 @@ pub struct AuthRequest<'a> {
     pub login_hint: &'a str,
     /// Scopes besides `openid`.
     pub scopes: &'a [&'a str],
+    /// `prompt=login`: authenticate again even with a session at the IdP.
+    pub prompt_login: bool,
 }
 
 /// A new PKCE S256 pair: the challenge for the URL and the verifier to keep (sealed).
@@ -70,6 +74,9 @@ impl Oidc {
         );
         for s in req.scopes {
             auth = auth.add_scope(Scope::new((*s).to_string()));
+        }
+        if req.prompt_login {
+            auth = auth.add_prompt(openidconnect::core::CoreAuthPrompt::Login);
         }
         let (url, _, _) = auth
             .set_pkce_challenge(req.pkce_challenge)

@@ -89,11 +89,20 @@ pub struct Discovered {
     pub token_endpoint: Url,
     /// The JWKS.
     pub jwks_uri: Url,
+    /// RP-initiated logout's `end_session_endpoint`, when the IdP has a usable one.
+    pub end_session_endpoint: Option<Url>,
     /// When it was fetched (agent clock).
     pub fetched_at: i64,
 }
 
 impl Discovered {
+    /// Whether `scopes_supported` lists `scope`.
+    pub fn supports_scope(&self, scope: &str) -> bool {
+        self.metadata
+            .scopes_supported()
+            .is_some_and(|s| s.iter().any(|x| x.as_str() == scope))
+    }
+
     /// How a client with (`has_secret`) or without a secret authenticates at this IdP's
     /// token endpoint: see [`choose_auth`].
     pub fn client_auth(&self, has_secret: bool) -> Result<ClientAuth> {
@@ -200,8 +209,30 @@ pub fn parse(
         metadata,
         token_endpoint,
         jwks_uri,
+        end_session_endpoint: end_session_endpoint(bytes, doc_url),
         fetched_at: now,
     })
+}
+
+/// The `end_session_endpoint` of a discovery document (RP-initiated logout 1.0, not in the
+/// core metadata openidconnect reads). One that is not an https URL (http only for loopback)
+/// is left out, with a warning: sign-out then ends only the local session, and sign-in
+/// still works.
+fn end_session_endpoint(bytes: &[u8], doc_url: &Url) -> Option<Url> {
+    #[derive(serde::Deserialize)]
+    struct Logout {
+        end_session_endpoint: Option<String>,
+    }
+    let raw = serde_json::from_slice::<Logout>(bytes)
+        .ok()?
+        .end_session_endpoint?;
+    match urls::parse_idp_url("end_session_endpoint", &raw) {
+        Ok(u) => Some(u),
+        Err(e) => {
+            tracing::warn!(%doc_url, error = %e, "the discovery document's end_session_endpoint is not usable; sign-out stays local");
+            None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -248,6 +279,43 @@ mod tests {
         let deep =
             url("https://login.microsoftonline.com/a/b/v2.0/.well-known/openid-configuration");
         assert!(check_issuer(tmpl, &deep, true).is_err());
+    }
+
+    #[test]
+    fn reads_a_usable_end_session_endpoint_and_leaves_out_a_bad_one() {
+        let doc = url("https://idp.test/.well-known/openid-configuration");
+        let with = |v: &str| {
+            format!(
+                r#"{{"issuer":"https://idp.test","authorization_endpoint":"https://idp.test/a",
+                "token_endpoint":"https://idp.test/t","jwks_uri":"https://idp.test/k",
+                "response_types_supported":["code"],"subject_types_supported":["public"],
+                "id_token_signing_alg_values_supported":["RS256"],
+                "scopes_supported":["openid","offline_access"]{v}}}"#
+            )
+        };
+        let d = parse(
+            with(r#","end_session_endpoint":"https://idp.test/logout""#).as_bytes(),
+            &doc,
+            false,
+            0,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            d.end_session_endpoint.as_ref().map(url::Url::as_str),
+            Some("https://idp.test/logout")
+        );
+        assert!(d.supports_scope("offline_access"));
+        assert!(!d.supports_scope("okta.users.read"));
+        let d = parse(
+            with(r#","end_session_endpoint":"http://evil.test/logout""#).as_bytes(),
+            &doc,
+            false,
+            0,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(d.end_session_endpoint.is_none());
+        let d = parse(with("").as_bytes(), &doc, false, 0).unwrap_or_else(|e| panic!("{e}"));
+        assert!(d.end_session_endpoint.is_none());
     }
 
     #[test]

@@ -111,8 +111,9 @@ pub struct Expected<'a> {
     pub tenant_template: bool,
     /// Our client id.
     pub client_id: &'a str,
-    /// The transaction's nonce.
-    pub nonce: &'a str,
+    /// The transaction's nonce; `None` for the ID token of a refresh, which answers no
+    /// authorization request (OpenID Connect Core §12.2).
+    pub nonce: Option<&'a str>,
     /// The access token of the same response, for `at_hash`.
     pub access_token: Option<&'a str>,
     /// Now, by the agent's clock.
@@ -234,12 +235,14 @@ pub fn check_claims(
         return Err("it is not valid yet (nbf)".into());
     }
     // nonce
-    match str_claim(claims, "nonce") {
-        Some(n) if eq_ct(n, want.nonce) => {}
-        Some(_) => {
-            return Err("its nonce is not the one of this sign-in (replayed token?)".into());
+    if let Some(nonce) = want.nonce {
+        match str_claim(claims, "nonce") {
+            Some(n) if eq_ct(n, nonce) => {}
+            Some(_) => {
+                return Err("its nonce is not the one of this sign-in (replayed token?)".into());
+            }
+            None => return Err("it has no nonce".into()),
         }
-        None => return Err("it has no nonce".into()),
     }
     // sub
     match str_claim(claims, "sub") {
@@ -278,7 +281,7 @@ pub(super) mod tests {
             issuer: "https://idp.test",
             tenant_template: false,
             client_id: "cid",
-            nonce: "n1",
+            nonce: Some("n1"),
             access_token: None,
             now: 1_500,
         }
@@ -319,6 +322,18 @@ pub(super) mod tests {
         for k in ["iss", "aud", "exp", "iat", "nonce", "sub"] {
             assert!(check(without(k), &w).is_err(), "{k}");
         }
+    }
+
+    #[test]
+    fn a_refreshed_token_needs_no_nonce_but_every_other_claim() {
+        let w = Expected {
+            nonce: None,
+            ..want()
+        };
+        assert!(check(without("nonce"), &w).is_ok());
+        assert!(check(with("iss", json!("https://evil.test")), &w).is_err());
+        assert!(check(with("aud", json!("other")), &w).is_err());
+        assert!(check(without("sub"), &w).is_err());
     }
 
     #[test]

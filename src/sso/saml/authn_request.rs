@@ -25,12 +25,14 @@ pub struct RedirectRequest {
 
 /// Builds an AuthnRequest asking for a POST to the ACS, encoded for the HTTP-Redirect binding
 /// (deflate, base64, url-encode) with `relay_state`; with `signing_key`, the query carries
-/// `SigAlg` and `Signature` (bindings §3.4.4.1) and the XML no enveloped signature.
+/// `SigAlg` and `Signature` (bindings §3.4.4.1) and the XML no enveloped signature. With
+/// `force_authn` the IdP is asked to authenticate the user again (`ForceAuthn="true"`).
 pub fn redirect_request(
     sp: &SpConfig,
     relay_state: &str,
     now: i64,
     signing_key: Option<&PKey<Private>>,
+    force_authn: bool,
 ) -> Result<RedirectRequest, String> {
     let id = format!(
         "_{}",
@@ -54,6 +56,7 @@ pub fn redirect_request(
             allow_create: Some(true),
             sp_name_qualifier: None,
         }),
+        force_authn: force_authn.then_some(true),
         ..AuthnRequest::default()
     };
     let xml = request

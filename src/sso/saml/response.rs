@@ -37,6 +37,9 @@ pub struct SamlIdentity {
     /// The AuthnStatement's `SessionNotOnOrAfter`: the IdP's cap on the session it starts.
     #[serde(default)]
     pub session_not_on_or_after: Option<i64>,
+    /// The AuthnStatement's `SessionIndex`: the IdP's session, which single logout names.
+    #[serde(default)]
+    pub session_index: Option<String>,
 }
 
 /// Refuses an XML declaration naming any encoding but UTF-8 before a parser sees it: libxml2
@@ -222,6 +225,10 @@ pub fn validate_response(
         .iter()
         .filter_map(|s| s.session_not_on_or_after.map(|t| t.timestamp()))
         .min();
+    let session_index = statements
+        .iter()
+        .find_map(|s| s.session_index.clone())
+        .filter(|s| !s.trim().is_empty());
     if session_not_on_or_after.is_some_and(|t| t <= now) {
         return Err("the IdP's session has already ended (SessionNotOnOrAfter)".into());
     }
@@ -297,6 +304,7 @@ pub fn validate_response(
         email,
         attributes,
         session_not_on_or_after,
+        session_index,
     })
 }
 

@@ -275,6 +275,10 @@ function buildProvider(issuer) {
     // Refresh tokens: any client whose grant_types include refresh_token gets
     // one, with or without offline_access (see README).
     issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+    // Every refresh rotates the refresh token (as Okta and Entra ID do); a rotated-out token
+    // presented again is refused and revokes its whole grant. `"rotateRefreshToken": false` in
+    // the config keeps oidc-provider's default (rotate public clients' tokens only).
+    ...(config.rotateRefreshToken === false ? {} : { rotateRefreshToken: true }),
     expiresWithSession: async () => false,
     interactions: {
       url: (ctx, interaction) => `${mountPath}/interaction/${interaction.uid}`,
