@@ -39,6 +39,7 @@ pub async fn app_state(
         "agentUrl": shell.agent().ok().map(|s| s.base_url()),
         "lastUsername": prefs.get().last_username,
         "expired": shell.session_expired(),
+        "forceAuthn": label == "signin" && shell.force_authn(),
     }))
 }
 
@@ -84,7 +85,11 @@ fn is_api_path(path: &str) -> bool {
 /// Forwards a page's request to the agent's API. Without an `Authorization` header the
 /// tray's session is used, so a signed-in admin needs no second sign-in.
 #[tauri::command]
-pub async fn api(shell: State<'_, Shell>, request: ApiRequest) -> Result<ApiResponse, String> {
+pub async fn api(
+    app: AppHandle,
+    shell: State<'_, Shell>,
+    request: ApiRequest,
+) -> Result<ApiResponse, String> {
     let base = shell.base_url()?;
     if !is_api_path(&request.path) {
         return Err(format!("not an API path: {}", request.path));
@@ -103,7 +108,8 @@ pub async fn api(shell: State<'_, Shell>, request: ApiRequest) -> Result<ApiResp
             req = req.header(reqwest::header::CONTENT_TYPE, v);
         }
     }
-    if !has_auth && let Some(s) = shell.session() {
+    let tray_session = if has_auth { None } else { shell.session() };
+    if let Some(s) = &tray_session {
         req = req.bearer_auth(s.token.expose());
     }
     if let Some(body) = request.body {
@@ -121,6 +127,16 @@ pub async fn api(shell: State<'_, Shell>, request: ApiRequest) -> Result<ApiResp
     };
     let (error_code, content_type) = (header("error-code"), header("content-type"));
     let status = resp.status().as_u16();
+    if status == 401
+        && let Some(s) = tray_session
+    {
+        // The tray's session was refused: revoked elsewhere or the user deactivated? Then the
+        // tray must not go on saying "Signed in".
+        let app = app.clone();
+        tauri::async_runtime::spawn(async move {
+            session::check_alive(&app, &s).await;
+        });
+    }
     let body = resp
         .text()
         .await
@@ -134,9 +150,14 @@ pub async fn api(shell: State<'_, Shell>, request: ApiRequest) -> Result<ApiResp
 }
 
 /// Starts a sign-in: the browser opens; the sign-in window hears `signin-finished`.
+/// `force_authn`: the window was opened by *Sign in as someone else…*.
 #[tauri::command]
-pub async fn start_sign_in(app: AppHandle, username: String) -> Result<(), String> {
-    session::start(&app, &username).await
+pub async fn start_sign_in(
+    app: AppHandle,
+    username: String,
+    force_authn: Option<bool>,
+) -> Result<(), String> {
+    session::start(&app, &username, force_authn.unwrap_or(false)).await
 }
 
 /// Signs the tray's session out.

@@ -84,7 +84,7 @@ pub fn handle_args(app: &AppHandle, args: Vec<String>) {
             let Some(user) = it.next() else { break };
             let app = app.clone();
             tauri::async_runtime::spawn(async move {
-                if let Err(m) = session::start(&app, &user).await {
+                if let Err(m) = session::start(&app, &user, false).await {
                     tracing::warn!("sign-in from the command line failed: {m}");
                 }
             });

@@ -8,6 +8,7 @@ mod certs;
 mod commands;
 mod deep_link;
 mod expiry;
+mod keep;
 mod logs;
 mod notify;
 mod prefs;

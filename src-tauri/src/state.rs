@@ -28,6 +28,8 @@ pub struct Session {
     pub is_admin: bool,
     /// When the session JWT expires (Unix time).
     pub expires_at: i64,
+    /// When it was issued (Unix time): renewals are timed from its lifetime.
+    pub issued_at: i64,
 }
 
 impl Session {
@@ -51,6 +53,8 @@ pub struct Shell {
     session: Mutex<Option<Session>>,
     /// The last session ended by its expiry (the tray offers *Sign in again…*).
     expired: AtomicBool,
+    /// The sign-in window was opened by *Sign in as someone else…*: the IdP must ask again.
+    force_authn: AtomicBool,
     needs_setup: AtomicBool,
     /// Bumped on every change above: the tray and the windows redraw from the state.
     changed: watch::Sender<()>,
@@ -81,6 +85,7 @@ impl Shell {
             start_error: OnceLock::new(),
             session: Mutex::new(None),
             expired: AtomicBool::new(false),
+            force_authn: AtomicBool::new(false),
             needs_setup: AtomicBool::new(false),
             changed: watch::Sender::new(()),
             stop: Notify::new(),
@@ -200,6 +205,14 @@ impl Shell {
         self.notify();
         true
     }
+    /// Sets whether the next sign-in window is *Sign in as someone else…*.
+    pub fn set_force_authn(&self, v: bool) {
+        self.force_authn.store(v, Ordering::Release);
+    }
+    /// Whether the sign-in window is *Sign in as someone else…*.
+    pub fn force_authn(&self) -> bool {
+        self.force_authn.load(Ordering::Acquire)
+    }
     /// True when the last session ended by expiring (until the next sign-in or sign-out).
     pub fn session_expired(&self) -> bool {
         self.expired.load(Ordering::Acquire)
@@ -279,6 +292,7 @@ mod tests {
             account: "acme".into(),
             is_admin: false,
             expires_at: 2_000_000_000,
+            issued_at: 1_999_990_000,
         }
     }
 

@@ -1,5 +1,5 @@
 //! The tray icon and its menu: a status line (who, which account, until when), Sign in… (*Sign
-//! in again…* after the session expired), Sign out, Admin settings… (or Set up this agent…), Start at
+//! in again…* after the session expired), Sign in as someone else…, Sign out, Admin settings… (or Set up this agent…), Start at
 //! login, Open logs folder, Quit. It follows the shell's state: every change redraws it.
 
 use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
@@ -47,6 +47,14 @@ fn menu(app: &AppHandle) -> tauri::Result<Menu<Wry>> {
     };
     let sign_in = MenuItem::with_id(app, "signin", sign_in_label, running, None::<&str>)?;
     let sign_out = MenuItem::with_id(app, "signout", "Sign out", session.is_some(), None::<&str>)?;
+    // Another person on this machine, or another account: the IdP asks for credentials again.
+    let someone_else = MenuItem::with_id(
+        app,
+        "signin-other",
+        "Sign in as someone else…",
+        running && (session.is_some() || shell.session_expired()),
+        None::<&str>,
+    )?;
     let login = CheckMenuItem::with_id(
         app,
         "autostart",
@@ -68,7 +76,7 @@ fn menu(app: &AppHandle) -> tauri::Result<Menu<Wry>> {
     let admin = running
         .then(|| MenuItem::with_id(app, "admin", admin_label, true, None::<&str>))
         .transpose()?;
-    let menu = Menu::with_items(app, &[&status, &sep, &sign_in, &sign_out])?;
+    let menu = Menu::with_items(app, &[&status, &sep, &sign_in, &someone_else, &sign_out])?;
     if let Some(admin) = admin {
         menu.append(&admin)?;
     }
@@ -78,7 +86,16 @@ fn menu(app: &AppHandle) -> tauri::Result<Menu<Wry>> {
 
 fn on_menu(app: &AppHandle, id: &str) {
     match id {
-        "signin" => windows::open(app, View::SignIn),
+        "signin" | "signin-other" => {
+            let shell = app.state::<Shell>();
+            let force = id == "signin-other";
+            if shell.force_authn() != force {
+                // The open window was for the other kind of sign-in: start it afresh.
+                windows::close(app, View::SignIn);
+            }
+            shell.set_force_authn(force);
+            windows::open(app, View::SignIn);
+        }
         "admin" => windows::open(app, View::Admin),
         "signout" => {
             let app = app.clone();

@@ -130,7 +130,14 @@ export async function startTrayHost(scr, busAddress) {
   const p = helper('trayer', ['--edge', 'top', '--align', 'right', '--widthtype', 'request', '--height', '32',
     '--transparent', 'false', '--tint', '0x333333', '--SetDockType', 'true', '--expand', 'true'],
   { env: { ...process.env, DISPLAY: scr.display, DBUS_SESSION_BUS_ADDRESS: busAddress } });
-  await scr.waitWindow((w) => w.cls.includes('"trayer"') && w.name === 'panel', 'trayer panel');
+  let out = '';
+  p.stdout.on('data', (d) => { out += d; });
+  p.stderr.on('data', (d) => { out += d; });
+  try {
+    await scr.waitWindow((w) => w.cls.includes('"trayer"') && w.name === 'panel', 'trayer panel');
+  } catch (e) {
+    throw new Error(`${e.message} (trayer ${p.exitCode === null ? 'running' : `exited ${p.exitCode}`}: ${out.slice(-500)})`);
+  }
   return p;
 }
 
