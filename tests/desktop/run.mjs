@@ -428,8 +428,10 @@ test('a session that cannot be renewed (no refresh token): "your session ends in
   const dunst = await scr.waitWindow((w) => w.name === 'Dunst' && viewable(scr, w), 'the notifications');
   const shot = scr.shot('notifications-before-click.png');
   const spot = scr.lineAt(scr.read(shot, dunst), /session ends/);
+  const before = readyCount(T.app);
   scr.click(spot.x, spot.y);
   await T.app.waitLog(/notification action: sign in again/);
+  await signInReady(T.app, before);
   const win = await signInWindow();
   await sleep(800);
   scr.focus(win);
@@ -447,7 +449,10 @@ test('at the session\'s end the tray says Not signed in (a timer, not polling); 
   const m = await openTrayMenu('tray-menu-expired.png');
   assert(m.ocr.lines.some((l) => /Not signed in/.test(l.text)), `status after expiry:\n${m.ocr.text}`);
   const item = T.scr.lineAt(m.ocr, /Sign in again/);
+  const open = T.scr.windows().some((w) => w.name === 'Sign in — Amove' && viewable(T.scr, w));
+  const before = readyCount(T.app);
   T.scr.click(item.x, item.y);
+  if (!open) await signInReady(T.app, before); // else the open window comes to the front
   const win = await signInWindow();
   T.scr.focus(win);
   T.scr.key('Return');
