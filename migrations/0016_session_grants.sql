@@ -22,6 +22,7 @@ CREATE TABLE session_grants (
 );
 CREATE INDEX session_grants_subject ON session_grants(account_id, issuer, subject);
 CREATE INDEX session_grants_user ON session_grants(user_id);
+CREATE INDEX session_grants_expiry ON session_grants(jwt_expires_at);
 
 -- Sign-outs sent to the IdP and not yet back: the `state` (OIDC) or RelayState (SAML) the
 -- agent's signed-out page and SLO endpoint expect, as a hash, and for SAML the LogoutRequest's ID
@@ -36,3 +37,7 @@ CREATE TABLE pending_logouts (
     expires_at      INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX pending_logouts_request ON pending_logouts(request_id) WHERE request_id IS NOT NULL;
+
+-- SAML single logout: the IdP's SingleLogoutService (HTTP-Redirect), from its metadata or set
+-- by the admin (`IdPSLOURL`).
+ALTER TABLE idp_configs ADD COLUMN idp_slo_url TEXT;

@@ -82,6 +82,7 @@ pub fn validate(
         sign_authn_requests: false,
         require_encrypted_assertions: false,
         idp_metadata_url: None,
+        idp_slo_url: None,
         version: 1,
         updated_at: now,
     };
@@ -160,6 +161,7 @@ pub fn validate(
         config.sp_entity_id = take(f.req_str("SPEntityId", MAX_ENTITY_ID).map(Some));
         config.idp_sso_url = take(url_field(f, "IdPSSOURL", true));
         config.idp_metadata_url = take(url_field(f, "IdPMetadataURL", false));
+        config.idp_slo_url = take(url_field(f, "IdPSLOURL", false));
         config.idp_entity_id = take(match f.opt_str("IdPEntityId") {
             Ok(Some(s)) if s.trim().is_empty() => Ok(None),
             Ok(Some(s)) => {
@@ -181,6 +183,9 @@ pub fn validate(
             config.sign_authn_requests,
             config.require_encrypted_assertions
         );
+        if let Some(slo) = &config.idp_slo_url {
+            summary.push_str(&format!(", IdPSLOURL={slo}"));
+        }
     }
     if !errors.is_empty() {
         return Err(if errors.len() == 1 {

@@ -69,6 +69,12 @@ pub struct SamlView {
     /// Where the IdP's metadata is read from (certificate rollover).
     #[serde(rename = "IdPMetadataURL")]
     idp_metadata_url: Option<String>,
+    /// The IdP's SingleLogoutService (HTTP-Redirect): sign-out sends a LogoutRequest there.
+    #[serde(rename = "IdPSLOURL")]
+    idp_slo_url: Option<String>,
+    /// The agent's single logout endpoint, to register at the IdP (read-only).
+    #[serde(rename = "SLOURL")]
+    slo_url: String,
     /// Whether plain (unencrypted) assertions are refused.
     #[serde(rename = "RequireEncryptedAssertions")]
     require_encrypted_assertions: bool,
@@ -175,6 +181,8 @@ pub fn view(state: &AppState, c: &IdpConfig) -> IdpView {
             sign_authn_requests: c.sign_authn_requests,
             require_encrypted_assertions: c.require_encrypted_assertions,
             idp_metadata_url: c.idp_metadata_url.clone(),
+            idp_slo_url: c.idp_slo_url.clone(),
+            slo_url: crate::login::slo::slo_url(state),
             active: c.active,
             idp_certificates: cert_views(c, state.now()),
             acs_url: crate::login::idp_config::acs_url(state),
@@ -248,6 +256,11 @@ pub struct SamlSetup {
     /// certificate rollover). Absolute https (http only for loopback).
     #[serde(rename = "IdPMetadataURL")]
     pub idp_metadata_url: Option<String>,
+    /// The IdP's SingleLogoutService (HTTP-Redirect binding), where sign-out sends its
+    /// LogoutRequest: absolute https (http only for loopback). Taken from the metadata when
+    /// left out; without one, sign-out ends only the agent's session.
+    #[serde(rename = "IdPSLOURL")]
+    pub idp_slo_url: Option<String>,
     /// The IdP's metadata document itself (read once; not with `IdPMetadataURL`).
     #[serde(rename = "IdPMetadataXML")]
     pub idp_metadata_xml: Option<String>,

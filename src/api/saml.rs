@@ -26,6 +26,7 @@ pub fn routes() -> Routes {
     Routes::new()
         .post("/sso/saml/acs", post_acs)
         .get("/sso/saml/metadata", get_metadata)
+        .get(crate::login::slo::SLO_PATH, get_slo)
         .post("/sso/saml/refresh_metadata", refresh_metadata)
         .get("/sso/saml/sp_keys", get_sp_keys)
         .post("/sso/saml/sp_keys/rotate", rotate_sp_keys)
@@ -165,19 +166,12 @@ async fn post_acs(State(state): State<AppState>, req: Request) -> Response {
         }
     };
     match acs::receive(&state, post).await {
-        Ok(location) => match HeaderValue::from_str(location.as_str()) {
-            Ok(v) => {
-                let mut r = StatusCode::SEE_OTHER.into_response();
-                r.headers_mut().insert(LOCATION, v);
-                r.headers_mut()
-                    .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                r
-            }
-            Err(_) => PageError::acs(&Error::internal(
+        Ok(location) => see_other(&location).unwrap_or_else(|| {
+            PageError::acs(&Error::internal(
                 "the sign-in's callback URL cannot be used",
             ))
-            .into_response(),
-        },
+            .into_response()
+        }),
         Err(e) => PageError::acs(&e).into_response(),
     }
 }
@@ -216,6 +210,61 @@ async fn read_form(state: &AppState, req: Request) -> Result<AcsPost> {
         *slot = Some(v.into_owned());
     }
     Ok(post)
+}
+
+/// A 303 to `location`, not cached; `None` when it cannot be a header.
+fn see_other(location: &url::Url) -> Option<Response> {
+    let v = HeaderValue::from_str(location.as_str()).ok()?;
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    r.headers_mut().insert(LOCATION, v);
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Some(r)
+}
+
+/// The query of `GET /sso/saml/slo` (OpenAPI parameters): the HTTP-Redirect binding.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SloQuery {
+    /// A LogoutResponse (the answer to the agent's sign-out), deflated and base64.
+    #[serde(rename = "SAMLResponse")]
+    pub saml_response: Option<String>,
+    /// A LogoutRequest from the IdP, deflated and base64.
+    #[serde(rename = "SAMLRequest")]
+    pub saml_request: Option<String>,
+    /// The RelayState.
+    #[serde(rename = "RelayState")]
+    pub relay_state: Option<String>,
+    /// The signature algorithm (RSA-SHA256/384/512).
+    #[serde(rename = "SigAlg")]
+    pub sig_alg: Option<String>,
+    /// The query signature (required).
+    #[serde(rename = "Signature")]
+    pub signature: Option<String>,
+}
+
+/// `GET /sso/saml/slo`: SAML single logout (HTTP-Redirect). A signed LogoutResponse to the
+/// agent's sign-out shows the signed-out page; a signed LogoutRequest from the IdP ends the
+/// sessions it names and is answered with a LogoutResponse (303 to the IdP).
+#[instrument(skip_all)]
+#[utoipa::path(get, path = "/sso/saml/slo", tag = "saml", params(SloQuery),
+    responses(
+        (status = 200, description = "A page: signed out here and at the identity provider.", body = String, content_type = "text/html"),
+        (status = 303, description = "The IdP's LogoutRequest was handled: back to the IdP with the LogoutResponse."),
+        (status = 400, description = "A page saying why the logout message was refused.", body = String, content_type = "text/html"),
+        (status = 500, description = "A page saying something went wrong (details in the log).", body = String, content_type = "text/html")
+    ))]
+async fn get_slo(
+    State(state): State<AppState>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    match crate::login::slo::handle(&state, query.as_deref()).await {
+        Ok(crate::login::slo::SloOutcome::SignedOut) => crate::api::pages::signed_out_page(),
+        Ok(crate::login::slo::SloOutcome::Answer(url)) => see_other(&url).unwrap_or_else(|| {
+            PageError::sign_out(&Error::internal("the LogoutResponse URL")).into_response()
+        }),
+        Err(e) => PageError::sign_out(&e).into_response(),
+    }
 }
 
 /// `GET /sso/saml/metadata?account=IDENT`: the SP metadata of the account's SAML

@@ -181,6 +181,7 @@ pub async fn sp_metadata(state: &AppState, ident: &str) -> Result<String> {
     let mut m = saml::SpMetadata {
         entity_id: config.sp_entity_id.clone().unwrap_or_default(),
         acs_url: acs_url(state),
+        slo_url: crate::login::slo::slo_url(state),
         authn_requests_signed: config.sign_authn_requests,
         signing_certificates: Vec::new(),
         encryption_certificates: Vec::new(),

@@ -108,6 +108,9 @@ pub async fn fill(state: &AppState, f: &mut Fields) -> Result<()> {
         ));
     }
     f.fill("IdPSSOURL", Value::String(m.sso_url.clone()));
+    if let Some(slo) = &m.slo_url {
+        f.fill("IdPSLOURL", Value::String(slo.clone()));
+    }
     f.fill("IdPEntityId", Value::String(m.entity_id.clone()));
     let mut certs = usable.into_iter();
     if let Some(c) = certs.next() {
@@ -351,6 +354,7 @@ mod tests {
             sign_authn_requests: false,
             require_encrypted_assertions: false,
             idp_metadata_url: Some("https://idp.test/metadata".into()),
+            idp_slo_url: None,
             version: 1,
             updated_at: 0,
         }
@@ -362,6 +366,7 @@ mod tests {
             sso_url: sso.into(),
             signing_certificates: certs.iter().map(|c| c.to_string()).collect(),
             want_authn_requests_signed: false,
+            slo_url: None,
         }
     }
 

@@ -97,11 +97,14 @@ pub(crate) async fn keep(
         .map(Secret::new);
     let sealer = state.sealer.clone();
     let (rt, idt) = (kept.refresh_token, kept.id_token);
+    let aid = config.account_id;
+    let started_before =
+        now.saturating_sub(session_policy::absolute_lifetime_secs(state, aid).await?);
     state
         .db
         .write(move |tx| {
             // Expired sessions that cannot be renewed are of no use any more.
-            grants::purge(tx, now)?;
+            grants::purge(tx, now, aid, started_before)?;
             let id = grants::insert(tx, &new)?;
             let seal = |s: &Option<Secret>, what: &str| {
                 s.as_ref()

@@ -9,11 +9,12 @@
 //!
 //! Beside this file: `authn_request` (the AuthnRequest), `response` (validation of what the
 //! ACS receives), `envelope` (the Response envelope it checks first), `metadata` (SP and IdP
-//! metadata), `sp_keys` (the agent's key pairs and redirect signatures) and [`testing`] (a signing IdP for tests and the benchmark).
+//! metadata), `sp_keys` (the agent's key pairs and redirect signatures), `logout` (single logout messages) and [`testing`] (a signing IdP for tests and the benchmark).
 
 mod authn_request;
 mod envelope;
 pub mod idp_metadata;
+pub mod logout;
 mod metadata;
 mod response;
 pub mod sp_keys;

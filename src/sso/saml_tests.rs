@@ -409,6 +409,14 @@ fn metadata_names_entity_and_acs() {
     );
     assert!(m.contains(ACS) && m.contains(NAMEID_EMAIL));
     assert!(m.contains(r#"AuthnRequestsSigned="false""#) && !m.contains("KeyDescriptor"));
+    assert!(!m.contains("SingleLogoutService"));
+    let m = sp_metadata(&SpMetadata {
+        entity_id: SP.into(),
+        acs_url: ACS.into(),
+        slo_url: "http://localhost:29123/sso/saml/slo".into(),
+        ..SpMetadata::default()
+    });
+    assert!(m.contains(r#"<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="http://localhost:29123/sso/saml/slo"/>"#), "{m}");
 }
 
 #[test]
@@ -422,6 +430,7 @@ fn metadata_of_a_signing_sp_publishes_its_certificates() {
     let m = sp_metadata(&SpMetadata {
         entity_id: SP.into(),
         acs_url: ACS.into(),
+        slo_url: String::new(),
         authn_requests_signed: true,
         signing_certificates: vec![a.clone(), b.clone()],
         encryption_certificates: vec![],

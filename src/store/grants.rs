@@ -202,12 +202,14 @@ pub fn take_by_subject(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Deletes grants whose JWT expired before `before` and that can no longer be renewed (no
-/// refresh token): nothing can use them any more.
-pub fn purge(conn: &Connection, before: i64) -> Result<usize> {
+/// Deletes grants whose JWT expired by `now` and that can no longer be renewed: without a
+/// refresh token, or (in account `account_id`) started before `started_before`, beyond the
+/// absolute lifetime. Nothing can use them any more.
+pub fn purge(conn: &Connection, now: i64, account_id: i64, started_before: i64) -> Result<usize> {
     Ok(conn.execute(
-        "DELETE FROM session_grants WHERE jwt_expires_at <= ?1 AND refresh_token_enc IS NULL",
-        [before],
+        "DELETE FROM session_grants WHERE jwt_expires_at <= ?1 AND (refresh_token_enc IS NULL \
+         OR (account_id = ?2 AND started_at <= ?3))",
+        params![now, account_id, started_before],
     )?)
 }
 
@@ -250,26 +252,42 @@ pub fn insert_logout(conn: &Connection, p: &PendingLogout, now: i64) -> Result<(
     Ok(())
 }
 
+const LOGOUT_COLUMNS: &str = "state_hash, account_id, provider, idp_config_id, request_id, \
+                              expires_at";
+
+fn logout_from_row(r: &Row<'_>) -> rusqlite::Result<PendingLogout> {
+    let provider: String = r.get(2)?;
+    Ok(PendingLogout {
+        state_hash: r.get(0)?,
+        account_id: r.get(1)?,
+        provider: Kind::parse(&provider).unwrap_or(Kind::Saml),
+        idp_config_id: r.get(3)?,
+        request_id: r.get(4)?,
+        expires_at: r.get(5)?,
+    })
+}
+
 /// Takes (deletes and returns) the unexpired pending sign-out of `state_hash`.
 pub fn take_logout(conn: &Connection, state_hash: &str, now: i64) -> Result<Option<PendingLogout>> {
-    let mut stmt = conn.prepare_cached(
-        "DELETE FROM pending_logouts WHERE state_hash = ?1 RETURNING state_hash, account_id, \
-         provider, idp_config_id, request_id, expires_at",
-    )?;
-    let p = stmt
-        .query_row([state_hash], |r| {
-            let provider: String = r.get(2)?;
-            Ok(PendingLogout {
-                state_hash: r.get(0)?,
-                account_id: r.get(1)?,
-                provider: Kind::parse(&provider).unwrap_or(Kind::Saml),
-                idp_config_id: r.get(3)?,
-                request_id: r.get(4)?,
-                expires_at: r.get(5)?,
-            })
-        })
-        .optional()?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "DELETE FROM pending_logouts WHERE state_hash = ?1 RETURNING {LOGOUT_COLUMNS}"
+    ))?;
+    let p = stmt.query_row([state_hash], logout_from_row).optional()?;
     Ok(p.filter(|p| p.expires_at > now))
+}
+
+/// The unexpired pending SAML sign-out whose LogoutRequest had ID `request_id`.
+pub fn logout_by_request(
+    conn: &Connection,
+    request_id: &str,
+    now: i64,
+) -> Result<Option<PendingLogout>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {LOGOUT_COLUMNS} FROM pending_logouts WHERE request_id = ?1 AND expires_at > ?2"
+    ))?;
+    Ok(stmt
+        .query_row(params![request_id, now], logout_from_row)
+        .optional()?)
 }
 
 #[cfg(test)]
@@ -327,6 +345,23 @@ mod tests {
                 take_by_subject(tx, aid, "https://idp", "ann", None)?.len(),
                 1
             );
+            // Expired and beyond renewal (no refresh token, or started too long ago): purged.
+            let a = insert(tx, &grant(aid, uid, "j5", None))?;
+            let b = insert(tx, &grant(aid, uid, "j6", None))?;
+            for id in [a, b] {
+                let rt = Secrets {
+                    refresh_token_enc: Some("rt".into()),
+                    ..Secrets::default()
+                };
+                set_secrets(tx, id, &rt)?;
+            }
+            tx.execute(
+                "UPDATE session_grants SET started_at = 90 WHERE id = ?1",
+                [b],
+            )?;
+            assert_eq!(purge(tx, 100, aid, 5)?, 0);
+            assert_eq!(purge(tx, 100, aid, 50)?, 1);
+            assert!(by_jti(tx, "j5")?.is_none() && by_jti(tx, "j6")?.is_some());
             Ok(())
         })
     }

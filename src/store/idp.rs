@@ -50,6 +50,8 @@ pub struct IdpConfig {
     pub require_encrypted_assertions: bool,
     /// SAML: the IdP's metadata URL, read again for certificate rollover.
     pub idp_metadata_url: Option<String>,
+    /// SAML: the IdP's SingleLogoutService (HTTP-Redirect binding).
+    pub idp_slo_url: Option<String>,
     /// Raised by every update: what a pending login is bound to.
     pub version: i64,
     /// Last change.
@@ -57,7 +59,7 @@ pub struct IdpConfig {
 }
 
 const COLUMNS: &str = "id, account_id, kind, active, client_id, client_secret_enc, openid_url, \
-     graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, idp_entity_id, updated_at, groups_attribute, allowed_tenants, allow_expired_certificate, version, sign_authn_requests, require_encrypted_assertions, idp_metadata_url";
+     graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, idp_entity_id, updated_at, groups_attribute, allowed_tenants, allow_expired_certificate, version, sign_authn_requests, require_encrypted_assertions, idp_metadata_url, idp_slo_url";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<IdpConfig> {
     let kind: String = r.get(2)?;
@@ -86,12 +88,23 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<IdpConfig> {
         sign_authn_requests: r.get(18)?,
         require_encrypted_assertions: r.get(19)?,
         idp_metadata_url: r.get(20)?,
+        idp_slo_url: r.get(21)?,
     })
 }
 
 /// The stored form of `allowed_tenants`: a JSON array, NULL when empty.
 fn tenants_column(tenants: &[String]) -> Option<String> {
     (!tenants.is_empty()).then(|| serde_json::Value::from(tenants.to_vec()).to_string())
+}
+
+/// Every account's configuration of this kind (a SAML IdP's LogoutRequest is matched to the
+/// configuration whose certificate verifies it).
+pub fn all_of_kind(conn: &Connection, kind: Kind) -> Result<Vec<IdpConfig>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM idp_configs WHERE kind = ?1"
+    ))?;
+    let rows = stmt.query_map([kind.as_str()], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// The account's configuration of this kind.
@@ -172,9 +185,9 @@ pub fn insert(conn: &Connection, c: &IdpConfig, now: i64) -> Result<i64> {
          openid_url, graph_url, certificate, next_certificate, sp_entity_id, idp_sso_url, \
          idp_entity_id, created_at, updated_at, groups_attribute, allowed_tenants, \
          allow_expired_certificate, sign_authn_requests, require_encrypted_assertions, \
-         idp_metadata_url) \
+         idp_metadata_url, idp_slo_url) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, ?17, \
-         ?18, ?19)",
+         ?18, ?19, ?20)",
         params![
             c.account_id,
             c.kind.as_str(),
@@ -194,7 +207,8 @@ pub fn insert(conn: &Connection, c: &IdpConfig, now: i64) -> Result<i64> {
             c.allow_expired_certificate,
             c.sign_authn_requests,
             c.require_encrypted_assertions,
-            c.idp_metadata_url
+            c.idp_metadata_url,
+            c.idp_slo_url
         ],
     )
     .map_err(|e| map_write_error(e, c))?;
@@ -211,7 +225,7 @@ pub fn update(conn: &Connection, c: &IdpConfig, now: i64) -> Result<bool> {
              sp_entity_id = ?10, idp_sso_url = ?11, idp_entity_id = ?12, updated_at = ?13, \
              groups_attribute = ?15, allowed_tenants = ?16, allow_expired_certificate = ?17, \
              sign_authn_requests = ?18, require_encrypted_assertions = ?19, \
-             idp_metadata_url = ?20, version = version + 1 WHERE id = ?1 AND account_id = ?2 AND kind = ?14",
+             idp_metadata_url = ?20, idp_slo_url = ?21, version = version + 1 WHERE id = ?1 AND account_id = ?2 AND kind = ?14",
             params![
                 c.id,
                 c.account_id,
@@ -232,7 +246,8 @@ pub fn update(conn: &Connection, c: &IdpConfig, now: i64) -> Result<bool> {
                 c.allow_expired_certificate,
                 c.sign_authn_requests,
                 c.require_encrypted_assertions,
-                c.idp_metadata_url
+                c.idp_metadata_url,
+                c.idp_slo_url
             ],
         )
         .map_err(|e| map_write_error(e, c))?;

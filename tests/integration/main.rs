@@ -17,6 +17,7 @@ mod openapi;
 mod policy;
 mod saml;
 mod saml_enterprise;
+mod saml_slo;
 mod sessions;
 mod storage;
 mod token_exchange;

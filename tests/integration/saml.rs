@@ -12,7 +12,7 @@ use crate::common::{Agent, add_user};
 
 pub(crate) const SP: &str = "https://amove.test/sp";
 pub(crate) const ISSUER: &str = "https://idp.corp.test/metadata";
-const CALLBACK: &str = "http://127.0.0.1:9/cb";
+pub(crate) const CALLBACK: &str = "http://127.0.0.1:9/cb";
 
 // The test IdP's own wall clock (the agent under test reads its own).
 #[allow(clippy::disallowed_methods)]
@@ -654,6 +654,20 @@ pub(crate) async fn alice_sso_url(a: &Agent) -> (String, String) {
     )
 }
 
+/// `setup_saml` with only the SP entity and `idp`'s metadata URL (the rest from the metadata).
+pub(crate) async fn setup_from_metadata(
+    a: &Agent,
+    admin: &str,
+    idp: &SimpleSaml,
+) -> crate::common::Answer {
+    a.post_json(
+        "/sso/setup_saml",
+        Some(admin),
+        &json!({"SPEntityId": SP, "IdPMetadataURL": idp.metadata_url(), "Active": true}),
+    )
+    .await
+}
+
 /// `POST /sso/test_connection?provider=saml` as `admin`.
 pub(crate) async fn test_saml_connection(a: &Agent, admin: &str) -> crate::common::Answer {
     a.send(
@@ -672,6 +686,16 @@ pub(crate) async fn idp_login(url: &str, acs: &str) -> Result<(String, String), 
         .cookie_store(true)
         .build()
         .unwrap();
+    idp_login_with(&browser, url, acs).await
+}
+
+/// [`idp_login`] in `browser`, which keeps the IdP's session cookies (single logout needs
+/// them).
+pub(crate) async fn idp_login_with(
+    browser: &reqwest::Client,
+    url: &str,
+    acs: &str,
+) -> Result<(String, String), String> {
     // The IdP redirects to its login form (reqwest follows redirects within the IdP).
     let login = browser.get(url).send().await.unwrap();
     let login_url = login.url().clone();
@@ -701,7 +725,7 @@ pub(crate) async fn idp_login(url: &str, acs: &str) -> Result<(String, String), 
 }
 
 /// The value of the form input `name` in `html`.
-fn input(html: &str, name: &str) -> Option<String> {
+pub(crate) fn input(html: &str, name: &str) -> Option<String> {
     let at = html.find(&format!("name=\"{name}\""))?;
     let tag_start = html[..at].rfind('<')?;
     let tag = &html[tag_start..at + html[at..].find('>')?];

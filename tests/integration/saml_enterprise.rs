@@ -486,13 +486,7 @@ async fn configured_from_simplesamlphps_metadata_url_and_rolled_over_without_a_f
     );
 
     // Only the SP entity and the IdP's metadata URL: the rest comes from the metadata.
-    let r = a
-        .post_json(
-            "/sso/setup_saml",
-            Some(&admin),
-            &json!({"SPEntityId": SP, "IdPMetadataURL": idp.metadata_url(), "Active": true}),
-        )
-        .await;
+    let r = crate::saml::setup_from_metadata(&a, &admin, &idp).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let got = a.get("/sso/get_saml", Some(&admin)).await.json();
     assert_eq!(got["IdPSSOURL"], idp.sso_url.as_str());

@@ -138,6 +138,18 @@ async fn refresh_renews_the_session_rotates_the_refresh_token_and_revokes_the_ol
     assert!(scope.split(' ').any(|s| s == "offline_access"), "{scope}");
     let first = stored_refresh_token(&agent).expect("a refresh token is kept");
     assert!(first.starts_with("v1."), "sealed at rest");
+    // The refresh token itself (opened as the agent does) is in no file of the data directory.
+    let id: i64 = agent.select("SELECT id FROM session_grants", |r| r.get(0))[0];
+    let clear = agent
+        .state
+        .sealer
+        .open_secret(&first, &format!("session_grants:{id}:refresh_token"))
+        .unwrap();
+    assert!(clear.expose().len() > 20);
+    assert!(
+        crate::common::files_containing(agent.dir.path(), clear.expose()).is_empty(),
+        "the refresh token is stored in clear"
+    );
 
     let renewed = new_jwt(&refresh(&agent, &jwt).await);
     assert_ne!(renewed, jwt);
@@ -409,4 +421,116 @@ async fn shows_login_form(browser: &Browser, url: &str) -> bool {
         return resp.text().await.unwrap().contains("id=\"login-form\"");
     }
     panic!("too many hops");
+}
+
+// ------------------------------------------------------------------------------------------
+// With the fake provider: ID tokens of a refresh the test crafts.
+
+mod crafted {
+    use amove_agent::clock::Clock;
+    use serde_json::{Value, json};
+
+    use super::{new_jwt, refresh, stored_refresh_token};
+    use crate::fake_oidc::{
+        FAKE_ACCESS_TOKEN, FakeIdp, TestAgent, TestKey, TokenReply, at_hash, param,
+    };
+
+    const CLIENT_ID: &str = "amove-crafted-client";
+    const CB: &str = "http://127.0.0.1:53682/cb";
+    const ANN: &str = "ann@acme.test";
+
+    fn claims(idp: &FakeIdp, now: i64, sub: &str, nonce: Option<&str>) -> Value {
+        let mut c = json!({"iss": idp.issuer(), "aud": CLIENT_ID, "sub": sub, "email": ANN,
+            "email_verified": true, "iat": now, "exp": now + 300,
+            "at_hash": at_hash(FAKE_ACCESS_TOKEN)});
+        if let Some(n) = nonce {
+            c["nonce"] = json!(n);
+        }
+        c
+    }
+
+    fn answer(id_token: &str, refresh_token: &str) -> TokenReply {
+        TokenReply::Raw(
+            200,
+            json!({"access_token": FAKE_ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 300,
+                   "id_token": id_token, "refresh_token": refresh_token})
+            .to_string(),
+        )
+    }
+
+    /// Ann signed in through the fake provider, which gave refresh token `rt-1`.
+    async fn signed_in() -> (TestAgent, FakeIdp, String) {
+        let idp = FakeIdp::start("", None).await;
+        let agent = TestAgent::start(|_| {}).await;
+        agent.add_user(ANN, "Ann Example");
+        agent
+            .setup_oidc(
+                "okta",
+                CLIENT_ID,
+                "crafted-secret-value-1",
+                &idp.openid_url(),
+            )
+            .await;
+        let a = agent.sso_url(ANN, CB).await;
+        let url = a.json()["Url"].as_str().unwrap().to_string();
+        let nonce = param(&url, "nonce").unwrap();
+        let c = claims(&idp, agent.clock.now(), "00u-ann", Some(&nonce));
+        idp.reply(answer(&TestKey::a().sign(&c), "rt-1"));
+        let identifier = a.json()["Identifier"].as_str().unwrap().to_string();
+        let jwt = new_jwt(&agent.authenticate(&identifier, "code-1", CB).await);
+        (agent, idp, jwt)
+    }
+
+    #[tokio::test]
+    async fn a_refresh_authenticates_as_the_code_exchange_and_needs_no_nonce() {
+        let (agent, idp, jwt) = signed_in().await;
+        let c = claims(&idp, agent.clock.now(), "00u-ann", None);
+        idp.reply(answer(&TestKey::a().sign(&c), "rt-2"));
+        new_jwt(&refresh(&agent, &jwt).await);
+        let (form, auth) = idp.last_token_request().unwrap();
+        assert_eq!(
+            form.get("grant_type").map(String::as_str),
+            Some("refresh_token")
+        );
+        assert_eq!(form.get("refresh_token").map(String::as_str), Some("rt-1"));
+        assert!(
+            auth.is_some_and(|h| h.starts_with("Basic ")),
+            "client_secret_basic"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refreshed_id_token_of_another_subject_or_signer_ends_renewals() {
+        for (key, sub, why) in [
+            (TestKey::a(), "00u-mallory", "another user"),
+            (TestKey::attacker(), "00u-ann", "signature"),
+        ] {
+            let (agent, idp, jwt) = signed_in().await;
+            let c = claims(&idp, agent.clock.now(), sub, None);
+            idp.reply(answer(&key.sign(&c), "rt-2"));
+            refresh(&agent, &jwt)
+                .await
+                .assert_problem(401, "TOKEN", why);
+            assert_eq!(stored_refresh_token(&agent), None, "{why}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idp_that_cannot_answer_keeps_the_refresh_token_for_later() {
+        let (agent, idp, jwt) = signed_in().await;
+        idp.reply(TokenReply::Raw(503, "unavailable".into()));
+        refresh(&agent, &jwt)
+            .await
+            .assert_problem(499, "SSO", "token endpoint");
+        assert!(stored_refresh_token(&agent).is_some());
+        // The IdP's refusal, in contrast, ends renewals.
+        idp.reply(TokenReply::Raw(
+            400,
+            json!({"error": "invalid_grant", "error_description": "expired"}).to_string(),
+        ));
+        refresh(&agent, &jwt)
+            .await
+            .assert_problem(401, "TOKEN", "invalid_grant (expired)");
+        assert_eq!(stored_refresh_token(&agent), None);
+    }
 }

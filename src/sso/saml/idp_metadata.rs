@@ -27,6 +27,8 @@ pub struct IdpMetadata {
     pub signing_certificates: Vec<String>,
     /// `IDPSSODescriptor/@WantAuthnRequestsSigned`.
     pub want_authn_requests_signed: bool,
+    /// The HTTP-Redirect `SingleLogoutService` Location, if the IdP has one.
+    pub slo_url: Option<String>,
 }
 
 /// Parses IdP metadata; every error names what is missing or wrong.
@@ -81,14 +83,9 @@ pub fn parse_idp_metadata(xml: &str) -> Result<IdpMetadata, String> {
                 .is_some_and(|p| p.split_whitespace().any(|x| x == SAML2_PROTOCOL))
         })
         .ok_or("the metadata has no SAML 2.0 IDPSSODescriptor")?;
-    let sso_url = idp
-        .children_named("SingleSignOnService")
-        .find(|s| s.attr("Binding") == Some(HTTP_REDIRECT_BINDING))
-        .and_then(|s| s.attr("Location"))
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .ok_or("the metadata has no HTTP-Redirect SingleSignOnService")?
-        .to_string();
+    let sso_url = redirect_location(idp, "SingleSignOnService")
+        .ok_or("the metadata has no HTTP-Redirect SingleSignOnService")?;
+    let slo_url = redirect_location(idp, "SingleLogoutService");
     let mut signing_certificates = Vec::new();
     for kd in idp.children_named("KeyDescriptor") {
         if !matches!(kd.attr("use"), None | Some("signing") | Some("")) {
@@ -117,7 +114,18 @@ pub fn parse_idp_metadata(xml: &str) -> Result<IdpMetadata, String> {
         sso_url,
         signing_certificates,
         want_authn_requests_signed,
+        slo_url,
     })
+}
+
+/// The `Location` of `idp`'s first `service` element with the HTTP-Redirect binding.
+fn redirect_location(idp: &Node, service: &str) -> Option<String> {
+    idp.children_named(service)
+        .find(|s| s.attr("Binding") == Some(HTTP_REDIRECT_BINDING))
+        .and_then(|s| s.attr("Location"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ pub struct SpMetadata {
     pub entity_id: String,
     /// The ACS (HTTP-POST binding).
     pub acs_url: String,
+    /// The single logout endpoint (HTTP-Redirect binding); none when empty.
+    pub slo_url: String,
     /// Whether AuthnRequests are signed (`AuthnRequestsSigned`).
     pub authn_requests_signed: bool,
     /// Certificates (PEM) of the keys that sign AuthnRequests: during a rotation, the active
@@ -44,7 +46,7 @@ pub fn sp_metadata(m: &SpMetadata) -> String {
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{entity}">
   <md:SPSSODescriptor AuthnRequestsSigned="{signed}" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
-{keys}    <md:NameIDFormat>{NAMEID_EMAIL}</md:NameIDFormat>
+{keys}{slo}    <md:NameIDFormat>{NAMEID_EMAIL}</md:NameIDFormat>
     <md:AssertionConsumerService Binding="{HTTP_POST_BINDING}" Location="{acs}" index="0" isDefault="true"/>
   </md:SPSSODescriptor>
 </md:EntityDescriptor>
@@ -52,6 +54,15 @@ pub fn sp_metadata(m: &SpMetadata) -> String {
         entity = esc(&m.entity_id),
         acs = esc(&m.acs_url),
         signed = m.authn_requests_signed,
+        slo = if m.slo_url.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "    <md:SingleLogoutService Binding=\"{}\" Location=\"{}\"/>\n",
+                super::HTTP_REDIRECT_BINDING,
+                esc(&m.slo_url)
+            )
+        },
     )
 }
 

@@ -116,7 +116,17 @@ pub fn signed_query(
     relay_state: &str,
     key: &PKey<Private>,
 ) -> Result<String, String> {
-    let mut query = unsigned_query(saml_request_b64, relay_state);
+    signed_query_named("SAMLRequest", saml_request_b64, relay_state, key)
+}
+
+/// [`signed_query`] for the message parameter `param` (`SAMLRequest` or `SAMLResponse`).
+pub fn signed_query_named(
+    param: &str,
+    message_b64: &str,
+    relay_state: &str,
+    key: &PKey<Private>,
+) -> Result<String, String> {
+    let mut query = unsigned_query_named(param, message_b64, relay_state);
     query.push_str("&SigAlg=");
     query.push_str(&encode(RSA_SHA256));
     let mut signer = Signer::new(MessageDigest::sha256(), key)
@@ -137,7 +147,12 @@ pub fn signed_query(
 
 /// `SAMLRequest=…[&RelayState=…]`, form-urlencoded.
 pub fn unsigned_query(saml_request_b64: &str, relay_state: &str) -> String {
-    let mut query = format!("SAMLRequest={}", encode(saml_request_b64));
+    unsigned_query_named("SAMLRequest", saml_request_b64, relay_state)
+}
+
+/// [`unsigned_query`] for the message parameter `param`.
+pub fn unsigned_query_named(param: &str, message_b64: &str, relay_state: &str) -> String {
+    let mut query = format!("{param}={}", encode(message_b64));
     if !relay_state.is_empty() {
         query.push_str("&RelayState=");
         query.push_str(&encode(relay_state));

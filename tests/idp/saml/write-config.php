@@ -208,6 +208,9 @@ $sp = [
     'nameid.encryption' => false,
     'validate.authnrequest' => false,  // the SP's AuthnRequest may be unsigned
     'validate.logout' => false,
+    // Logout messages to the SP are signed (HTTP-Redirect query signature): the agent ends
+    // sessions only on a signed LogoutRequest and trusts only a signed LogoutResponse.
+    'sign.logout' => true,
 ];
 if ($sloUrl !== '') {
     $sp['SingleLogoutService'] = [[
