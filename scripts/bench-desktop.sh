@@ -28,6 +28,8 @@ print(f"| RssAnon, tray app idle, no window | {r['idleRssAnonMb']:.1f} MB | < 20
 print(f"| RssAnon at the end of the idle window | {r['idleEndRssAnonMb']:.1f} MB | |")
 print(f"| PSS, idle (anon / file) | {r['idlePssMb']:.1f} MB ({r['idlePssAnonMb']:.1f} / {r['idlePssFileMb']:.1f}) | |")
 print(f"| CPU, idle {r['idleSeconds']} s, no window | {r['idleCpuTicks']} ticks ({cpu:.2f} %) | none measurable |")
+acpu = 100.0 * r["armedIdleCpuTicks"] / hz / r["armedIdleSeconds"]
+print(f"| CPU, idle {r['armedIdleSeconds']} s signed in, expiry timer armed, no window | {r['armedIdleCpuTicks']} ticks ({acpu:.2f} %) | none measurable |")
 print(f"| sign-in window ready after the request | {r['signinReadyMs']} ms | < 500 ms |")
 print(f"| admin window ready after the request | {r['adminReadyMs']} ms | |")
 print(f"| GDK_GL | {r['gdkGl']} | |")

@@ -4,7 +4,8 @@
 #   scripts/setup-debian.sh --test     ... plus everything the tests start (IdPs, python)
 #   scripts/setup-debian.sh --bench    ... plus the benchmark's load generator and BoxyHQ Jackson
 #   scripts/setup-debian.sh --desktop  ... plus the desktop app (WebKitGTK, appindicator) and its
-#                                      tests (Xvfb, dbus, chromium, xdg-utils, imagemagick)
+#                                      tests (Xvfb, dbus, chromium, xdg-utils, imagemagick, a tray
+#                                      host, a notification server, xdotool, tesseract)
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,8 +33,13 @@ if [ "$want_desktop" = 1 ]; then
   # Build: Tauri v2 on WebKitGTK 4.1 with the tray. Run: xdg-utils (the deep-link plugin calls
   # xdg-mime), dbus (single-instance). Tests: Xvfb, a screenshot tool, Debian's chromium for the
   # web UI tests (playwright-core cannot download browsers here).
+  # The tray test (tests/desktop/screen.mjs): a tray host (trayer: an XEmbed tray, which
+  # appindicator falls back to without a StatusNotifierWatcher), a notification server (dunst),
+  # clicks and keys (xdotool), OCR of the menu and windows (tesseract), a short-lived
+  # certificate (openssl).
   pkgs+=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
-         xdg-utils dbus dbus-x11 xvfb xauth imagemagick chromium nodejs npm procps webkit2gtk-driver)
+         xdg-utils dbus dbus-x11 xvfb xauth imagemagick chromium nodejs npm procps webkit2gtk-driver
+         trayer dunst xdotool x11-utils tesseract-ocr tesseract-ocr-eng openssl)
 fi
 
 missing=()

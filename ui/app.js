@@ -50,10 +50,17 @@ async function start() {
   setAgentUrl(st.agentUrl);
   if (st.view === 'error') {
     $('#error-message').textContent = st.error || 'The agent could not start.';
+    $('#error-port-hint').hidden = !/already in use/.test(st.error || '');
     return show('error');
   }
   if (st.view === 'signin') {
-    if (st.session) $('#signin-status').textContent = `Signed in as ${st.session.name} — ${st.session.account}. Sign in again to switch user.`;
+    if (st.session) $('#signin-status').textContent = `Signed in as ${st.session.name} — ${st.session.account}, until ${st.session.until}. Sign in again to switch user.`;
+    else if (st.expired) $('#signin-status').textContent = 'Your session has ended. Sign in again.';
+    if (st.forceAuthn) {
+      // Sign in as someone else…: the IdP asks for credentials again; no email filled in.
+      $('#signin-title').textContent = 'Sign in as someone else';
+      $('#signin-form').dataset.force = '1';
+    } else if (st.lastUsername) $('#signin-username').value = st.lastUsername;
     TAURI.event.listen('signin-finished', (ev) => signinFinished(ev.payload));
     return show('signin');
   }

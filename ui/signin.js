@@ -98,7 +98,7 @@ async function desktopSignIn(ev) {
   setBusy(form, true);
   status.textContent = 'Opening your browser…';
   try {
-    await TAURI.core.invoke('start_sign_in', { username });
+    await TAURI.core.invoke('start_sign_in', { username, forceAuthn: form.dataset.force === '1' });
     status.textContent = 'Continue in your browser. This window updates when you are signed in.';
   } catch (e) {
     status.textContent = String(e);

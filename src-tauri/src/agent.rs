@@ -8,9 +8,9 @@ use amove_agent::config::{self, Settings};
 use amove_agent::{bootstrap, server};
 use tauri::{AppHandle, Manager};
 
-use crate::deep_link;
 use crate::state::Shell;
 use crate::windows::{self, View};
+use crate::{deep_link, notify, session};
 
 /// Settings from the same environment as `amove-agent serve`: `AMOVE_AGENT_ADDR`,
 /// `AMOVE_AGENT_DATA_DIR`, `AMOVE_SESSION_TTL_SECS`, `AMOVE_AGENT_POLICY`, and the network
@@ -49,6 +49,7 @@ pub fn spawn(app: AppHandle, settings: Settings) {
                 let msg = e.to_string();
                 tracing::error!("{msg}");
                 eprintln!("amove-desktop: {msg}");
+                notify::agent_failed(&app, &msg);
                 let waiting = shell.set_start_error(msg);
                 windows::open(&app, View::Error);
                 run_deferred(&app, waiting);
@@ -68,6 +69,8 @@ pub fn spawn(app: AppHandle, settings: Settings) {
             Err(e) => tracing::warn!(error = %e, "cannot tell whether an account exists"),
         }
         let waiting = shell.set_started(state);
+        // The session the last run kept comes back before anything else signs in.
+        session::restore(&app).await;
         run_deferred(&app, waiting);
         // `serve` needs a 'static shutdown future: Quit or SIGINT/SIGTERM, bridged by a channel.
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -11,19 +11,25 @@ use serde_json::{Value, json};
 use tauri::{AppHandle, State, WebviewWindow};
 use tauri_plugin_opener::OpenerExt;
 
+use crate::prefs::Prefs;
 use crate::session;
 use crate::state::Shell;
 
 /// What a window needs to draw itself.
 #[tauri::command]
-pub async fn app_state(window: WebviewWindow, shell: State<'_, Shell>) -> Result<Value, String> {
+pub async fn app_state(
+    window: WebviewWindow,
+    shell: State<'_, Shell>,
+    prefs: State<'_, Prefs>,
+) -> Result<Value, String> {
     let label = window.label().to_string();
     if let Some(ms) = shell.take_opened(&label) {
         // The page has loaded and asks what to show: the window is visible.
         tracing::info!("window {label} ready in {ms} ms");
     }
     let session = shell.session().map(|s| {
-        json!({ "username": s.username, "name": s.display_name, "account": s.account, "isAdmin": s.is_admin })
+        json!({ "username": s.username, "name": s.display_name, "account": s.account,
+                "isAdmin": s.is_admin, "until": s.until() })
     });
     Ok(json!({
         "view": label,
@@ -31,6 +37,9 @@ pub async fn app_state(window: WebviewWindow, shell: State<'_, Shell>) -> Result
         "needsSetup": shell.needs_setup(),
         "session": session,
         "agentUrl": shell.agent().ok().map(|s| s.base_url()),
+        "lastUsername": prefs.get().last_username,
+        "expired": shell.session_expired(),
+        "forceAuthn": label == "signin" && shell.force_authn(),
     }))
 }
 
@@ -76,7 +85,11 @@ fn is_api_path(path: &str) -> bool {
 /// Forwards a page's request to the agent's API. Without an `Authorization` header the
 /// tray's session is used, so a signed-in admin needs no second sign-in.
 #[tauri::command]
-pub async fn api(shell: State<'_, Shell>, request: ApiRequest) -> Result<ApiResponse, String> {
+pub async fn api(
+    app: AppHandle,
+    shell: State<'_, Shell>,
+    request: ApiRequest,
+) -> Result<ApiResponse, String> {
     let base = shell.base_url()?;
     if !is_api_path(&request.path) {
         return Err(format!("not an API path: {}", request.path));
@@ -95,7 +108,8 @@ pub async fn api(shell: State<'_, Shell>, request: ApiRequest) -> Result<ApiResp
             req = req.header(reqwest::header::CONTENT_TYPE, v);
         }
     }
-    if !has_auth && let Some(s) = shell.session() {
+    let tray_session = if has_auth { None } else { shell.session() };
+    if let Some(s) = &tray_session {
         req = req.bearer_auth(s.token.expose());
     }
     if let Some(body) = request.body {
@@ -113,6 +127,16 @@ pub async fn api(shell: State<'_, Shell>, request: ApiRequest) -> Result<ApiResp
     };
     let (error_code, content_type) = (header("error-code"), header("content-type"));
     let status = resp.status().as_u16();
+    if status == 401
+        && let Some(s) = tray_session
+    {
+        // The tray's session was refused: revoked elsewhere or the user deactivated? Then the
+        // tray must not go on saying "Signed in".
+        let app = app.clone();
+        tauri::async_runtime::spawn(async move {
+            session::check_alive(&app, &s).await;
+        });
+    }
     let body = resp
         .text()
         .await
@@ -126,9 +150,14 @@ pub async fn api(shell: State<'_, Shell>, request: ApiRequest) -> Result<ApiResp
 }
 
 /// Starts a sign-in: the browser opens; the sign-in window hears `signin-finished`.
+/// `force_authn`: the window was opened by *Sign in as someone else…*.
 #[tauri::command]
-pub async fn start_sign_in(app: AppHandle, username: String) -> Result<(), String> {
-    session::start(&app, &username).await
+pub async fn start_sign_in(
+    app: AppHandle,
+    username: String,
+    force_authn: Option<bool>,
+) -> Result<(), String> {
+    session::start(&app, &username, force_authn.unwrap_or(false)).await
 }
 
 /// Signs the tray's session out.

@@ -7,7 +7,7 @@ use tauri_plugin_deep_link::DeepLinkExt;
 
 use crate::state::Shell;
 use crate::windows::{self, View};
-use crate::{session, signin};
+use crate::{notify, session, signin};
 
 /// Registers the scheme with the desktop (Linux, Windows: at run time) and listens for links.
 pub fn setup(app: &AppHandle) {
@@ -84,7 +84,7 @@ pub fn handle_args(app: &AppHandle, args: Vec<String>) {
             let Some(user) = it.next() else { break };
             let app = app.clone();
             tauri::async_runtime::spawn(async move {
-                if let Err(m) = session::start(&app, &user).await {
+                if let Err(m) = session::start(&app, &user, false).await {
                     tracing::warn!("sign-in from the command line failed: {m}");
                 }
             });
@@ -107,11 +107,18 @@ fn complete(app: &AppHandle, link: String) {
         match signin::complete(&state, &link).await {
             // The waiting sign-in task updates the tray; after a restart there is none.
             Ok(ds) => {
-                if shell.session().is_none_or(|s| s.username != ds.username) {
-                    session::signed_in(&app, ds).await;
+                if shell.session().is_none_or(|s| s.username != ds.username)
+                    && let Err(m) = session::signed_in(&app, ds).await
+                {
+                    tracing::warn!("deep link sign-in failed: {m}");
+                    notify::refused(&app, &m);
                 }
             }
-            Err(e) => tracing::warn!("deep link sign-in failed: {}", e.user_text()),
+            Err(e) => {
+                let m = e.user_text();
+                tracing::warn!("deep link sign-in failed: {m}");
+                notify::refused(&app, &m);
+            }
         }
     });
 }

@@ -3,9 +3,15 @@
 //! (`amove_agent`): no API, SSO or storage logic lives here.
 
 mod agent;
+mod autostart;
+mod certs;
 mod commands;
 mod deep_link;
+mod expiry;
+mod keep;
 mod logs;
+mod notify;
+mod prefs;
 mod session;
 mod signin;
 mod state;
@@ -29,6 +35,7 @@ pub fn run() {
     };
     let logs_dir = logs::init(&settings.data_dir);
     let shell = Shell::new(logs_dir);
+    let prefs = prefs::Prefs::load(&settings.data_dir);
     let app = tauri::Builder::default()
         // First, so a second launch is forwarded before any other plugin reacts to it; its
         // `deep-link` feature hands an amove:// argument to the deep-link plugin's listeners.
@@ -37,7 +44,10 @@ pub fn run() {
         }))
         .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_notification::init())
+        .plugin(autostart::plugin())
         .manage(shell)
+        .manage(prefs)
         .invoke_handler(tauri::generate_handler![
             commands::app_state,
             commands::api,
@@ -50,6 +60,9 @@ pub fn run() {
         .setup(move |app| {
             tray::create(app.handle())?;
             windows::follow(app.handle());
+            notify::setup(app.handle());
+            expiry::follow(app.handle());
+            certs::follow(app.handle());
             deep_link::setup(app.handle());
             agent::spawn(app.handle().clone(), settings);
             Ok(())

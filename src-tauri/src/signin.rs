@@ -3,6 +3,7 @@
 //! so moving it is a change of the one `use` line below.
 
 use amove_agent::login as service;
+use amove_agent::secret::Secret;
 use amove_agent::state::AppState;
 
 pub use service::{DesktopCallback, DesktopLogin, DesktopSession};
@@ -21,8 +22,19 @@ fn parse_callback(value: Option<&str>) -> DesktopCallback {
 }
 
 /// Starts a desktop login for `username`: open its `url`, then [`DesktopLogin::wait`].
-pub async fn start(state: &AppState, username: &str) -> amove_agent::Result<DesktopLogin> {
-    service::start_desktop_login(state, username, callback()).await
+/// `force_authn` (*Sign in as someone else…*) makes the IdP ask for credentials again.
+pub async fn start(
+    state: &AppState,
+    username: &str,
+    force_authn: bool,
+) -> amove_agent::Result<DesktopLogin> {
+    service::start_desktop_login_with(state, username, callback(), force_authn).await
+}
+
+/// Renews a session JWT (expired or not) through the IdP's refresh token: the new JWT, or 401
+/// `TOKEN` when it cannot be renewed (sign in again).
+pub async fn refresh(state: &AppState, token: &Secret) -> amove_agent::Result<Secret> {
+    service::session::refresh(state, token).await
 }
 
 /// Completes the pending login an `amove://sso/callback?…` link belongs to.

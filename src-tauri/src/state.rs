@@ -26,6 +26,24 @@ pub struct Session {
     pub account: String,
     /// An admin of the account.
     pub is_admin: bool,
+    /// When the session JWT expires (Unix time).
+    pub expires_at: i64,
+    /// When it was issued (Unix time): renewals are timed from its lifetime.
+    pub issued_at: i64,
+}
+
+impl Session {
+    /// When the session ends, as the user's clock shows it: `18:42`.
+    pub fn until(&self) -> String {
+        local_hhmm(self.expires_at)
+    }
+}
+
+/// `unix` as local hours and minutes (`18:42`).
+pub fn local_hhmm(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.with_timezone(&chrono::Local).format("%H:%M").to_string())
+        .unwrap_or_default()
 }
 
 /// The shell's state, managed by Tauri.
@@ -33,6 +51,10 @@ pub struct Shell {
     agent: OnceLock<AppState>,
     start_error: OnceLock<String>,
     session: Mutex<Option<Session>>,
+    /// The last session ended by its expiry (the tray offers *Sign in again…*).
+    expired: AtomicBool,
+    /// The sign-in window was opened by *Sign in as someone else…*: the IdP must ask again.
+    force_authn: AtomicBool,
     needs_setup: AtomicBool,
     /// Bumped on every change above: the tray and the windows redraw from the state.
     changed: watch::Sender<()>,
@@ -62,6 +84,8 @@ impl Shell {
             agent: OnceLock::new(),
             start_error: OnceLock::new(),
             session: Mutex::new(None),
+            expired: AtomicBool::new(false),
+            force_authn: AtomicBool::new(false),
             needs_setup: AtomicBool::new(false),
             changed: watch::Sender::new(()),
             stop: Notify::new(),
@@ -89,7 +113,8 @@ impl Shell {
             }
         });
     }
-    fn subscribe(&self) -> watch::Receiver<()> {
+    /// A receiver that sees every change from now on (the expiry timer waits on it).
+    pub fn subscribe(&self) -> watch::Receiver<()> {
         self.changed.subscribe()
     }
     fn notify(&self) {
@@ -147,7 +172,50 @@ impl Shell {
     /// Replaces the signed-in session.
     pub fn set_session(&self, s: Option<Session>) {
         *lock(&self.session) = s;
+        self.expired.store(false, Ordering::Release);
         self.notify();
+    }
+    /// Records a new sign-in; false when this very session is recorded already (a deep link and
+    /// the waiting sign-in can both report one login: only the first is told).
+    pub fn sign_in(&self, s: Session) -> bool {
+        {
+            let mut cur = lock(&self.session);
+            if cur
+                .as_ref()
+                .is_some_and(|c| c.token.expose() == s.token.expose())
+            {
+                return false;
+            }
+            *cur = Some(s);
+        }
+        self.expired.store(false, Ordering::Release);
+        self.notify();
+        true
+    }
+    /// Ends the session that expires at `expires_at` because it expired; a session that replaced
+    /// it in the meantime stays. True when it ended one.
+    pub fn expire_session(&self, expires_at: i64) -> bool {
+        let mut s = lock(&self.session);
+        if s.as_ref().is_none_or(|s| s.expires_at != expires_at) {
+            return false;
+        }
+        *s = None;
+        self.expired.store(true, Ordering::Release);
+        drop(s);
+        self.notify();
+        true
+    }
+    /// Sets whether the next sign-in window is *Sign in as someone else…*.
+    pub fn set_force_authn(&self, v: bool) {
+        self.force_authn.store(v, Ordering::Release);
+    }
+    /// Whether the sign-in window is *Sign in as someone else…*.
+    pub fn force_authn(&self) -> bool {
+        self.force_authn.load(Ordering::Acquire)
+    }
+    /// True when the last session ended by expiring (until the next sign-in or sign-out).
+    pub fn session_expired(&self) -> bool {
+        self.expired.load(Ordering::Acquire)
     }
     /// True while no account exists (the first-run screen).
     pub fn needs_setup(&self) -> bool {
@@ -223,6 +291,8 @@ mod tests {
             display_name: "Alice Example".into(),
             account: "acme".into(),
             is_admin: false,
+            expires_at: 2_000_000_000,
+            issued_at: 1_999_990_000,
         }
     }
 
@@ -290,6 +360,34 @@ mod tests {
         rx.mark_unchanged();
         shell.set_start_error("no".into());
         assert!(rx.has_changed().unwrap());
+    }
+
+    #[test]
+    fn only_the_session_that_expired_ends_and_the_shell_remembers_why() {
+        let shell = shell();
+        shell.set_session(Some(session("alice@acme.test")));
+        let rx = shell.subscribe();
+        // A timer armed for an earlier session must not end the one signed in since.
+        assert!(!shell.expire_session(1_999_999_000));
+        assert!(shell.session().is_some());
+        assert!(!rx.has_changed().unwrap());
+        assert!(shell.expire_session(2_000_000_000));
+        assert!(shell.session().is_none());
+        assert!(shell.session_expired());
+        assert!(rx.has_changed().unwrap());
+        // Signing in (or out) again forgets that it expired.
+        shell.set_session(None);
+        assert!(!shell.session_expired());
+    }
+
+    #[test]
+    fn one_login_reported_twice_is_recorded_once() {
+        let shell = shell();
+        assert!(shell.sign_in(session("alice@acme.test")));
+        assert!(!shell.sign_in(session("alice@acme.test")), "same token");
+        let mut other = session("alice@acme.test");
+        other.token = Secret::new("jwt-2".to_string());
+        assert!(shell.sign_in(other));
     }
 
     #[test]

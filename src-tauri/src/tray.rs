@@ -1,14 +1,15 @@
-//! The tray icon and its menu: a status line, Sign in…, Sign out, Admin settings… (admins
-//! only), Open logs folder, Quit. It follows the shell's state: every change redraws it.
+//! The tray icon and its menu: a status line (who, which account, until when), Sign in… (*Sign
+//! in again…* after the session expired), Sign in as someone else…, Sign out, Admin settings… (or Set up this agent…), Start at
+//! login, Open logs folder, Quit. It follows the shell's state: every change redraws it.
 
-use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
+use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager, Wry};
 use tauri_plugin_opener::OpenerExt;
 
 use crate::state::Shell;
 use crate::windows::{self, View};
-use crate::{agent, session};
+use crate::{agent, autostart, session};
 
 const TRAY_ID: &str = "main";
 
@@ -23,7 +24,12 @@ fn status_line(shell: &Shell) -> String {
         return "Starting…".into();
     }
     match shell.session() {
-        Some(s) => format!("Signed in as {} — {}", s.display_name, s.account),
+        Some(s) => format!(
+            "Signed in as {} — {}, until {}",
+            s.display_name,
+            s.account,
+            s.until()
+        ),
         None => "Not signed in".into(),
     }
 }
@@ -34,45 +40,74 @@ fn menu(app: &AppHandle) -> tauri::Result<Menu<Wry>> {
     let session = shell.session();
     let status = MenuItem::with_id(app, "status", status_line(&shell), false, None::<&str>)?;
     let sep = PredefinedMenuItem::separator(app)?;
-    let sign_in = MenuItem::with_id(app, "signin", "Sign in…", running, None::<&str>)?;
+    let sign_in_label = if shell.session_expired() {
+        "Sign in again…"
+    } else {
+        "Sign in…"
+    };
+    let sign_in = MenuItem::with_id(app, "signin", sign_in_label, running, None::<&str>)?;
     let sign_out = MenuItem::with_id(app, "signout", "Sign out", session.is_some(), None::<&str>)?;
+    // Another person on this machine, or another account: the IdP asks for credentials again.
+    let someone_else = MenuItem::with_id(
+        app,
+        "signin-other",
+        "Sign in as someone else…",
+        running && (session.is_some() || shell.session_expired()),
+        None::<&str>,
+    )?;
+    let login = CheckMenuItem::with_id(
+        app,
+        "autostart",
+        "Start at login",
+        true,
+        autostart::is_enabled(app),
+        None::<&str>,
+    )?;
     let logs = MenuItem::with_id(app, "logs", "Open logs folder", true, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
     let sep2 = PredefinedMenuItem::separator(app)?;
-    let admin = if shell.needs_setup() && running {
-        Some(MenuItem::with_id(
-            app,
-            "admin",
-            "Set up this agent…",
-            true,
-            None::<&str>,
-        )?)
-    } else if session.as_ref().is_some_and(|s| s.is_admin) {
-        Some(MenuItem::with_id(
-            app,
-            "admin",
-            "Admin settings…",
-            true,
-            None::<&str>,
-        )?)
+    // Admin settings… is there for everyone while the agent runs: an admin signed in from the
+    // tray goes straight in, anyone else gets the admin sign-in (or "not an admin").
+    let admin_label = if shell.needs_setup() {
+        "Set up this agent…"
     } else {
-        None
+        "Admin settings…"
     };
-    let menu = Menu::with_items(app, &[&status, &sep, &sign_in, &sign_out])?;
+    let admin = running
+        .then(|| MenuItem::with_id(app, "admin", admin_label, true, None::<&str>))
+        .transpose()?;
+    let menu = Menu::with_items(app, &[&status, &sep, &sign_in, &someone_else, &sign_out])?;
     if let Some(admin) = admin {
         menu.append(&admin)?;
     }
-    menu.append_items(&[&sep2, &logs, &quit])?;
+    menu.append_items(&[&sep2, &login, &logs, &quit])?;
     Ok(menu)
 }
 
 fn on_menu(app: &AppHandle, id: &str) {
     match id {
-        "signin" => windows::open(app, View::SignIn),
+        "signin" | "signin-other" => {
+            let shell = app.state::<Shell>();
+            let force = id == "signin-other";
+            if shell.force_authn() != force {
+                // The open window was for the other kind of sign-in: start it afresh.
+                windows::close(app, View::SignIn);
+            }
+            shell.set_force_authn(force);
+            windows::open(app, View::SignIn);
+        }
         "admin" => windows::open(app, View::Admin),
         "signout" => {
             let app = app.clone();
             tauri::async_runtime::spawn(async move { session::sign_out(&app).await });
+        }
+        "autostart" => {
+            let on = !autostart::is_enabled(app);
+            if let Err(e) = autostart::set(app, on) {
+                tracing::warn!(error = %e, "cannot change start at login");
+            }
+            // The check mark follows the entry, whatever GTK toggled on the click.
+            refresh(app);
         }
         "logs" => {
             let dir = app.state::<Shell>().logs_dir.clone();

@@ -20,7 +20,9 @@ export function test(name, fn) { tests.push({ name, fn }); }
 
 export async function runAll(cleanup) {
   let passed = 0, failed = 0;
-  for (const t of tests) {
+  // TEST_ONLY=regex runs the tests whose names match (a local shortcut; CI runs all).
+  const only = process.env.TEST_ONLY ? new RegExp(process.env.TEST_ONLY) : null;
+  for (const t of tests.filter((x) => !only || only.test(x.name))) {
     const t0 = Date.now();
     try {
       await t.fn();
@@ -85,10 +87,12 @@ export async function startAgent(dataDir, env = {}) {
     { env: { ...process.env, AMOVE_AGENT_POLICY: join(dataDir, 'no-policy.json'), ...env } }, 'agent');
 }
 
-/** Starts the real OpenID Provider with one web client whose redirect URIs are given.
+/** Starts the real OpenID Provider with one web client whose redirect URIs are given
+ *  (`refresh`: it gets refresh tokens; `postLogoutRedirectUris`: where RP-initiated logout may
+ *  return).
  *  `users` are added to Alice; `directory` turns on its directory APIs (tests/idp/oidc
  *  README, "Directory APIs"); `port` and `signingKey` let a test restart the same issuer. */
-export async function startOidc(redirectUris, { native = false, users = [], directory, port = 0, signingKey } = {}) {
+export async function startOidc(redirectUris, { native = false, users = [], directory, port = 0, signingKey, refresh = false, postLogoutRedirectUris } = {}) {
   const dir = join(ROOT, 'tests', 'idp', 'oidc');
   if (!existsSync(join(dir, 'node_modules', 'oidc-provider'))) {
     execFileSync('npm', ['ci', '--prefix', dir, '--no-audit', '--no-fund', '--loglevel=error'], { stdio: 'inherit' });
@@ -98,7 +102,10 @@ export async function startOidc(redirectUris, { native = false, users = [], dire
     clients: [{
       client_id: 'amove-ui', client_secret: 'amove-ui-secret',
       application_type: native ? 'native' : 'web', redirect_uris: redirectUris,
-      token_endpoint_auth_method: 'client_secret_basic', grant_types: ['authorization_code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      // `refresh`: refresh tokens too (rotated on every use; tests/idp/oidc README).
+      grant_types: refresh ? ['authorization_code', 'refresh_token'] : ['authorization_code'],
+      ...(postLogoutRedirectUris ? { post_logout_redirect_uris: postLogoutRedirectUris } : {}),
       response_types: ['code'], id_token_signed_response_alg: 'RS256',
     }],
     users: [{
