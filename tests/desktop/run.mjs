@@ -700,8 +700,11 @@ if (TAURI_DRIVER && which('WebKitWebDriver')) {
     assert((await ui.text('#who')).includes('acme'), 'who shows the account');
     await ui.until(async () => (await ui.focused()) === 'tab-okta', 'the first tab has the focus');
     const tabs = [['okta', 'Okta (OpenID Connect)'], ['entraId', 'Microsoft Entra ID (OpenID Connect)'], ['saml', 'SAML 2.0'],
-      ['import', 'Import users and groups'], ['callbacks', 'Callback URL allow-list'], ['tokens', 'Access tokens'],
-      ['audit', 'Audit trail'], ['network', 'Proxy for identity provider requests']];
+      ['import', 'Import users and groups'], ['callbacks', 'Callback URL allow-list'], ['access', 'Sign-in settings'],
+      ['tokens', 'Access tokens'], ['audit', 'Audit trail'], ['network', 'Proxy for identity provider requests']];
+    // Every tab the page has, in its order: a tab added to the page is looked at here too.
+    const onPage = await ui.exec("return [...document.querySelectorAll('[role=tab]')].map((t) => t.id.replace(/^tab-/, ''));");
+    eq(onPage.join(','), tabs.map(([id]) => id).join(','), 'the admin tabs on the page, in order, are the ones this test reads');
     for (const [i, [id, heading]] of tabs.entries()) {
       if (i > 0) scr.key('Right');
       await ui.until(async () => (await ui.focused()) === `tab-${id}` && ui.displayed(`#panel-${id}`), `tab ${id} by the arrow key`);
