@@ -356,6 +356,9 @@ test('SSO sign-in: an answer whose state is not this sign-in\'s is refused and i
   const auth = p.waitForRequest((r) => r.url().startsWith(`${op.url}/auth`));
   await p.click('#login-sso');
   const authUrl = (await auth).url();
+  // Let the page arrive at the OP's login page first: a goto while its own navigation through
+  // the OP is still under way would be interrupted by it.
+  await p.waitForURL((u) => u.origin === new URL(op.url).origin && u.pathname.startsWith('/interaction/'));
   // The OP's real answer to this very sign-in (a valid code), carrying another state: what a
   // link forged from someone else's sign-in looks like.
   const back = new URL(await oidcLogin(authUrl, ALICE, ALICE_PASSWORD));
