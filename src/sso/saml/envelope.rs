@@ -36,6 +36,9 @@ pub(super) struct Envelope {
     pub(super) issue_instant: Option<String>,
     /// Whether the one assertion is an `EncryptedAssertion`.
     pub(super) encrypted: bool,
+    /// Whether an XML Signature element stands outside the `EncryptedAssertion` (the only
+    /// place one can be checked before decrypting).
+    pub(super) signed_outside_encrypted: bool,
 }
 
 /// The SAML success status.
@@ -77,6 +80,11 @@ pub(super) fn read_envelope(xml: &str) -> Result<Envelope, String> {
                     "the response has a Signature element outside the XML Signature namespace"
                         .into(),
                 );
+            }
+            if e.local_name().as_ref() == b"Signature"
+                && !path.iter().any(|p| p.as_slice() == b"EncryptedAssertion")
+            {
+                env.signed_outside_encrypted = true;
             }
         }
         let (e, opens) = match &event {

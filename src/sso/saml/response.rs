@@ -99,9 +99,9 @@ pub fn validate_response(
     request_id: &str,
     now: i64,
 ) -> Result<SamlIdentity, String> {
-    let compact: String = saml_response
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
+    let compact: Vec<u8> = saml_response
+        .bytes()
+        .filter(|b| !b.is_ascii_whitespace())
         .collect();
     if compact.is_empty() {
         return Err("SAMLResponse is missing".into());
@@ -132,7 +132,7 @@ pub fn validate_response(
     // still cover what was decrypted (the Response's, over the ciphertext, or the assertion's
     // own, checked below as for a plain assertion).
     let (document, trust) = if envelope.encrypted {
-        decrypted_document(xml, sp)?
+        decrypted_document(xml, sp, envelope.signed_outside_encrypted)?
     } else {
         (xml.to_string(), Trust::SamaelVerifies)
     };
@@ -162,7 +162,7 @@ pub fn validate_response(
         ..ServiceProvider::default()
     };
     let assertion = provider
-        .parse_xml_response(xml, Some(&[request_id]))
+        .parse_xml_response_with_mode(xml, Some(&[request_id]), REDUCE_MODE)
         .map_err(describe_samael_error)?;
     // An `EncryptedID` in place of the NameID: decrypted from the signed content.
     let encrypted_name_id = match assertion.subject.as_ref().map(|s| s.name_id.is_none()) {
@@ -308,6 +308,14 @@ pub fn validate_response(
     })
 }
 
+/// What samael hands on after verifying: the bytes the signature's digest was computed over
+/// (xmlsec's pre-digest buffer, the canonical form of the signed element), parsed as they are.
+/// Nothing the signature does not cover can be in them, whatever the document around it holds
+/// (signature wrapping needs no separate pruning), and no second pass over the document is
+/// needed to rebuild the signed part. With two verified references (Response and assertion
+/// both signed) the Response's, which encloses the assertion, is the one read.
+const REDUCE_MODE: ReduceMode = ReduceMode::PreDigest;
+
 /// The signature algorithms accepted (no SHA-1).
 const SIGNATURE_ALGORITHMS: &[AllowedSignatureAlgorithm] = &[
     AllowedSignatureAlgorithm::RsaSha256,
@@ -339,7 +347,7 @@ fn signed_content(xml: &str, sp: &SpConfig) -> Option<String> {
     Crypto::reduce_xml_to_signed_with_allowed_algorithms(
         xml,
         &certs,
-        ReduceMode::default(),
+        REDUCE_MODE,
         Some(SIGNATURE_ALGORITHMS),
     )
     .ok()
@@ -349,12 +357,21 @@ fn signed_content(xml: &str, sp: &SpConfig) -> Option<String> {
 /// valid Response signature covers the encrypted assertion, the document is built from that
 /// signed content (and samael need not verify again); otherwise the decrypted assertion must
 /// carry its own valid signature, which samael checks as for a plain one.
-fn decrypted_document(xml: &str, sp: &SpConfig) -> Result<(String, Trust), String> {
-    let verified = signed_content(xml, sp).filter(|reduced| {
-        parse_tree(reduced).is_ok_and(|t| {
-            t.name == "Response" && t.children_named("EncryptedAssertion").count() == 1
-        })
-    });
+fn decrypted_document(
+    xml: &str,
+    sp: &SpConfig,
+    signed_outside: bool,
+) -> Result<(String, Trust), String> {
+    // With no signature outside the ciphertext there is nothing to verify before decrypting
+    // (xmlsec would parse the whole document to find none).
+    let verified = signed_outside
+        .then(|| signed_content(xml, sp))
+        .flatten()
+        .filter(|reduced| {
+            parse_tree(reduced).is_ok_and(|t| {
+                t.name == "Response" && t.children_named("EncryptedAssertion").count() == 1
+            })
+        });
     let (source, trust) = match verified {
         Some(reduced) => (reduced, Trust::ResponseVerified),
         None => (xml.to_string(), Trust::SamaelVerifies),
