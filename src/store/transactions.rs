@@ -411,17 +411,18 @@ pub fn set_code(
     code_expires_at: i64,
     result_enc: Option<&str>,
 ) -> Result<()> {
-    let n = conn.execute(
-        "UPDATE login_transactions SET code_hash = ?3, code_expires_at = ?4, result_enc = ?5 \
+    let n = conn
+        .prepare_cached(
+            "UPDATE login_transactions SET code_hash = ?3, code_expires_at = ?4, result_enc = ?5 \
          WHERE id = ?1 AND handle_hash = ?2 AND consumed_at IS NULL AND code_hash IS NULL",
-        params![
+        )?
+        .execute(params![
             key.id,
             key.handle_hash,
             code_hash,
             code_expires_at,
             result_enc
-        ],
-    )?;
+        ])?;
     if n != 1 {
         return Err(Error::Security(
             "this sign-in was already completed or is unknown".into(),
