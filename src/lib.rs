@@ -9,6 +9,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod clock;
 pub mod config;
+pub mod cpu;
 pub mod crypto;
 pub mod domain;
 pub mod error;

@@ -8,14 +8,17 @@ use url::Url;
 
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::{Error, Result};
-use crate::login::cache::active_config;
+use std::sync::Arc;
+
+use crate::login::cache::{active_config, cached_active_config};
 use crate::login::idp_config::{acs_url, sp_config};
 use crate::login::{audit_refusal, seal_context, sp_keys};
 use crate::secret::Secret;
 use crate::sso::saml;
 use crate::sso::saml::sp_keys::KeyUse;
 use crate::state::AppState;
-use crate::store::idp::{self, Kind};
+use crate::store::idp::{self, IdpConfig, Kind};
+use crate::store::transactions::Transaction;
 use crate::store::{accounts, replay, transactions};
 
 /// How long the one-time code the ACS issues can be redeemed.
@@ -62,64 +65,58 @@ async fn validate_and_issue(
         ))
     })?;
     let now = state.now();
-    let r = relay.clone();
-    let t = state
+    // One blocking job reads the transaction and, when the sign-in caches hold its account's
+    // configuration and keys (every sign-in but the first after a configuration change),
+    // validates the response as well: signature checks are CPU work in libxmlsec, off the
+    // async workers, and queued for a core (`cpu`).
+    let cpu = crate::cpu::admit().await.map_err(anon)?;
+    let job = state.clone();
+    let first = state
         .db
-        .read(move |c| transactions::by_state(c, &r))
+        .read_then(
+            move |c| transactions::by_state(c, &relay),
+            move |t| -> std::result::Result<First, AcsFailure> {
+                let t = pending_saml(t, now)?;
+                let (Some(config), Some(keys)) = (
+                    cached_active_config(&job, t.account_id),
+                    sp_keys::cached_in_force(&job, t.account_id, KeyUse::Encryption),
+                ) else {
+                    return Ok(First::Uncached(t, response));
+                };
+                let config = same_config(&t, config)?;
+                let (sp, request_id) = validation_inputs(&job, &t, &config, &keys)?;
+                let identity = saml::validate_response(&sp, &response, &request_id, now);
+                Ok(First::Validated(t, config, identity))
+            },
+        )
         .await
-        .map_err(anon)?
-        .filter(|t| t.provider == Kind::Saml)
-        .ok_or_else(|| {
-            anon(Error::Security(
-                "it does not answer a sign-in started by this agent (unknown RelayState; unsolicited responses are refused)".into(),
-            ))
-        })?;
-    let fail = |e: Error| (Some(t.account_id), t.login_hint.clone(), e);
-    if t.consumed_at.is_some() || t.code_hash.is_some() {
-        return Err(fail(Error::Security(
-            "this sign-in was already answered; start again".into(),
-        )));
-    }
-    if t.is_expired(now) {
-        return Err(fail(Error::Security(
-            "this sign-in has expired (10 minutes); start again".into(),
-        )));
-    }
-    // The account's active configuration (cached for the write epoch, as `sso_url` reads it)
-    // must be the very SAML configuration the sign-in started with.
-    let config = active_config(state, t.account_id)
-        .await
-        .map_err(fail)?
-        .filter(|c| c.kind == Kind::Saml && t.started_with(c) && c.active)
-        .ok_or_else(|| {
-            fail(Error::Sso(
-                "the SAML configuration changed since this sign-in started; start again".into(),
-            ))
-        })?;
-    let mut sp = sp_config(state, &config).map_err(fail)?;
-    sp.decryption_keys = sp_keys::in_force(state, config.account_id, KeyUse::Encryption)
-        .await
-        .map_err(fail)?
-        .iter()
-        .map(|k| k.private.clone())
-        .collect();
-    // A SAML transaction always has its AuthnRequest's ID; never compare with "" instead.
-    let request_id = t
-        .saml_request_id
-        .clone()
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| {
-            fail(Error::Security(
-                "this sign-in sent no AuthnRequest, so no response can answer it".into(),
-            ))
-        })?;
-    // Signature verification and parsing are CPU work in libxmlsec: off the async workers.
-    let identity = tokio::task::spawn_blocking(move || {
-        saml::validate_response(&sp, &response, &request_id, now)
-    })
-    .await
-    .map_err(|e| fail(Error::internal(format!("SAML validation task: {e}"))))?
-    .map_err(|msg| {
+        .map_err(anon)??;
+    drop(cpu);
+    let (t, config, identity) = match first {
+        First::Validated(t, config, identity) => (t, config, identity),
+        // The caches are filled asynchronously (the keys may have to be made), then the
+        // response is validated in a job of its own.
+        First::Uncached(t, response) => {
+            let config = same_config(
+                &t,
+                active_config(state, t.account_id)
+                    .await
+                    .map_err(|e| failure(&t, e))?,
+            )?;
+            let keys = sp_keys::in_force(state, t.account_id, KeyUse::Encryption)
+                .await
+                .map_err(|e| failure(&t, e))?;
+            let (sp, request_id) = validation_inputs(state, &t, &config, &keys)?;
+            let identity = crate::cpu::run("SAML validation task", move || {
+                saml::validate_response(&sp, &response, &request_id, now)
+            })
+            .await
+            .map_err(|e| failure(&t, e))?;
+            (t, config, identity)
+        }
+    };
+    let fail = |e: Error| failure(&t, e);
+    let identity = identity.map_err(|msg| {
         // The IdP may have switched keys: read its metadata again (rate-limited).
         if msg == saml::SIGNATURE_INVALID {
             crate::login::idp_metadata::refresh_after_signature_failure(state, &config);
@@ -159,6 +156,94 @@ async fn validate_and_issue(
         .append_pair("code", &code)
         .append_pair("state", &t.state);
     Ok(url)
+}
+
+/// What the ACS's first blocking job found.
+enum First {
+    /// The transaction, its configuration (from the caches) and the validation's outcome.
+    Validated(
+        Transaction,
+        Arc<IdpConfig>,
+        std::result::Result<saml::SamlIdentity, String>,
+    ),
+    /// The pending transaction, and the response still to validate: the caches did not hold
+    /// the account's configuration or keys.
+    Uncached(Transaction, String),
+}
+
+/// A refusal concerning transaction `t`'s account and sign-in.
+fn failure(t: &Transaction, e: Error) -> AcsFailure {
+    (Some(t.account_id), t.login_hint.clone(), e)
+}
+
+/// The SAML sign-in the `RelayState` names, still waiting for its answer at `now`.
+fn pending_saml(t: Option<Transaction>, now: i64) -> std::result::Result<Transaction, AcsFailure> {
+    let t = t.filter(|t| t.provider == Kind::Saml).ok_or_else(|| {
+        (
+            None,
+            "anonymous".to_string(),
+            Error::Security(
+                "it does not answer a sign-in started by this agent (unknown RelayState; unsolicited responses are refused)".into(),
+            ),
+        )
+    })?;
+    if t.consumed_at.is_some() || t.code_hash.is_some() {
+        return Err(failure(
+            &t,
+            Error::Security("this sign-in was already answered; start again".into()),
+        ));
+    }
+    if t.is_expired(now) {
+        return Err(failure(
+            &t,
+            Error::Security("this sign-in has expired (10 minutes); start again".into()),
+        ));
+    }
+    Ok(t)
+}
+
+/// The account's active configuration (cached for the write epoch, as `sso_url` reads it),
+/// which must be the very SAML configuration the sign-in started with.
+fn same_config(
+    t: &Transaction,
+    config: Option<Arc<IdpConfig>>,
+) -> std::result::Result<Arc<IdpConfig>, AcsFailure> {
+    config
+        .filter(|c| c.kind == Kind::Saml && t.started_with(c) && c.active)
+        .ok_or_else(|| {
+            failure(
+                t,
+                Error::Sso(
+                    "the SAML configuration changed since this sign-in started; start again".into(),
+                ),
+            )
+        })
+}
+
+/// What the response is validated against: the SP's side of `config` with the account's
+/// decryption `keys`, and the ID of the AuthnRequest the sign-in sent.
+fn validation_inputs(
+    state: &AppState,
+    t: &Transaction,
+    config: &IdpConfig,
+    keys: &sp_keys::Keys,
+) -> std::result::Result<(saml::SpConfig, String), AcsFailure> {
+    let mut sp = sp_config(state, config).map_err(|e| failure(t, e))?;
+    sp.decryption_keys = keys.iter().map(|k| k.private.clone()).collect();
+    // A SAML transaction always has its AuthnRequest's ID; never compare with "" instead.
+    let request_id = t
+        .saml_request_id
+        .clone()
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            failure(
+                t,
+                Error::Security(
+                    "this sign-in sent no AuthnRequest, so no response can answer it".into(),
+                ),
+            )
+        })?;
+    Ok((sp, request_id))
 }
 
 /// The SP metadata XML of account `ident`'s SAML configuration (public by nature: IdPs fetch

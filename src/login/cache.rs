@@ -109,6 +109,20 @@ pub(crate) async fn active_config(
     Ok(account_login(state, account_id, epoch).await?.0)
 }
 
+/// [`active_config`] when the cache holds it for the current epoch (`None`: not cached), for
+/// callers that must not wait.
+pub(crate) fn cached_active_config(
+    state: &AppState,
+    account_id: i64,
+) -> Option<Option<Arc<IdpConfig>>> {
+    let epoch = i64::try_from(state.db.epoch()).unwrap_or(i64::MAX);
+    state
+        .login_cache
+        .accounts
+        .get(&account_id, epoch)
+        .map(|(config, _)| config)
+}
+
 /// The account's active configuration and allow-list, exact for `epoch` (taken before).
 async fn account_login(state: &AppState, account_id: i64, epoch: i64) -> Result<AccountLogin> {
     let cache = &state.login_cache;

@@ -107,16 +107,28 @@ pub async fn in_force(state: &AppState, account_id: i64, key_use: KeyUse) -> Res
             keys
         }
     };
-    // A retiring key passes its date between writes: filter by the time, not the epoch.
+    Ok(not_retired(keys, now))
+}
+
+/// [`in_force`] when the keys are opened and cached (`None`: they must be read, or made),
+/// for callers that must not wait.
+pub fn cached_in_force(state: &AppState, account_id: i64, key_use: KeyUse) -> Option<Keys> {
+    let keys = state.login_cache.sp_keys.get((account_id, key_use))?;
+    Some(not_retired(keys, state.now()))
+}
+
+/// `keys` without those retired at `now`: a retiring key passes its date between writes, so
+/// they are filtered by the time, not the epoch.
+fn not_retired(keys: Keys, now: i64) -> Keys {
     if keys.iter().all(|k| k.retire_at.is_none_or(|t| t > now)) {
-        return Ok(keys);
+        return keys;
     }
-    Ok(Arc::new(
+    Arc::new(
         keys.iter()
             .filter(|k| k.retire_at.is_none_or(|t| t > now))
             .cloned()
             .collect(),
-    ))
+    )
 }
 
 /// The account's signing key in use (generated on first use; see [`signing_in_use`]).

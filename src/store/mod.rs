@@ -162,17 +162,42 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let permit = self
-            .0
-            .read_gate
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(Error::internal)?;
+        let permit = self.admit_reader().await?;
         let db = self.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             db.read_blocking(f)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("database task: {e}")))?
+    }
+
+    /// A place at the read gate: one of the reader connections is free for its holder.
+    async fn admit_reader(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        self.0
+            .read_gate
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(Error::internal)
+    }
+
+    /// [`Db::read`], then `then` on what was read, on the same blocking thread once the reader
+    /// connection and its place at the gate are given back: one hand-off to the blocking pool
+    /// for work that reads and then computes (the ACS reads its login transaction, then checks
+    /// the response's signature), instead of one for each.
+    pub async fn read_then<T, U, F, G>(&self, f: F, then: G) -> Result<U>
+    where
+        U: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        G: FnOnce(T) -> U + Send + 'static,
+    {
+        let permit = self.admit_reader().await?;
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let read = db.read_blocking(f);
+            drop(permit);
+            read.map(then)
         })
         .await
         .map_err(|e| Error::internal(format!("database task: {e}")))?
@@ -250,6 +275,49 @@ mod tests {
                 [id],
             )?)
         }
+    }
+
+    /// `read_then` gives the reader connection and its place at the gate back before `then`
+    /// runs: jobs computing on every reader's place leave reads free to run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn read_then_frees_the_reader_before_computing() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let db = Db::open(&dir.path().join("agent.db"))?;
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let wait = Arc::new(Mutex::new(wait));
+        let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+        let mut jobs = Vec::new();
+        for _ in 0..READERS {
+            let (db, wait, started_tx) = (db.clone(), wait.clone(), started_tx.clone());
+            jobs.push(tokio::spawn(async move {
+                db.read_then(
+                    |c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?),
+                    move |one| {
+                        let _ = started_tx.send(());
+                        let _ = wait.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        one
+                    },
+                )
+                .await
+            }));
+        }
+        for _ in 0..READERS {
+            started.recv().await.expect("a job started computing");
+        }
+        // Every job is computing now; a read must still get through.
+        let read = tokio::time::timeout(
+            Duration::from_secs(5),
+            db.read(|c| Ok(c.query_row("SELECT 2", [], |r| r.get::<_, i64>(0))?)),
+        )
+        .await;
+        for _ in 0..READERS {
+            release.send(()).expect("a job waits");
+        }
+        assert_eq!(read.expect("a read waited for the computing jobs")?, 2);
+        for j in jobs {
+            assert_eq!(j.await.expect("job")?, 1);
+        }
+        Ok(())
     }
 
     #[tokio::test]
