@@ -47,4 +47,7 @@ function done(summary, latency, requests)
   if e > 0 then f = 0 end
   io.write(string.format("ACS validated=%d failed=%d exhausted=%d p99_us=%.1f seconds=%.3f\n",
     v, f, e, latency:percentile(99), summary.duration / 1e6))
+  io.write(string.format("ACS latency_us p50=%.0f p90=%.0f p99=%.0f p99.9=%.0f max=%.0f mean=%.0f\n",
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
+    latency.max, latency.mean))
 end

@@ -126,6 +126,9 @@ def acs_run(url, bodies_file, duration, pid, name):
     assert m, out
     ok, bad, exhausted, p99_us, secs = int(m[1]), int(m[2]), int(m[3]), float(m[4]), float(m[5])
     log(f"    (wrk, the load generator on the same cores: {wrk_us / max(ok, 1):,.0f} µs CPU per response)")
+    dist = re.search(r"ACS latency_us (.*)", out)
+    if dist:
+        log("    latency (µs): " + dist[1])
     return ok / secs, p99_us / 1000, bad, exhausted > 0, cpu_us / max(ok, 1)
 
 
