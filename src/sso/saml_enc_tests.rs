@@ -93,6 +93,25 @@ fn an_unsigned_assertion_under_a_signed_response_signs_in() {
     assert_eq!(id.email.as_deref(), Some("alice@corp.test"));
 }
 
+/// XML Encryption decrypts in context: an assertion whose plaintext uses the `saml` prefix the
+/// Response declares (it does not declare it again) signs in under a signed Response.
+#[test]
+fn an_encrypted_assertion_using_the_responses_namespace_declarations_signs_in() {
+    let idp = TestIdp::new().unwrap();
+    let (key, cert) = sp_key();
+    let mut s = spec();
+    s.sign_assertion = false;
+    s.sign_response = true;
+    let declared = r#" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion""#;
+    let assertion = s.assertion_xml();
+    assert!(assertion.contains(declared));
+    let assertion = assertion.replacen(declared, "", 1);
+    let enc = encrypt_element(&assertion, &cert, "EncryptedAssertion", &Encryption::gcm()).unwrap();
+    let response = s.build_with(&idp, None, &[enc]).unwrap();
+    let id = check(&sp(&idp, &key), &response).unwrap();
+    assert_eq!(id.email.as_deref(), Some("alice@corp.test"));
+}
+
 #[test]
 fn an_encrypted_assertion_no_signature_covers_is_refused() {
     let idp = TestIdp::new().unwrap();
