@@ -36,9 +36,9 @@ pub(super) struct Envelope {
     pub(super) issue_instant: Option<String>,
     /// Whether the one assertion is an `EncryptedAssertion`.
     pub(super) encrypted: bool,
-    /// Whether an XML Signature element stands outside the `EncryptedAssertion` (the only
-    /// place one can be checked before decrypting).
-    pub(super) signed_outside_encrypted: bool,
+    /// Whether the document has any XML Signature element (one inside an encrypted assertion
+    /// is ciphertext, not an element, until decrypted).
+    pub(super) has_signature: bool,
 }
 
 /// The SAML success status.
@@ -81,10 +81,8 @@ pub(super) fn read_envelope(xml: &str) -> Result<Envelope, String> {
                         .into(),
                 );
             }
-            if e.local_name().as_ref() == b"Signature"
-                && !path.iter().any(|p| p.as_slice() == b"EncryptedAssertion")
-            {
-                env.signed_outside_encrypted = true;
+            if e.local_name().as_ref() == b"Signature" {
+                env.has_signature = true;
             }
         }
         let (e, opens) = match &event {

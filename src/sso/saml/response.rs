@@ -132,7 +132,7 @@ pub fn validate_response(
     // still cover what was decrypted (the Response's, over the ciphertext, or the assertion's
     // own, checked below as for a plain assertion).
     let (document, trust) = if envelope.encrypted {
-        decrypted_document(xml, sp, envelope.signed_outside_encrypted)?
+        decrypted_document(xml, sp, envelope.has_signature)?
     } else {
         (xml.to_string(), Trust::SamaelVerifies)
     };
@@ -360,11 +360,11 @@ fn signed_content(xml: &str, sp: &SpConfig) -> Option<String> {
 fn decrypted_document(
     xml: &str,
     sp: &SpConfig,
-    signed_outside: bool,
+    has_signature: bool,
 ) -> Result<(String, Trust), String> {
-    // With no signature outside the ciphertext there is nothing to verify before decrypting
+    // With no signature element in the document there is nothing to verify before decrypting
     // (xmlsec would parse the whole document to find none).
-    let verified = signed_outside
+    let verified = has_signature
         .then(|| signed_content(xml, sp))
         .flatten()
         .filter(|reduced| {
