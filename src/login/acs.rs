@@ -86,14 +86,14 @@ async fn validate_and_issue(
                 let config = same_config(&t, config)?;
                 let (sp, request_id) = validation_inputs(&job, &t, &config, &keys)?;
                 let identity = saml::validate_response(&sp, &response, &request_id, now);
-                Ok(First::Validated(t, config, identity))
+                Ok(First::Validated(t, config, Box::new(identity)))
             },
         )
         .await
         .map_err(anon)??;
     drop(cpu);
     let (t, config, identity) = match first {
-        First::Validated(t, config, identity) => (t, config, identity),
+        First::Validated(t, config, identity) => (t, config, *identity),
         // The caches are filled asynchronously (the keys may have to be made), then the
         // response is validated in a job of its own.
         First::Uncached(t, response) => {
@@ -160,11 +160,12 @@ async fn validate_and_issue(
 
 /// What the ACS's first blocking job found.
 enum First {
-    /// The transaction, its configuration (from the caches) and the validation's outcome.
+    /// The transaction, its configuration (from the caches) and the validation's outcome
+    /// (boxed: the variants' sizes would differ by the identity's).
     Validated(
         Transaction,
         Arc<IdpConfig>,
-        std::result::Result<saml::SamlIdentity, String>,
+        Box<std::result::Result<saml::SamlIdentity, String>>,
     ),
     /// The pending transaction, and the response still to validate: the caches did not hold
     /// the account's configuration or keys.

@@ -284,6 +284,8 @@ fn saml_identity(
     let saml_session = session::SamlSession {
         name_id: r.name_id.clone(),
         name_id_format: r.name_id_format.clone(),
+        name_qualifier: r.name_qualifier.clone(),
+        sp_name_qualifier: r.sp_name_qualifier.clone(),
         session_index: r.session_index.clone(),
     };
     let who = IdpIdentity {

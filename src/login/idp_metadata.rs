@@ -134,6 +134,8 @@ pub struct Rollover {
     pub next_certificate: Option<String>,
     /// The new `IdPSSOURL`.
     pub idp_sso_url: Option<String>,
+    /// The new `IdPSLOURL`.
+    pub idp_slo_url: Option<String>,
     /// One line per change, for the audit trail.
     pub changes: Vec<String>,
 }
@@ -141,7 +143,9 @@ pub struct Rollover {
 /// The rollover `m` calls for in `c` at `now`: an expired `Certificate` gives way to
 /// `NextCertificate`, an expired `NextCertificate` is dropped, a signing certificate of the
 /// metadata that neither slot holds takes the `NextCertificate` slot (unless the one there is
-/// still published), and a changed SSO URL is taken. Nothing that verifies is removed.
+/// still published), and a changed SSO URL or single logout URL is taken (metadata that no
+/// longer lists a single logout service leaves the one configured). Nothing that verifies is
+/// removed.
 pub fn plan(c: &IdpConfig, m: &IdpMetadata, now: i64) -> Rollover {
     let describe = |pem: &str| {
         cert::parse("certificate", pem).map_or_else(
@@ -167,6 +171,7 @@ pub fn plan(c: &IdpConfig, m: &IdpMetadata, now: i64) -> Rollover {
         certificate: c.certificate.clone(),
         next_certificate: c.next_certificate.clone(),
         idp_sso_url: c.idp_sso_url.clone(),
+        idp_slo_url: c.idp_slo_url.clone(),
         changes: Vec::new(),
     };
     if let Some(n) = r.next_certificate.clone()
@@ -219,6 +224,16 @@ pub fn plan(c: &IdpConfig, m: &IdpMetadata, now: i64) -> Rollover {
         ));
         r.idp_sso_url = Some(m.sso_url.clone());
     }
+    if let Some(slo) = &m.slo_url
+        && r.idp_slo_url.as_ref() != Some(slo)
+        && urls::parse_idp_url("IdPSLOURL", slo).is_ok()
+    {
+        r.changes.push(format!(
+            "IdPSLOURL changed from {} to {slo} (from the metadata)",
+            r.idp_slo_url.as_deref().unwrap_or("none"),
+        ));
+        r.idp_slo_url = Some(slo.clone());
+    }
     r
 }
 
@@ -264,15 +279,13 @@ pub async fn refresh(state: &AppState, account_id: i64, actor: &str) -> Result<V
         .db
         .write(move |tx| {
             // Only if the configuration is still the one the plan was made from.
-            if !idp::apply_rollover(
-                tx,
-                c.id,
-                c.version,
-                r.certificate.as_deref(),
-                r.next_certificate.as_deref(),
-                r.idp_sso_url.as_deref(),
-                now,
-            )? {
+            let values = idp::FromMetadata {
+                certificate: r.certificate.as_deref(),
+                next_certificate: r.next_certificate.as_deref(),
+                idp_sso_url: r.idp_sso_url.as_deref(),
+                idp_slo_url: r.idp_slo_url.as_deref(),
+            };
+            if !idp::apply_rollover(tx, c.id, c.version, &values, now)? {
                 return Ok(());
             }
             for change in &r.changes {
@@ -413,6 +426,47 @@ mod tests {
             now(),
         );
         assert_eq!(r.idp_sso_url.as_deref(), Some(sso));
+    }
+
+    /// The single logout URL follows the metadata like the SSO URL; metadata without one (or
+    /// with a non-https one) leaves the configured URL.
+    #[test]
+    fn a_moved_single_logout_url_is_taken() {
+        let a = TestIdp::new().unwrap().cert_pem();
+        let sso = "https://idp.test/sso";
+        let with_slo = |slo: Option<&str>| IdpMetadata {
+            slo_url: slo.map(str::to_string),
+            ..metadata(&[&a], sso)
+        };
+        let mut c = config(&a, None);
+        let r = plan(&c, &with_slo(Some("https://idp.test/slo")), now());
+        assert_eq!(r.idp_slo_url.as_deref(), Some("https://idp.test/slo"));
+        assert!(
+            r.changes
+                .iter()
+                .any(|l| l
+                    == "IdPSLOURL changed from none to https://idp.test/slo (from the metadata)"),
+            "{:?}",
+            r.changes
+        );
+        c.idp_slo_url = Some("https://idp.test/slo".into());
+        assert!(
+            plan(&c, &with_slo(Some("https://idp.test/slo")), now())
+                .changes
+                .is_empty()
+        );
+        for (m, why) in [
+            (with_slo(None), "no longer listed"),
+            (with_slo(Some("http://evil.test/slo")), "not https"),
+        ] {
+            let r = plan(&c, &m, now());
+            assert_eq!(
+                r.idp_slo_url.as_deref(),
+                Some("https://idp.test/slo"),
+                "{why}"
+            );
+            assert!(r.changes.is_empty(), "{why}: {:?}", r.changes);
+        }
     }
 
     #[test]

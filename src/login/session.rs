@@ -49,6 +49,12 @@ pub struct SamlSession {
     pub name_id: String,
     /// Its Format.
     pub name_id_format: Option<String>,
+    /// Its NameQualifier (kept since sessions of 2026-12; older ones have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_qualifier: Option<String>,
+    /// Its SPNameQualifier (as `name_qualifier`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sp_name_qualifier: Option<String>,
     /// The AuthnStatement's SessionIndex.
     pub session_index: Option<String>,
 }

@@ -10,7 +10,10 @@ use crate::crypto::sha256_hex;
 use crate::error::{Error, Result};
 use crate::login::session::{SamlSession, session_index_hash};
 use crate::login::{idp_config, sp_keys};
-use crate::sso::saml::logout::{self, Incoming, LogoutSubject, RawQuery, STATUS_SUCCESS};
+use crate::sso::saml::logout::{
+    self, Incoming, LogoutName, LogoutSubject, RawQuery, STATUS_SUCCESS,
+};
+use crate::sso::saml::sp_keys::KeyUse;
 use crate::sso::saml::{CLOCK_SKEW_SECS, SpConfig};
 use crate::state::AppState;
 use crate::store::audit::{self, NewEvent};
@@ -59,6 +62,8 @@ pub(crate) async fn logout_request(
     let who = LogoutSubject {
         name_id: s.name_id,
         format: s.name_id_format,
+        name_qualifier: s.name_qualifier,
+        sp_name_qualifier: s.sp_name_qualifier,
         session_index: s.session_index,
     };
     let m = logout::logout_request(
@@ -228,24 +233,33 @@ async fn idp_logout_request(
         if let Ok(t) = trust(state, &c)
             && q.verify(&t.certificates).is_ok()
         {
-            config = Some(c);
+            config = Some((c, t));
             break;
         }
     }
-    let Some(config) = config else {
+    let Some((config, sp)) = config else {
         return Err(refused(
             "its signature does not verify with the certificate of any IdP configured here",
         ));
     };
     let aid = config.account_id;
-    if let Err(e) = check_request(state, &r, now) {
-        let ev = NewEvent::refused(Some(aid), "anonymous", "signout", e.user_text());
-        state
-            .db
-            .write(move |tx| audit::record(tx, &ev, now))
-            .await?;
-        return Err(e);
+    let mut sp = sp;
+    if matches!(r.name, LogoutName::Encrypted(_)) {
+        let keys = sp_keys::in_force(state, aid, KeyUse::Encryption).await?;
+        sp.decryption_keys = keys.iter().map(|k| k.private.clone()).collect();
     }
+    // Signed, so its EncryptedID (if that is how it names the principal) may be decrypted.
+    let who = match check_request(state, &r, now).and_then(|()| r.subject(&sp).map_err(refused)) {
+        Ok(who) => who,
+        Err(e) => {
+            let ev = NewEvent::refused(Some(aid), "anonymous", "signout", e.user_text());
+            state
+                .db
+                .write(move |tx| audit::record(tx, &ev, now))
+                .await?;
+            return Err(e);
+        }
+    };
     let Some(slo) = config.idp_slo_url.clone() else {
         return Err(refused(
             "the SAML configuration has no IdPSLOURL to answer the IdP at; an admin sets it (or \
@@ -270,7 +284,7 @@ async fn idp_logout_request(
             Error::Security(_) => refused("this LogoutRequest was received already (replay)"),
             other => other,
         })?;
-    let ended = end_sessions(state, aid, &issuer, &r.subject, now).await?;
+    let ended = end_sessions(state, aid, &issuer, &who, &r.session_indexes, now).await?;
     tracing::info!(ended, "SAML single logout from the IdP");
     let key = match config.sign_authn_requests {
         true => Some(sp_keys::signing_key(state, aid).await?),
@@ -310,22 +324,33 @@ fn check_request(state: &AppState, r: &logout::IdpLogoutRequest, now: i64) -> Re
     Ok(())
 }
 
-/// Ends the sessions of `who` at `issuer` in account `aid` (only the one of its SessionIndex
-/// when the request names one): revoked with the access tokens minted from them, audited.
+/// Ends the sessions of `who` at `issuer` in account `aid` (only those of the request's
+/// `session_indexes` when it names any): revoked with the access tokens minted from them,
+/// audited.
 async fn end_sessions(
     state: &AppState,
     aid: i64,
     issuer: &str,
     who: &LogoutSubject,
+    session_indexes: &[String],
     now: i64,
 ) -> Result<usize> {
     let (iss, subject) = (issuer.to_string(), who.name_id.clone());
-    let hash = who.session_index.as_deref().map(session_index_hash);
+    let hashes: Vec<String> = session_indexes
+        .iter()
+        .map(|s| session_index_hash(s))
+        .collect();
     let label = who.name_id.clone();
     let ended = state
         .db
         .write(move |tx| {
-            let ended = grants::take_by_subject(tx, aid, &iss, &subject, hash.as_deref())?;
+            let mut ended = Vec::new();
+            if hashes.is_empty() {
+                ended = grants::take_by_subject(tx, aid, &iss, &subject, None)?;
+            }
+            for h in &hashes {
+                ended.extend(grants::take_by_subject(tx, aid, &iss, &subject, Some(h))?);
+            }
             for g in &ended {
                 tokens::revoke_minted_by(tx, &g.jti, now)?;
             }

@@ -253,7 +253,7 @@ fn an_encrypted_name_id_in_a_signed_assertion_is_decrypted() {
     let idp = TestIdp::new().unwrap();
     let (key, cert) = sp_key();
     let name_id = format!(
-        r#"<saml:NameID xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" Format="{NAMEID_EMAIL}">bob@corp.test</saml:NameID>"#
+        r#"<saml:NameID xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" Format="{NAMEID_EMAIL}" SPNameQualifier="https://sp.test">bob@corp.test</saml:NameID>"#
     );
     let enc_id = encrypt_element(&name_id, &cert, "EncryptedID", &Encryption::gcm()).unwrap();
     let s = spec();
@@ -277,6 +277,8 @@ fn an_encrypted_name_id_in_a_signed_assertion_is_decrypted() {
         .unwrap();
         assert_eq!(id.name_id, "bob@corp.test");
         assert_eq!(id.email.as_deref(), Some("bob@corp.test"));
+        assert_eq!(id.sp_name_qualifier.as_deref(), Some("https://sp.test"));
+        assert_eq!(id.name_qualifier, None);
     }
     // Encrypted to another key: the clear error, no sign-in.
     let (_, other) = sp_key();

@@ -838,3 +838,22 @@ fn refuses_a_response_cut_before_its_end_tag() {
     let cut = xml.trim_end().strip_suffix("</samlp:Response>").unwrap();
     refused(check(&idp, cut), "ends inside an element");
 }
+
+/// The NameID's qualifiers are kept as the signed assertion gave them (a LogoutRequest repeats
+/// them), and absent when it gave none.
+#[test]
+fn the_name_ids_qualifiers_are_kept() {
+    let idp = TestIdp::new().unwrap();
+    let s = spec();
+    let xml = with_assertion(&idp, &s, |a| {
+        a.replace(
+            "<saml:NameID ",
+            r#"<saml:NameID NameQualifier="https://idp.test/&lt;q&gt;" SPNameQualifier="https://sp.test" "#,
+        )
+    });
+    let id = check(&idp, &xml).unwrap();
+    assert_eq!(id.name_qualifier.as_deref(), Some("https://idp.test/<q>"));
+    assert_eq!(id.sp_name_qualifier.as_deref(), Some("https://sp.test"));
+    let id = check(&idp, &s.build(&idp).unwrap()).unwrap();
+    assert_eq!((id.name_qualifier, id.sp_name_qualifier), (None, None));
+}

@@ -254,24 +254,43 @@ pub fn update(conn: &Connection, c: &IdpConfig, now: i64) -> Result<bool> {
     Ok(n == 1)
 }
 
+/// The values a metadata refresh keeps up to date.
+#[derive(Debug, Clone, Copy)]
+pub struct FromMetadata<'a> {
+    /// `Certificate`.
+    pub certificate: Option<&'a str>,
+    /// `NextCertificate`.
+    pub next_certificate: Option<&'a str>,
+    /// `IdPSSOURL`.
+    pub idp_sso_url: Option<&'a str>,
+    /// `IdPSLOURL`.
+    pub idp_slo_url: Option<&'a str>,
+}
+
 /// Applies a certificate rollover read from the IdP's metadata to configuration `id`, if it
 /// is still at `version`; false when it changed meanwhile. The version is raised only when
-/// the SSO URL moves: a new `NextCertificate` from the same IdP does not void the sign-ins
-/// under way.
+/// the SSO URL moves: a new `NextCertificate` from the same IdP (or a new single logout URL)
+/// does not void the sign-ins under way.
 pub fn apply_rollover(
     conn: &Connection,
     id: i64,
     version: i64,
-    certificate: Option<&str>,
-    next_certificate: Option<&str>,
-    idp_sso_url: Option<&str>,
+    r: &FromMetadata<'_>,
     now: i64,
 ) -> Result<bool> {
     let n = conn.execute(
         "UPDATE idp_configs SET certificate = ?3, next_certificate = ?4, \
-         version = version + (idp_sso_url IS NOT ?5), idp_sso_url = ?5, updated_at = ?6 \
-         WHERE id = ?1 AND version = ?2",
-        params![id, version, certificate, next_certificate, idp_sso_url, now],
+         version = version + (idp_sso_url IS NOT ?5), idp_sso_url = ?5, idp_slo_url = ?6, \
+         updated_at = ?7 WHERE id = ?1 AND version = ?2",
+        params![
+            id,
+            version,
+            r.certificate,
+            r.next_certificate,
+            r.idp_sso_url,
+            r.idp_slo_url,
+            now
+        ],
     )?;
     Ok(n == 1)
 }

@@ -41,7 +41,7 @@ async fn configure_with(a: &Agent, admin: &str, idp: &SimpleSaml, extra: Value, 
 }
 
 /// The certificates of the SP metadata's `KeyDescriptor`s of `key_use`, as PEM.
-fn published(metadata: &str, key_use: &str) -> Vec<String> {
+pub(crate) fn published(metadata: &str, key_use: &str) -> Vec<String> {
     metadata
         .split(&format!("<md:KeyDescriptor use=\"{key_use}\">"))
         .skip(1)
@@ -566,6 +566,30 @@ async fn configured_from_simplesamlphps_metadata_url_and_rolled_over_without_a_f
         picked_up,
         "the metadata was not read again after the signature failure"
     );
+    sign_in(&a).await;
+    // The IdP moves its single logout service: a refresh takes the new URL too.
+    let got = a.get("/sso/get_saml", Some(&admin)).await.json();
+    let slo = got["IdPSLOURL"].as_str().unwrap().to_string();
+    assert!(slo.ends_with("/saml2/idp/SingleLogoutService.php"), "{slo}");
+    let moved = format!("{slo}?moved=1");
+    std::fs::write(
+        &overrides,
+        json!({"certificate": "third.crt", "privatekey": "third.key",
+               "SingleLogoutService": moved})
+        .to_string(),
+    )
+    .unwrap();
+    let r = a
+        .post_json("/sso/saml/refresh_metadata", Some(&admin), &json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let changes = r.json()["Changes"].to_string();
+    assert!(
+        changes.contains(&format!("IdPSLOURL changed from {slo} to {moved}")),
+        "{changes}"
+    );
+    let got = a.get("/sso/get_saml", Some(&admin)).await.json();
+    assert_eq!(got["IdPSLOURL"], moved.as_str());
     sign_in(&a).await;
     // test_connection reads the metadata too.
     let t = crate::saml::test_saml_connection(&a, &admin).await;

@@ -16,6 +16,8 @@ use openssl::pkey::{PKey, Private};
 use openssl::sign::Verifier;
 use openssl::x509::X509;
 
+use super::SpConfig;
+use super::response::{NameId, decrypt_encrypted_id};
 use super::sp_keys::{signed_query_named, unsigned_query_named};
 use super::xmltree::{Node, parse_tree};
 
@@ -52,6 +54,11 @@ pub struct LogoutSubject {
     pub name_id: String,
     /// Its Format.
     pub format: Option<String>,
+    /// Its NameQualifier: repeated as the assertion gave it (SAML core §3.7.1; ADFS and
+    /// Shibboleth match on it).
+    pub name_qualifier: Option<String>,
+    /// Its SPNameQualifier (as `name_qualifier`).
+    pub sp_name_qualifier: Option<String>,
     /// The AuthnStatement's SessionIndex.
     pub session_index: Option<String>,
 }
@@ -75,11 +82,19 @@ pub fn logout_request(
     key: Option<&PKey<Private>>,
 ) -> Result<RedirectMessage, String> {
     let id = new_id()?;
-    let format = who
-        .format
-        .as_deref()
-        .map(|f| format!(" Format=\"{}\"", esc(f)))
-        .unwrap_or_default();
+    let attr = |name: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|v| format!(" {name}=\"{}\"", esc(v)))
+            .unwrap_or_default()
+    };
+    let format = [
+        ("NameQualifier", &who.name_qualifier),
+        ("SPNameQualifier", &who.sp_name_qualifier),
+        ("Format", &who.format),
+    ]
+    .iter()
+    .map(|(name, v)| attr(name, v))
+    .collect::<String>();
     let session = who
         .session_index
         .as_deref()
@@ -178,8 +193,49 @@ pub struct IdpLogoutRequest {
     pub issue_instant: Option<i64>,
     /// `NotOnOrAfter`, if given.
     pub not_on_or_after: Option<i64>,
-    /// Whose session ends.
-    pub subject: LogoutSubject,
+    /// Whose session ends: the NameID, or its `EncryptedID` (read by [`Self::subject`]).
+    pub name: LogoutName,
+    /// Its `SessionIndex`es (SAML core §3.7.1: zero or more; at most [`MAX_SESSION_INDEXES`]):
+    /// the sessions that end. None: every session of the principal.
+    pub session_indexes: Vec<String>,
+}
+
+/// Most `SessionIndex` elements read from one LogoutRequest.
+pub const MAX_SESSION_INDEXES: usize = 32;
+
+/// How a LogoutRequest names the principal.
+#[derive(Debug, Clone)]
+pub enum LogoutName {
+    /// A `NameID`.
+    Plain(NameId),
+    /// An `EncryptedID` (Shibboleth encrypts the NameIDs of its logout requests by default).
+    Encrypted(Node),
+}
+
+impl IdpLogoutRequest {
+    /// Whose session ends (the first `SessionIndex` as its `session_index`), an `EncryptedID`
+    /// decrypted with `sp`'s keys. Only for a request
+    /// whose signature verified: decrypting what nobody vouches for would be an oracle.
+    pub fn subject(&self, sp: &SpConfig) -> Result<LogoutSubject, String> {
+        let n = match &self.name {
+            LogoutName::Plain(n) => n.clone(),
+            LogoutName::Encrypted(enc) => decrypt_encrypted_id(enc, sp).map_err(|_| {
+                "its EncryptedID cannot be decrypted with this agent's SP encryption key (it \
+                 was encrypted to another key, or altered)"
+                    .to_string()
+            })?,
+        };
+        if n.value.is_empty() {
+            return Err("the LogoutRequest's NameID is empty".into());
+        }
+        Ok(LogoutSubject {
+            name_id: n.value,
+            format: n.format,
+            name_qualifier: n.name_qualifier,
+            sp_name_qualifier: n.sp_name_qualifier,
+            session_index: self.session_indexes.first().cloned(),
+        })
+    }
 }
 
 /// The SLO endpoint's query: the raw (still URL-encoded) values, as the signature covers them.
@@ -346,12 +402,29 @@ fn read_request(
         .filter(|i| !i.is_empty() && i.len() <= 256)
         .ok_or("the LogoutRequest has no ID")?
         .to_string();
-    let name_id = root
-        .child("NameID")
-        .ok_or("the LogoutRequest has no NameID (an encrypted one is not supported)")?;
-    let value = name_id.text.trim().to_string();
-    if value.is_empty() {
-        return Err("the LogoutRequest's NameID is empty".into());
+    let name = match (root.child("NameID"), root.child("EncryptedID")) {
+        (Some(n), None) => {
+            let n = NameId::of(n);
+            if n.value.is_empty() {
+                return Err("the LogoutRequest's NameID is empty".into());
+            }
+            LogoutName::Plain(n)
+        }
+        (None, Some(e)) => LogoutName::Encrypted(e.clone()),
+        (None, None) => return Err("the LogoutRequest has no NameID".into()),
+        (Some(_), Some(_)) => {
+            return Err("the LogoutRequest has both a NameID and an EncryptedID".into());
+        }
+    };
+    let session_indexes: Vec<String> = root
+        .children_named("SessionIndex")
+        .map(|s| s.text.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if session_indexes.len() > MAX_SESSION_INDEXES {
+        return Err(format!(
+            "the LogoutRequest names more than {MAX_SESSION_INDEXES} SessionIndex elements"
+        ));
     }
     Ok(IdpLogoutRequest {
         id,
@@ -359,14 +432,8 @@ fn read_request(
         issuer,
         issue_instant: time_attr(root, "IssueInstant"),
         not_on_or_after: time_attr(root, "NotOnOrAfter"),
-        subject: LogoutSubject {
-            name_id: value,
-            format: name_id.attr("Format").map(str::to_string),
-            session_index: root
-                .child("SessionIndex")
-                .map(|s| s.text.trim().to_string())
-                .filter(|s| !s.is_empty()),
-        },
+        name,
+        session_indexes,
     })
 }
 
@@ -385,10 +452,24 @@ mod tests {
         (key, der)
     }
 
+    fn sp_with(decryption_keys: Vec<PKey<Private>>) -> SpConfig {
+        SpConfig {
+            sp_entity_id: "https://sp".into(),
+            acs_url: "https://sp/acs".into(),
+            idp_sso_url: "https://idp/sso".into(),
+            idp_entity_id: None,
+            certificates: Vec::new(),
+            decryption_keys,
+            require_encrypted_assertions: false,
+        }
+    }
+
     fn who() -> LogoutSubject {
         LogoutSubject {
             name_id: "alice@corp.test".into(),
             format: Some(super::super::NAMEID_EMAIL.into()),
+            name_qualifier: Some("https://idp/\"q\"".into()),
+            sp_name_qualifier: Some("https://sp".into()),
             session_index: Some("_s1".into()),
         }
     }
@@ -412,7 +493,7 @@ mod tests {
         match q.message() {
             Ok(Incoming::Request(r)) => {
                 assert_eq!(r.id, m.id);
-                assert_eq!(r.subject, who());
+                assert_eq!(r.subject(&sp_with(Vec::new())), Ok(who()));
                 assert_eq!(r.issuer.as_deref(), Some("https://sp"));
                 assert_eq!(r.destination.as_deref(), Some("https://idp/slo"));
             }
@@ -431,6 +512,62 @@ mod tests {
         let q = RawQuery::parse(unsigned).unwrap_or_else(|e| panic!("{e}"));
         assert!(!q.is_signed());
         assert!(q.verify(&[der]).is_err());
+    }
+
+    /// The IdP's signed LogoutRequest naming the principal by `name` (a NameID or EncryptedID).
+    fn idp_request(name: &str, idp_key: &PKey<Private>) -> Result<IdpLogoutRequest, String> {
+        let xml = format!(
+            "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" \
+             xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_lr1\" Version=\"2.0\" \
+             IssueInstant=\"2026-12-03T10:00:00Z\" Destination=\"https://sp/slo\">\
+             <saml:Issuer>https://idp</saml:Issuer>{name}\
+             <samlp:SessionIndex>_s1</samlp:SessionIndex></samlp:LogoutRequest>"
+        );
+        let url = redirect("https://sp/slo", "SAMLRequest", &xml, "", Some(idp_key))?;
+        let query = url
+            .split_once('?')
+            .map(|(_, q)| q.to_string())
+            .unwrap_or_default();
+        match RawQuery::parse(&query)?.message()? {
+            Incoming::Request(r) => Ok(r),
+            other => Err(format!("{other:?}")),
+        }
+    }
+
+    /// Shibboleth encrypts the NameID of its LogoutRequests: decrypted with the SP's key (its
+    /// qualifiers kept), refused with the reason under any other, never both forms at once.
+    #[test]
+    fn an_encrypted_name_id_is_read_with_the_sp_key_only() {
+        use super::super::testing::{Encryption, encrypt_element};
+        let (idp_key, _) = key();
+        let sp_key = |name| {
+            let g = super::super::sp_keys::generate(name, 1_800_000_000)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let k = super::super::sp_keys::private_key(&g.private_pkcs8)
+                .unwrap_or_else(|e| panic!("{e}"));
+            (k, g.certificate_pem)
+        };
+        let ((ours, cert), (theirs, _)) = (sp_key("sp"), sp_key("other"));
+        let name_id = format!(
+            "<saml:NameID xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" \
+             NameQualifier=\"https://idp/&quot;q&quot;\" SPNameQualifier=\"https://sp\" \
+             Format=\"{}\">alice@corp.test</saml:NameID>",
+            super::super::NAMEID_EMAIL
+        );
+        let encrypted = encrypt_element(&name_id, &cert, "EncryptedID", &Encryption::gcm())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let r = idp_request(&encrypted, &idp_key).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(r.name, LogoutName::Encrypted(_)));
+        assert_eq!(r.subject(&sp_with(vec![theirs.clone(), ours])), Ok(who()));
+        let refused = r.subject(&sp_with(vec![theirs])).unwrap_err();
+        assert!(refused.contains("cannot be decrypted"), "{refused}");
+        assert!(!refused.contains("alice"), "{refused}");
+        let plain = idp_request(&name_id, &idp_key).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plain.subject(&sp_with(Vec::new())), Ok(who()));
+        let both = idp_request(&format!("{name_id}{encrypted}"), &idp_key).unwrap_err();
+        assert!(both.contains("both a NameID and an EncryptedID"), "{both}");
+        let none = idp_request("", &idp_key).unwrap_err();
+        assert!(none.contains("has no NameID"), "{none}");
     }
 
     #[test]

@@ -26,6 +26,12 @@ pub struct SamlIdentity {
     pub name_id: String,
     /// The NameID's Format, if given.
     pub name_id_format: Option<String>,
+    /// The NameID's `NameQualifier` and `SPNameQualifier`, which a LogoutRequest repeats.
+    #[serde(default)]
+    pub name_qualifier: Option<String>,
+    /// See `name_qualifier`.
+    #[serde(default)]
+    pub sp_name_qualifier: Option<String>,
     /// The assertion's ID (for the replay cache).
     pub assertion_id: String,
     /// Until when the assertion could be replayed (its NotOnOrAfter plus the skew).
@@ -260,11 +266,22 @@ pub fn validate_response(
     if assertion.id.trim().is_empty() {
         return Err("the assertion has no ID".into());
     }
-    let (name_id_value, name_id_format) = match (&subject.name_id, encrypted_name_id) {
-        (Some(n), _) => (n.value.trim().to_string(), n.format.clone()),
+    let name_id = match (&subject.name_id, encrypted_name_id) {
+        (Some(n), _) => NameId {
+            value: n.value.trim().to_string(),
+            format: n.format.clone(),
+            name_qualifier: n.name_qualifier.clone(),
+            sp_name_qualifier: n.sp_name_qualifier.clone(),
+        },
         (None, Some(n)) => n,
         (None, None) => return Err("the assertion has no NameID".into()),
     };
+    let NameId {
+        value: name_id_value,
+        format: name_id_format,
+        name_qualifier,
+        sp_name_qualifier,
+    } = name_id;
     if name_id_value.is_empty() {
         return Err("the assertion's NameID is empty".into());
     }
@@ -299,6 +316,8 @@ pub fn validate_response(
         issuer,
         name_id: name_id_value,
         name_id_format,
+        name_qualifier,
+        sp_name_qualifier,
         assertion_id: assertion.id.clone(),
         replayable_until: until.saturating_add(CLOCK_SKEW_SECS),
         email,
@@ -420,12 +439,41 @@ fn decrypt_to_element(enc: &Node, sp: &SpConfig, want: &str) -> Result<(String, 
     Ok((body, tree))
 }
 
-/// The NameID (value, Format) hidden in the signed assertion's `Subject/EncryptedID`.
-fn decrypt_name_id(
-    xml: &str,
-    sp: &SpConfig,
-    trust: Trust,
-) -> Result<(String, Option<String>), String> {
+/// A NameID as the IdP gave it: the value and the attributes a LogoutRequest repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameId {
+    /// The text of the element, trimmed.
+    pub value: String,
+    /// `Format`.
+    pub format: Option<String>,
+    /// `NameQualifier`.
+    pub name_qualifier: Option<String>,
+    /// `SPNameQualifier`.
+    pub sp_name_qualifier: Option<String>,
+}
+
+impl NameId {
+    /// The NameID element `n`.
+    pub fn of(n: &Node) -> Self {
+        let attr = |name| n.attr(name).map(str::to_string);
+        Self {
+            value: n.text.trim().to_string(),
+            format: attr("Format"),
+            name_qualifier: attr("NameQualifier"),
+            sp_name_qualifier: attr("SPNameQualifier"),
+        }
+    }
+}
+
+/// The NameID inside `EncryptedID` element `enc`, decrypted with the SP's keys. Call it only
+/// on content a verified signature covers: a failure reads like any other (no oracle).
+pub fn decrypt_encrypted_id(enc: &Node, sp: &SpConfig) -> Result<NameId, String> {
+    let (_, name_id) = decrypt_to_element(enc, sp, "NameID")?;
+    Ok(NameId::of(&name_id))
+}
+
+/// The NameID hidden in the signed assertion's `Subject/EncryptedID`.
+fn decrypt_name_id(xml: &str, sp: &SpConfig, trust: Trust) -> Result<NameId, String> {
     let signed = match trust {
         Trust::ResponseVerified => xml.to_string(),
         Trust::SamaelVerifies => signed_content(xml, sp).ok_or("the assertion has no NameID")?,
@@ -442,9 +490,7 @@ fn decrypt_name_id(
     let [enc] = ids.as_slice() else {
         return Err("the assertion has no NameID".into());
     };
-    let (_, name_id) = decrypt_to_element(enc, sp, "NameID")?;
-    let value = name_id.text.trim().to_string();
-    Ok((value, name_id.attr("Format").map(str::to_string)))
+    decrypt_encrypted_id(enc, sp)
 }
 
 fn looks_like_email(s: &str) -> bool {

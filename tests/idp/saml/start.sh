@@ -23,6 +23,9 @@
 #   --sp-encryption-cert-file FILE
 #                      assertions are encrypted (assertion.encryption) to the SP
 #                      certificate (PEM) in FILE, read on every request
+#   --encrypt-nameid   NameIDs are encrypted (nameid.encryption) to that same
+#                      certificate: in assertions and in the IdP's LogoutRequests
+#                      (needs --sp-encryption-cert-file)
 #   --unsigned-response
 #                      sign only the assertion, not the Response
 #   --timeout S        how long to wait for the server to answer (default 30)
@@ -42,7 +45,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 die() { echo "start.sh: ERROR: $*" >&2; exit 1; }
 
-WORKDIR= PORT= SP_ENTITY_ID= ACS_URL= USERS_FILE= IDP_ENTITY_ID= SLO_URL= SP_SIGNING_CERT_FILE= SP_ENCRYPTION_CERT_FILE= UNSIGNED_RESPONSE= TIMEOUT=30
+WORKDIR= PORT= SP_ENTITY_ID= ACS_URL= USERS_FILE= IDP_ENTITY_ID= SLO_URL= SP_SIGNING_CERT_FILE= SP_ENCRYPTION_CERT_FILE= ENCRYPT_NAMEID= UNSIGNED_RESPONSE= TIMEOUT=30
 while [ $# -gt 0 ]; do
     case "$1" in
         --workdir) WORKDIR=${2:?}; shift 2 ;;
@@ -54,9 +57,10 @@ while [ $# -gt 0 ]; do
         --slo-url) SLO_URL=${2:?}; shift 2 ;;
         --sp-signing-cert-file) SP_SIGNING_CERT_FILE=${2:?}; shift 2 ;;
         --sp-encryption-cert-file) SP_ENCRYPTION_CERT_FILE=${2:?}; shift 2 ;;
+        --encrypt-nameid) ENCRYPT_NAMEID=1; shift ;;
         --unsigned-response) UNSIGNED_RESPONSE=1; shift ;;
         --timeout) TIMEOUT=${2:?}; shift 2 ;;
-        -h|--help) sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
 done
@@ -128,7 +132,7 @@ fi
 export GEN_WORKDIR="$WORKDIR" GEN_BASE_URL="$BASE_URL" GEN_IDP_ENTITY_ID="$IDP_ENTITY_ID" \
     GEN_SP_ENTITY_ID="$SP_ENTITY_ID" GEN_ACS_URL="$ACS_URL" GEN_SLO_URL="$SLO_URL" GEN_PORT="$PORT" \
     GEN_SP_SIGNING_CERT_FILE="$SP_SIGNING_CERT_FILE" GEN_SP_ENCRYPTION_CERT_FILE="$SP_ENCRYPTION_CERT_FILE" \
-    GEN_UNSIGNED_RESPONSE="$UNSIGNED_RESPONSE"
+    GEN_UNSIGNED_RESPONSE="$UNSIGNED_RESPONSE" GEN_ENCRYPT_NAMEID="$ENCRYPT_NAMEID"
 php "$HERE/write-config.php" || die "writing the SimpleSAMLphp configuration failed"
 
 # --- start ---------------------------------------------------------------------

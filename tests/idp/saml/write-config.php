@@ -242,6 +242,15 @@ if ($spEncryptionCertFile !== '') {
 if ($keys) {
     $spRemote .= $m . "['keys'] = [" . implode(", ", $keys) . "];\n";
 }
+// --encrypt-nameid: NameIDs are encrypted too (EncryptedID), in the assertion and in the IdP's
+// LogoutRequests (what Shibboleth does by default), to the --sp-encryption-cert-file certificate.
+if (env('GEN_ENCRYPT_NAMEID') !== '') {
+    if ($spEncryptionCertFile === '') {
+        fwrite(STDERR, "--encrypt-nameid needs --sp-encryption-cert-file\n");
+        exit(2);
+    }
+    $spRemote .= $m . "['nameid.encryption'] = true;\n";
+}
 // --unsigned-response: only the assertion is signed (as Entra ID does by default).
 if (env('GEN_UNSIGNED_RESPONSE') !== '') {
     $spRemote .= $m . "['saml20.sign.response'] = false;\n";

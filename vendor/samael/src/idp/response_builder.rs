@@ -76,6 +76,8 @@ fn build_assertion(
         subject: Some(Subject {
             name_id: Some(SubjectNameID {
                 format: Some("urn:oasis:names:tc:SAML:2.0:nameid-format:unspecified".to_string()),
+                name_qualifier: None,
+                sp_name_qualifier: None,
                 value: name_id.to_owned(),
             }),
             subject_confirmations: Some(vec![SubjectConfirmation {

@@ -98,6 +98,12 @@ pub struct SubjectNameID {
     #[serde(rename = "@Format")]
     pub format: Option<String>,
 
+    #[serde(rename = "@NameQualifier")]
+    pub name_qualifier: Option<String>,
+
+    #[serde(rename = "@SPNameQualifier")]
+    pub sp_name_qualifier: Option<String>,
+
     #[serde(rename = "$value")]
     pub value: String,
 }
@@ -126,6 +132,12 @@ impl TryFrom<&SubjectNameID> for Event<'_> {
 
         if let Some(format) = &value.format {
             root.push_attribute(("Format", format.as_ref()));
+        }
+        if let Some(name_qualifier) = &value.name_qualifier {
+            root.push_attribute(("NameQualifier", name_qualifier.as_ref()));
+        }
+        if let Some(sp_name_qualifier) = &value.sp_name_qualifier {
+            root.push_attribute(("SPNameQualifier", sp_name_qualifier.as_ref()));
         }
 
         writer.write_event(Event::Start(root))?;
