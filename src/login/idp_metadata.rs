@@ -16,7 +16,7 @@ use url::Url;
 
 use crate::error::{Error, Result};
 use crate::fields::Fields;
-use crate::sso::saml::idp_metadata::{IdpMetadata, MAX_METADATA_BYTES, parse_idp_metadata};
+use crate::sso::saml::idp_metadata::{IdpMetadata, MAX_METADATA_BYTES, parse_current_idp_metadata};
 use crate::sso::{cert, urls};
 use crate::state::AppState;
 use crate::store::audit::{self, NewEvent};
@@ -62,7 +62,8 @@ pub async fn fetch(state: &AppState, url: &Url) -> Result<IdpMetadata> {
         .await?;
     let xml = std::str::from_utf8(&bytes)
         .map_err(|_| Error::Sso(format!("the SAML metadata at {url} is not UTF-8 XML")))?;
-    parse_idp_metadata(xml).map_err(|e| Error::Sso(format!("IdPMetadataURL ({url}): {e}")))
+    parse_current_idp_metadata(xml, state.now())
+        .map_err(|e| Error::Sso(format!("IdPMetadataURL ({url}): {e}")))
 }
 
 /// With `IdPMetadataURL` or `IdPMetadataXML` in the body, fills what the admin left out from
@@ -86,9 +87,8 @@ pub async fn fill(state: &AppState, f: &mut Fields) -> Result<()> {
             let url = urls::parse_idp_url("IdPMetadataURL", &u).map_err(Error::Invalid)?;
             fetch(state, &url).await?
         }
-        (None, Some(x)) => {
-            parse_idp_metadata(&x).map_err(|e| Error::invalid(format!("IdPMetadataXML: {e}")))?
-        }
+        (None, Some(x)) => parse_current_idp_metadata(&x, state.now())
+            .map_err(|e| Error::invalid(format!("IdPMetadataXML: {e}")))?,
         (None, None) => return Ok(()),
     };
     let now = state.now();
@@ -380,6 +380,7 @@ mod tests {
             signing_certificates: certs.iter().map(|c| c.to_string()).collect(),
             want_authn_requests_signed: false,
             slo_url: None,
+            valid_until: None,
         }
     }
 

@@ -76,6 +76,7 @@ const MESSAGES: &[&str] = &[
     "the metadata has no HTTP-Redirect SingleSignOnService",
     "the metadata has no signing certificate",
     "the metadata's signing certificate",
+    "the metadata's validUntil",
 ];
 
 /// Never a panic; a refusal is one of [`MESSAGES`]; an acceptance is usable and comes from

@@ -484,6 +484,23 @@ async fn configured_from_simplesamlphps_metadata_url_and_rolled_over_without_a_f
         "DEFAULT",
         "the metadata has no HTTP-Redirect SingleSignOnService",
     );
+    // Past its validUntil the metadata is no longer the IdP's word.
+    let expired = xml.replacen(
+        " entityID=",
+        r#" validUntil="2020-01-01T00:00:00Z" entityID="#,
+        1,
+    );
+    a.post_json(
+        "/sso/setup_saml",
+        Some(&admin),
+        &json!({"SPEntityId": SP, "IdPMetadataXML": expired}),
+    )
+    .await
+    .assert_problem(
+        499,
+        "DEFAULT",
+        "the metadata expired at 2020-01-01T00:00:00Z (its validUntil)",
+    );
 
     // Only the SP entity and the IdP's metadata URL: the rest comes from the metadata.
     let r = crate::saml::setup_from_metadata(&a, &admin, &idp).await;

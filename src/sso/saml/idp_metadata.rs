@@ -29,6 +29,38 @@ pub struct IdpMetadata {
     pub want_authn_requests_signed: bool,
     /// The HTTP-Redirect `SingleLogoutService` Location, if the IdP has one.
     pub slo_url: Option<String>,
+    /// The earliest `validUntil` on the way to the `IDPSSODescriptor` (an aggregate's, the
+    /// `EntityDescriptor`'s, the descriptor's own; metadata §2.3.1), as Unix seconds.
+    pub valid_until: Option<i64>,
+}
+
+/// [`parse_idp_metadata`], refusing metadata whose `validUntil` has passed at `now`: expired
+/// metadata is no longer the IdP's word (metadata §2.3.1), and a stale copy is what an
+/// attacker who kept an old one would serve.
+pub fn parse_current_idp_metadata(xml: &str, now: i64) -> Result<IdpMetadata, String> {
+    let m = parse_idp_metadata(xml)?;
+    match m.valid_until {
+        Some(t) if t <= now => Err(format!(
+            "the metadata expired at {} (its validUntil); get a current copy from the IdP",
+            crate::clock::rfc3339(t)
+        )),
+        _ => Ok(m),
+    }
+}
+
+/// The `validUntil` of `n`, if it has one; an unreadable one is an error.
+fn valid_until(n: &Node) -> Result<Option<i64>, String> {
+    let Some(raw) = n.attr("validUntil") else {
+        return Ok(None);
+    };
+    chrono::DateTime::parse_from_rfc3339(raw.trim())
+        .map(|t| Some(t.timestamp()))
+        .map_err(|_| {
+            format!(
+                "the metadata's validUntil '{}' is not a date and time",
+                super::envelope::printable(raw, 60)
+            )
+        })
 }
 
 /// Parses IdP metadata; every error names what is missing or wrong.
@@ -44,6 +76,7 @@ pub fn parse_idp_metadata(xml: &str) -> Result<IdpMetadata, String> {
         return Err("the metadata contains a DTD or entity declaration, which is refused".into());
     }
     let root = parse_tree(xml).map_err(|e| format!("the metadata is not valid XML ({e})"))?;
+    let root_valid_until = valid_until(&root)?;
     let entity = match root.name.as_str() {
         "EntityDescriptor" => root,
         "EntitiesDescriptor" => {
@@ -83,6 +116,10 @@ pub fn parse_idp_metadata(xml: &str) -> Result<IdpMetadata, String> {
                 .is_some_and(|p| p.split_whitespace().any(|x| x == SAML2_PROTOCOL))
         })
         .ok_or("the metadata has no SAML 2.0 IDPSSODescriptor")?;
+    let valid_until = [root_valid_until, valid_until(&entity)?, valid_until(idp)?]
+        .into_iter()
+        .flatten()
+        .min();
     let sso_url = redirect_location(idp, "SingleSignOnService")
         .ok_or("the metadata has no HTTP-Redirect SingleSignOnService")?;
     let slo_url = redirect_location(idp, "SingleLogoutService");
@@ -115,6 +152,7 @@ pub fn parse_idp_metadata(xml: &str) -> Result<IdpMetadata, String> {
         signing_certificates,
         want_authn_requests_signed,
         slo_url,
+        valid_until,
     })
 }
 
@@ -234,6 +272,40 @@ mod tests {
             let e = parse_idp_metadata(&xml).unwrap_err();
             assert!(e.contains(needle), "{e:?} does not contain {needle:?}");
         }
+    }
+
+    /// The earliest validUntil counts; past it the metadata is refused, and an unreadable one
+    /// is an error naming it.
+    #[test]
+    fn expired_metadata_is_refused() {
+        let a = TestIdp::new().unwrap();
+        let (now, day) = (1_800_000_000, 86_400);
+        let at = |t: i64| crate::clock::rfc3339(t);
+        let doc = |entity: Option<i64>, idp: Option<i64>| {
+            let attr = |t: Option<i64>| {
+                t.map(|t| format!(r#" validUntil="{}""#, at(t)))
+                    .unwrap_or_default()
+            };
+            metadata(&attr(idp), &key("", &a), REDIRECT)
+                .replace(" entityID=", &format!("{} entityID=", attr(entity)))
+        };
+        let m = parse_current_idp_metadata(&doc(Some(now + 2 * day), Some(now + day)), now);
+        assert_eq!(m.unwrap().valid_until, Some(now + day));
+        assert_eq!(
+            parse_current_idp_metadata(&doc(None, None), now)
+                .unwrap()
+                .valid_until,
+            None
+        );
+        for (entity, idp) in [(Some(now - 1), None), (Some(now + day), Some(now))] {
+            let e = parse_current_idp_metadata(&doc(entity, idp), now).unwrap_err();
+            assert!(e.contains("expired at") && e.contains("validUntil"), "{e}");
+        }
+        let e = parse_idp_metadata(
+            &doc(None, None).replace(" entityID=", r#" validUntil="next tuesday" entityID="#),
+        )
+        .unwrap_err();
+        assert!(e.contains("validUntil 'next tuesday' is not a date"), "{e}");
     }
 
     #[test]
