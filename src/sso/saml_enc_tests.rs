@@ -306,3 +306,44 @@ fn a_payload_that_is_not_an_assertion_reads_as_undecryptable_naming_nothing_of_i
     let r = check(&sp(&idp, &key), &s.build_with(&idp, None, &[enc]).unwrap());
     assert_eq!(r.err().as_deref(), Some(NOT_OURS));
 }
+
+/// A SHA-1 signature inside an encrypted assertion is refused as invalid and names nothing of
+/// the decrypted plaintext (no oracle under CBC); a SHA-1 signature on the Response around it,
+/// which is what the IdP posted in clear, is named.
+#[test]
+fn a_sha1_signature_is_named_only_where_it_was_posted_in_clear() {
+    let idp = TestIdp::new().unwrap();
+    let (key, cert) = sp_key();
+    let sha1 = |x: &str| {
+        x.replace(
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+            "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+        )
+        .replace(
+            "http://www.w3.org/2001/04/xmlenc#sha256",
+            "http://www.w3.org/2000/09/xmldsig#sha1",
+        )
+    };
+    let s = spec();
+    let inner = testing::strip_xml_decl(&idp.sign(&sha1(&s.assertion_xml())).unwrap());
+    let enc = encrypt_element(&inner, &cert, "EncryptedAssertion", &Encryption::gcm()).unwrap();
+    let e = check(&sp(&idp, &key), &s.build_with(&idp, None, &[enc]).unwrap()).unwrap_err();
+    assert_eq!(e, SIGNATURE_INVALID);
+    // The Response signed with SHA-1 around an assertion encrypted with no signature inside.
+    let mut s = spec();
+    (s.sign_assertion, s.sign_response) = (false, true);
+    let enc = encrypt_element(
+        &testing::strip_xml_decl(&s.assertion_xml()),
+        &cert,
+        "EncryptedAssertion",
+        &Encryption::gcm(),
+    )
+    .unwrap();
+    let response = sha1(&s.response_xml(&enc));
+    let posted = testing::strip_xml_decl(&idp.sign(&response).unwrap());
+    let e = check(&sp(&idp, &key), &posted).unwrap_err();
+    assert!(
+        e.contains("signed with http://www.w3.org/2000/09/xmldsig#rsa-sha1"),
+        "{e}"
+    );
+}

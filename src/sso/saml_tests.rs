@@ -857,3 +857,43 @@ fn the_name_ids_qualifiers_are_kept() {
     let id = check(&idp, &s.build(&idp).unwrap()).unwrap();
     assert_eq!((id.name_qualifier, id.sp_name_qualifier), (None, None));
 }
+
+/// A response signed with SHA-1 is refused naming the algorithm and what to set at the IdP
+/// (the digest alone too); a good signature next to it changes nothing of that, and a broken
+/// SHA-256 signature is still just invalid.
+#[test]
+fn a_sha1_signature_is_refused_naming_the_algorithm() {
+    let idp = TestIdp::new().unwrap();
+    let s = spec();
+    let sha1 = |a: String| {
+        a.replace(
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+            "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+        )
+        .replace(
+            "http://www.w3.org/2001/04/xmlenc#sha256",
+            "http://www.w3.org/2000/09/xmldsig#sha1",
+        )
+    };
+    let e = check(&idp, &with_assertion(&idp, &s, sha1)).unwrap_err();
+    assert!(
+        e.contains("signed with http://www.w3.org/2000/09/xmldsig#rsa-sha1")
+            && e.contains("Signing Algorithm SHA-256"),
+        "{e}"
+    );
+    let digest_only = |a: String| {
+        a.replace(
+            "http://www.w3.org/2001/04/xmlenc#sha256",
+            "http://www.w3.org/2000/09/xmldsig#sha1",
+        )
+    };
+    let e = check(&idp, &with_assertion(&idp, &s, digest_only)).unwrap_err();
+    assert!(
+        e.contains("signed with http://www.w3.org/2000/09/xmldsig#sha1"),
+        "{e}"
+    );
+    // Another key, SHA-256: the plain refusal.
+    let other = TestIdp::new().unwrap();
+    let e = check(&idp, &s.build(&other).unwrap()).unwrap_err();
+    assert_eq!(e, SIGNATURE_INVALID);
+}

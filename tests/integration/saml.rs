@@ -784,6 +784,36 @@ async fn signs_in_through_a_real_simplesamlphp_idp() {
     );
 }
 
+/// SimpleSAMLphp set to sign with RSA-SHA1 (`signature.algorithm`), as Entra ID and ADFS still
+/// allow: refused, the page naming the algorithm and what to set at the IdP; back on SHA-256 the
+/// same IdP signs in.
+#[tokio::test]
+async fn a_real_idp_signing_with_sha1_is_told_to_use_sha256() {
+    let (a, _admin, idp) = agent_with_simplesaml().await;
+    add_user(&a.data_dir, "acme", "alice@corp.test", false, false);
+    let overrides = idp.dir().join("idp-overrides.json");
+    std::fs::write(
+        &overrides,
+        json!({"signature.algorithm": "http://www.w3.org/2000/09/xmldsig#rsa-sha1"}).to_string(),
+    )
+    .unwrap();
+    let (_, url) = alice_sso_url(&a).await;
+    let (response, relay) = idp_login(&url, &acs(&a)).await.unwrap();
+    let xml = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(&response)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(xml.contains("xmldsig#rsa-sha1"), "{xml}");
+    refused_page(
+        &post_acs(&a, &response, Some(&relay)).await,
+        "xmldsig#rsa-sha1, which the agent refuses",
+    );
+    std::fs::remove_file(&overrides).unwrap();
+    alice_signs_in_at_simplesaml(&a).await;
+}
+
 /// The SAML shape of who may get in: SimpleSAMLphp asserts alice, whom the agent does not know;
 /// AutoProvision for her domain creates her, and her `groups` attribute value `admins`, listed in
 /// AdminGroups, makes her an admin.

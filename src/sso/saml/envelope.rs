@@ -256,3 +256,55 @@ pub(super) fn printable(s: &str, max: usize) -> String {
         None => clean,
     }
 }
+
+/// The first `SignatureMethod` or `DigestMethod` algorithm of an XML Signature's `SignedInfo`
+/// in `xml` that is in neither allowed list: for the message when a signature fails to
+/// verify, so an admin whose IdP still signs with SHA-1 learns that, not just "invalid". Only
+/// ever used to word a refusal; a document it cannot read yields `None`.
+pub(super) fn refused_signature_algorithm(
+    xml: &str,
+    signature_methods: &[&str],
+    digest_methods: &[&str],
+) -> Option<String> {
+    let mut reader = quick_xml::NsReader::from_str(xml);
+    let mut in_signed_info = 0usize;
+    loop {
+        let (ns, event) = reader.read_resolved_event().ok()?;
+        let dsig = matches!(ns, ResolveResult::Bound(n) if n.as_ref() == XMLDSIG_NS);
+        let (e, opens) = match &event {
+            Event::Start(e) => (e, true),
+            Event::Empty(e) => (e, false),
+            Event::End(e) if dsig && e.local_name().as_ref() == b"SignedInfo" => {
+                in_signed_info = in_signed_info.saturating_sub(1);
+                continue;
+            }
+            Event::Eof => return None,
+            _ => continue,
+        };
+        if !dsig {
+            continue;
+        }
+        let allowed = match e.local_name().as_ref() {
+            b"SignedInfo" if opens => {
+                in_signed_info += 1;
+                continue;
+            }
+            b"SignatureMethod" if in_signed_info > 0 => signature_methods,
+            b"DigestMethod" if in_signed_info > 0 => digest_methods,
+            _ => continue,
+        };
+        let algorithm = e
+            .try_get_attribute("Algorithm")
+            .ok()
+            .flatten()
+            .and_then(|a| {
+                a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .ok()
+                    .map(|v| v.trim().to_string())
+            })
+            .unwrap_or_default();
+        if !allowed.contains(&algorithm.as_str()) {
+            return Some(printable(&algorithm, 100));
+        }
+    }
+}

@@ -138,10 +138,14 @@ pub fn validate_response(
     // still cover what was decrypted (the Response's, over the ciphertext, or the assertion's
     // own, checked below as for a plain assertion).
     let (document, trust) = if envelope.encrypted {
-        decrypted_document(xml, sp, envelope.has_signature)?
+        decrypted_document(xml, sp, envelope.has_signature)
+            .map_err(|e| explain_signature_failure(xml, e))?
     } else {
         (xml.to_string(), Trust::SamaelVerifies)
     };
+    // What the IdP posted, for wording a signature failure: never the decrypted plaintext, whose
+    // content must not show in a refusal before a signature vouches for it (an oracle under CBC).
+    let posted = xml;
     let xml = document.as_str();
     // With no IdPEntityId configured the Issuer is not checked (SPEC); samael compares it to
     // its metadata's entity id, so give it the document's own. This can only refuse more: the
@@ -169,7 +173,7 @@ pub fn validate_response(
     };
     let assertion = provider
         .parse_xml_response_with_mode(xml, Some(&[request_id]), REDUCE_MODE)
-        .map_err(describe_samael_error)?;
+        .map_err(|e| explain_signature_failure(posted, describe_samael_error(e)))?;
     // An `EncryptedID` in place of the NameID: decrypted from the signed content.
     let encrypted_name_id = match assertion.subject.as_ref().map(|s| s.name_id.is_none()) {
         Some(true) => Some(decrypt_name_id(xml, sp, trust)?),
@@ -344,6 +348,34 @@ const SIGNATURE_ALGORITHMS: &[AllowedSignatureAlgorithm] = &[
     AllowedSignatureAlgorithm::EcdsaSha384,
     AllowedSignatureAlgorithm::EcdsaSha512,
 ];
+
+/// [`SIGNATURE_INVALID`] said better when `xml` is signed with an algorithm the agent refuses
+/// (SHA-1, most often: Entra ID and ADFS still offer it): the refusal names the algorithm and
+/// what to set at the IdP. Any other error is returned as it is. `xml` must be what the IdP
+/// posted: an algorithm read from decrypted content would disclose plaintext no signature
+/// covers yet (so a SHA-1 signature inside an encrypted assertion reads as merely invalid).
+fn explain_signature_failure(xml: &str, e: String) -> String {
+    if e != SIGNATURE_INVALID {
+        return e;
+    }
+    let signature: Vec<&str> = SIGNATURE_ALGORITHMS
+        .iter()
+        .map(|a| a.signature_uri())
+        .collect();
+    let digest: Vec<&str> = SIGNATURE_ALGORITHMS
+        .iter()
+        .map(|a| a.digest_uri())
+        .collect();
+    match super::envelope::refused_signature_algorithm(xml, &signature, &digest) {
+        Some(alg) => format!(
+            "the IdP signed with {alg}, which the agent refuses (SHA-1 and unknown algorithms); \
+             have it sign with SHA-256 (Entra ID: the application's SAML signing certificate, \
+             Signing Algorithm SHA-256; ADFS: the relying party trust's Advanced tab, Secure \
+             hash algorithm SHA-256; Okta: Signature Algorithm RSA-SHA256)"
+        ),
+        None => e,
+    }
+}
 
 /// Who vouches for the document samael reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
