@@ -5,6 +5,7 @@
 //! every count, `PROPTEST_CASES=N` sets them all (docs/testing.md).
 
 mod inputs;
+mod logout;
 mod metadata;
 mod oidc;
 mod policy;
