@@ -892,8 +892,15 @@ fn a_sha1_signature_is_refused_naming_the_algorithm() {
         e.contains("signed with http://www.w3.org/2000/09/xmldsig#sha1"),
         "{e}"
     );
-    // Another key, SHA-256: the plain refusal.
+    // Another key, SHA-256: the plain refusal; so is a SignatureMethod with no algorithm
+    // (nothing to name).
     let other = TestIdp::new().unwrap();
     let e = check(&idp, &s.build(&other).unwrap()).unwrap_err();
     assert_eq!(e, SIGNATURE_INVALID);
+    let blank = s.build(&idp).unwrap().replace(
+        r#"<ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/>"#,
+        r#"<ds:SignatureMethod Algorithm=""/>"#,
+    );
+    assert!(blank.contains(r#"Algorithm="""#));
+    assert_eq!(check(&idp, &blank).unwrap_err(), SIGNATURE_INVALID);
 }

@@ -303,7 +303,7 @@ pub(super) fn refused_signature_algorithm(
                     .map(|v| v.trim().to_string())
             })
             .unwrap_or_default();
-        if !allowed.contains(&algorithm.as_str()) {
+        if !algorithm.is_empty() && !allowed.contains(&algorithm.as_str()) {
             return Some(printable(&algorithm, 100));
         }
     }
